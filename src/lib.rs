@@ -1,0 +1,5 @@
+//! portshare: a personal HTTP/HTTPS server with HTTP.sys's port-sharing model.
+//!
+//! The modules follow a request's path: `server` accepts and speaks HTTP,
+//! `router`/`urlprefix` pick the registration, `site`/`proxy` answer, and
+//! `errors` is the one place where a failure becomes an HTTP.sys response.
