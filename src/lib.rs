@@ -3,3 +3,12 @@
 //! The modules follow a request's path: `server` accepts and speaks HTTP,
 //! `router`/`urlprefix` pick the registration, `site`/`proxy` answer, and
 //! `errors` is the one place where a failure becomes an HTTP.sys response.
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod errors;
+pub mod logs;
+pub mod server;
+pub mod site;

@@ -1,1 +1,62 @@
-fn main(){}
+//! The `portshare` binary: parse the command line, run the library.
+
+use std::process::ExitCode;
+
+use portshare::cli::{self, Command};
+use portshare::config::Settings;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    init_tracing();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config.as_deref()),
+        Command::Http { args } => {
+            eprintln!(
+                "portshare http {}: not available in this build yet",
+                args.join(" ")
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn serve(config: Option<&std::path::Path>) -> ExitCode {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("portshare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portshare: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(config = %settings.origin, public = %settings.public_dir.display(), "portshare {} starting", env!("CARGO_PKG_VERSION"));
+    let result = runtime.block_on(portshare::server::run(
+        settings,
+        portshare::server::signals::shutdown_requested(),
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portshare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

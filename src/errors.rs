@@ -1,0 +1,225 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Two families: the pages HTTP.sys writes itself (byte-identical templates,
+//! `Server: Microsoft-HTTPAPI/2.0`, each with its httperr reason), and the
+//! answers of portshare's own handlers (static site, CGI, proxy), which carry
+//! `Server: portshare/<version>`.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::body::Body;
+use crate::site::SiteError;
+
+/// `Server` header of portshare's own responses.
+pub static SERVER: HeaderValue =
+    HeaderValue::from_static(concat!("portshare/", env!("CARGO_PKG_VERSION")));
+static HTTPAPI_SERVER: HeaderValue = HeaderValue::from_static("Microsoft-HTTPAPI/2.0");
+static US_ASCII_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=us-ascii");
+static UTF8_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+static CLOSE: HeaderValue = HeaderValue::from_static("close");
+
+/// Errors that HTTP.sys answers itself, before or instead of an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HttpSysError {
+    #[error("no URL prefix is registered for the request's host")]
+    InvalidHostname,
+    #[error("the request URL is invalid")]
+    InvalidUrl,
+    #[error("the request has an invalid header")]
+    InvalidHeader,
+    #[error("a request header line is longer than MaxFieldLength")]
+    FieldTooLong,
+    #[error("the request headers are longer than MaxRequestBytes")]
+    RequestTooLong,
+    #[error("the request is badly formed")]
+    BadRequest,
+    #[error("the request's HTTP version is not supported")]
+    VersionNotSupported,
+    #[error("no registered URL prefix matches the path")]
+    NotFound,
+    #[error("the request URL is longer than the limits")]
+    UrlTooLong,
+    #[error("the application that registered the URL has gone")]
+    ServiceUnavailable,
+}
+
+struct Page {
+    status: StatusCode,
+    title: &'static str,
+    heading: &'static str,
+    text: &'static str,
+}
+
+impl HttpSysError {
+    fn page(self) -> Page {
+        use HttpSysError::*;
+        let bad = |heading, text| Page {
+            status: StatusCode::BAD_REQUEST,
+            title: "Bad Request",
+            heading,
+            text,
+        };
+        match self {
+            InvalidHostname => bad(
+                "Bad Request - Invalid Hostname",
+                "The request hostname is invalid.",
+            ),
+            InvalidUrl => bad("Bad Request - Invalid URL", "The request URL is invalid."),
+            InvalidHeader => bad(
+                "Bad Request - Invalid Header",
+                "The request has an invalid header name.",
+            ),
+            FieldTooLong | RequestTooLong => bad(
+                "Bad Request - Request Too Long",
+                "The size of the request headers is too long.",
+            ),
+            BadRequest => bad("Bad Request", "The request is badly formed."),
+            VersionNotSupported => Page {
+                status: StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                title: "Version Not Supported",
+                heading: "Version Not Supported",
+                text: "The request version is not supported.",
+            },
+            NotFound => Page {
+                status: StatusCode::NOT_FOUND,
+                title: "Not Found",
+                heading: "Not Found",
+                text: "The requested resource is not found.",
+            },
+            UrlTooLong => Page {
+                status: StatusCode::URI_TOO_LONG,
+                title: "Request URL Too Long",
+                heading: "Request URL Too Long",
+                text: "The request URL is too long.",
+            },
+            ServiceUnavailable => Page {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Service Unavailable",
+                heading: "Service Unavailable",
+                text: "The service is unavailable.",
+            },
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.page().status
+    }
+
+    /// The `s-reason` field of the httperr log.
+    pub fn reason(self) -> &'static str {
+        use HttpSysError::*;
+        match self {
+            InvalidHostname => "Hostname",
+            InvalidUrl => "URL",
+            InvalidHeader => "Header",
+            FieldTooLong => "FieldLength",
+            RequestTooLong => "RequestLength",
+            BadRequest => "BadRequest",
+            VersionNotSupported => "Version_N/S",
+            NotFound => "NotFound",
+            UrlTooLong => "URL_Length",
+            ServiceUnavailable => "AppOffline",
+        }
+    }
+
+    /// Whether HTTP.sys logs this in httperr (404 for an unregistered path is
+    /// not an error of the API; it is logged like the others for diagnosis).
+    pub fn body(self) -> String {
+        let p = self.page();
+        format!(
+            "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n\
+             <HTML><HEAD><TITLE>{}</TITLE>\r\n\
+             <META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n\
+             <BODY><h2>{}</h2>\r\n\
+             <hr><p>HTTP Error {}. {}</p>\r\n\
+             </BODY></HTML>\r\n",
+            p.title,
+            p.heading,
+            p.status.as_u16(),
+            p.text
+        )
+    }
+
+    /// The complete response HTTP.sys would send (hyper adds `Date`).
+    pub fn response(self) -> Response<Body> {
+        let body = self.body();
+        let mut res = Response::new(Body::full(body.clone()));
+        *res.status_mut() = self.status();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, US_ASCII_HTML.clone());
+        h.insert(header::SERVER, HTTPAPI_SERVER.clone());
+        h.insert(header::CONNECTION, CLOSE.clone());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        res
+    }
+
+    /// Raw bytes of the response, for errors found before hyper has a request
+    /// (malformed request heads): status line, headers, body.
+    pub fn raw_response(self) -> Bytes {
+        let p = self.page();
+        let body = self.body();
+        format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: text/html; charset=us-ascii\r\nServer: Microsoft-HTTPAPI/2.0\r\nDate: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+            p.status.as_u16(),
+            p.status.canonical_reason().unwrap_or(""),
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            body.len(),
+            body
+        )
+        .into()
+    }
+}
+
+/// A short page for portshare's own error answers.
+fn own_page(status: StatusCode, detail: &str) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<p>{detail}</p></body></html>\n",
+        code = status.as_u16()
+    );
+    let mut res = Response::new(Body::full(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, UTF8_HTML.clone());
+    res.headers_mut().insert(header::SERVER, SERVER.clone());
+    res
+}
+
+/// The built-in site's answer to a failed request.
+pub fn site_error_response(err: &SiteError) -> Response<Body> {
+    match err {
+        SiteError::NotFound => own_page(
+            StatusCode::NOT_FOUND,
+            "The requested file was not found on this server.",
+        ),
+        SiteError::BadPath => own_page(StatusCode::BAD_REQUEST, "The request path is not valid."),
+        SiteError::MethodNotAllowed { allow } => {
+            let mut res = own_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This method is not allowed for the requested resource.",
+            );
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            res
+        }
+        SiteError::RangeNotSatisfiable { len } => {
+            let mut res = own_page(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "The requested range is not satisfiable.",
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            res
+        }
+        SiteError::Io(e) => {
+            tracing::error!(error = %e, "reading a file from the public folder failed");
+            own_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not read the requested file.",
+            )
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Access log (NCSA combined) and httperr log (HTTP.sys W3C format).
+//!
+//! Request handlers only format a line and hand it to a channel; one writer
+//! task per log appends it. The writer flushes whenever the channel runs dry,
+//! so `tail -f` sees a line at once when the server is idle, and lines are
+//! batched under load.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local, Utc};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Header of a new httperr log, as HTTP.sys writes it.
+fn httperr_header(now: DateTime<Utc>) -> String {
+    format!(
+        "#Software: Microsoft HTTP API 2.0\r\n#Version: 1.0\r\n#Date: {}\r\n#Fields: date time c-ip c-port s-ip s-port cs-version cs-method cs-uri sc-status s-siteid s-reason s-queuename\r\n",
+        now.format("%Y-%m-%d %H:%M:%S")
+    )
+}
+
+/// Sends lines to one log's writer task. Cloning is cheap.
+#[derive(Clone)]
+pub struct LineSink {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl LineSink {
+    pub fn send(&self, line: String) {
+        // The writer only stops at shutdown; a line after that is dropped.
+        let _ = self.tx.send(line);
+    }
+}
+
+enum Target {
+    File {
+        path: PathBuf,
+        header: Option<fn(DateTime<Utc>) -> String>,
+    },
+    Stdout,
+}
+
+fn spawn_writer(target: Target) -> (LineSink, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match open(&target).await {
+            Ok(w) => w,
+            Err(e) => {
+                if let Target::File { path, .. } = &target {
+                    tracing::error!(file = %path.display(), error = %e, "cannot open log file; its lines go to stdout");
+                }
+                Box::new(tokio::io::stdout())
+            }
+        };
+        let mut out = tokio::io::BufWriter::new(&mut out);
+        while let Some(line) = rx.recv().await {
+            let mut ok = out.write_all(line.as_bytes()).await.is_ok();
+            while let Ok(more) = rx.try_recv() {
+                ok &= out.write_all(more.as_bytes()).await.is_ok();
+            }
+            if !ok || out.flush().await.is_err() {
+                tracing::warn!("writing a log line failed");
+            }
+        }
+        let _ = out.flush().await;
+    });
+    (LineSink { tx }, task)
+}
+
+async fn open(target: &Target) -> std::io::Result<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> {
+    match target {
+        Target::Stdout => Ok(Box::new(tokio::io::stdout())),
+        Target::File { path, header } => {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?;
+            if let Some(header) = header {
+                if file.metadata().await?.len() == 0 {
+                    file.write_all(header(Utc::now()).as_bytes()).await?;
+                }
+            }
+            Ok(Box::new(file))
+        }
+    }
+}
+
+/// The server's logs. Dropping every clone of the sinks lets the writers end.
+pub struct Logs {
+    pub access: LineSink,
+    pub httperr: LineSink,
+    writers: Vec<JoinHandle<()>>,
+}
+
+impl Logs {
+    /// `log_dir = None`: access lines go to stdout, httperr lines too.
+    pub fn start(log_dir: Option<&Path>) -> Logs {
+        let (access, a) = spawn_writer(match log_dir {
+            Some(d) => Target::File {
+                path: d.join("access.log"),
+                header: None,
+            },
+            None => Target::Stdout,
+        });
+        let (httperr, h) = spawn_writer(match log_dir {
+            Some(d) => Target::File {
+                path: d.join("httperr.log"),
+                header: Some(httperr_header),
+            },
+            None => Target::Stdout,
+        });
+        Logs {
+            access,
+            httperr,
+            writers: vec![a, h],
+        }
+    }
+
+    /// Waits until every line sent so far is written. Call after the last
+    /// sender is gone (the server has stopped).
+    pub async fn finish(self) {
+        drop(self.access);
+        drop(self.httperr);
+        for w in self.writers {
+            let _ = w.await;
+        }
+    }
+}
+
+/// One access-log line in NCSA combined format (read by GoAccess, AWStats,
+/// Webalizer, …).
+pub struct AccessRecord<'a> {
+    pub client: SocketAddr,
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: &'a str,
+    pub status: u16,
+    pub bytes: Option<u64>,
+    pub referer: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl AccessRecord<'_> {
+    pub fn line(&self) -> String {
+        let mut s = String::with_capacity(160);
+        let now = Local::now();
+        let _ = write!(
+            s,
+            "{} - - [{}] \"{} {} {}\" {} ",
+            self.client.ip(),
+            now.format("%d/%b/%Y:%H:%M:%S %z"),
+            self.method,
+            escape(self.target),
+            self.version,
+            self.status
+        );
+        match self.bytes {
+            Some(b) => {
+                let _ = write!(s, "{b}");
+            }
+            None => s.push('-'),
+        }
+        let _ = writeln!(
+            s,
+            " \"{}\" \"{}\"",
+            self.referer.map(escape).unwrap_or_else(|| "-".into()),
+            self.user_agent.map(escape).unwrap_or_else(|| "-".into())
+        );
+        s
+    }
+}
+
+/// Quotes and control characters would break a log line's fields.
+fn escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c if c.is_control() => format!("\\x{:02x}", c as u32).chars().collect(),
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// One line of the httperr log.
+pub struct HttpErrRecord<'a> {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub version: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub uri: Option<&'a str>,
+    pub status: Option<u16>,
+    pub reason: &'a str,
+    pub queue: Option<&'a str>,
+}
+
+impl HttpErrRecord<'_> {
+    pub fn line(&self) -> String {
+        let dash = |v: Option<&str>| match v {
+            Some(v) if !v.is_empty() => v.replace(' ', "+"),
+            _ => "-".to_owned(),
+        };
+        format!(
+            "{} {} {} {} {} {} {} {} {} - {} {}\r\n",
+            Utc::now().format("%Y-%m-%d %H:%M:%S"),
+            self.client.ip().to_canonical(),
+            self.client.port(),
+            self.server.ip().to_canonical(),
+            self.server.port(),
+            dash(self.version),
+            dash(self.method),
+            dash(self.uri),
+            self.status.map_or("-".to_owned(), |s| s.to_string()),
+            self.reason,
+            dash(self.queue),
+        )
+    }
+}

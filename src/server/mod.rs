@@ -1,0 +1,168 @@
+//! Listeners, the connection loop, and graceful shutdown.
+//!
+//! One accept loop per listening socket; each connection is served by
+//! hyper-util's auto builder (HTTP/1.1 and HTTP/2). Shutdown is a watch
+//! channel: accept loops stop, hyper finishes in-flight requests, and after
+//! the grace period whatever is left is dropped.
+
+mod listener;
+pub mod signals;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::dispatch::{self, ConnInfo, Shared};
+use crate::logs::Logs;
+use crate::site::Site;
+
+pub use listener::bind_port;
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source} (is another program using port {port}? choose another port in GLOBAL.INI)", port = addr.port())]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("public_dir {path}: {source}")]
+    PublicDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("nothing to serve: http_port and https_port are both 0")]
+    NoPorts,
+}
+
+/// Runs the server until `shutdown` resolves, then drains connections for
+/// at most the configured grace period.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let settings = Arc::new(settings);
+    let site = Site::new(&settings.public_dir).map_err(|source| ServerError::PublicDir {
+        path: settings.public_dir.display().to_string(),
+        source,
+    })?;
+    let logs = Logs::start(settings.log_dir.as_deref());
+    let shared = Arc::new(Shared::new(settings.clone(), site, &logs));
+
+    let mut listeners = Vec::new();
+    for (port, scheme) in [(settings.http_port, "http"), (settings.https_port, "https")] {
+        if port == 0 || scheme == "https" {
+            // HTTPS listeners come with the TLS layer.
+            continue;
+        }
+        for l in bind_port(&settings.listen, port)? {
+            tracing::info!(
+                "listening on {scheme}://{}",
+                l.local_addr().map_err(|source| ServerError::Bind {
+                    addr: SocketAddr::from(([0, 0, 0, 0], port)),
+                    source
+                })?
+            );
+            listeners.push(l);
+        }
+    }
+    if listeners.is_empty() {
+        return Err(ServerError::NoPorts);
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut accept_tasks = Vec::new();
+    for listener in listeners {
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            stop_rx.clone(),
+            graceful.clone(),
+        )));
+    }
+
+    shutdown.await;
+    tracing::info!(
+        grace_secs = settings.shutdown_grace.as_secs(),
+        "shutting down: no new connections, finishing requests in flight"
+    );
+    let _ = stop_tx.send(true);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    // The accept loops held the only other references.
+    let drained = async {
+        match Arc::try_unwrap(graceful) {
+            Ok(g) => g.shutdown().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = drained => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!("grace period over; closing the remaining connections");
+        }
+    }
+    drop(shared);
+    logs.finish().await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    graceful: Arc<GracefulShutdown>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.settings.limits.header_wait_timeout);
+    builder.http2().timer(TokioTimer::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: keep serving the connections we have.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let info = Arc::new(ConnInfo {
+            peer,
+            local,
+            https: false,
+        });
+        let shared = shared.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                dispatch::handle(shared.clone(), info.clone(), req)
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,314 @@
+//! The built-in site: static files from `public_dir` (and, through `cgi`,
+//! scripts in it).
+//!
+//! The handler is a straight chain: decode the path → resolve the file →
+//! method → conditional request → range → body.
+
+pub mod files;
+pub mod path;
+
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::body::Body;
+use crate::errors::SERVER;
+use files::{FileEntry, FileResolver, Representation, Resolved};
+use path::SitePath;
+
+/// Why the site could not answer with the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("no such file")]
+    NotFound,
+    #[error("the request path is not valid")]
+    BadPath,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { len: u64 },
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Extensions whose files are programs: never sent as source, even when no
+/// `[cgi]` runner is configured for them.
+const SCRIPT_EXTENSIONS: &[&str] = &[
+    "cgi", "pl", "py", "php", "rb", "sh", "bash", "asp", "aspx", "jsp", "exe", "bat", "cmd", "ps1",
+    "fcgi",
+];
+
+static ACCEPT_RANGES: HeaderValue = HeaderValue::from_static("bytes");
+static VARY_AE: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+
+/// The request parts the site needs (it never reads the request body).
+pub struct SiteRequest<'a> {
+    pub method: &'a Method,
+    /// The URL path as received (percent-encoded).
+    pub raw_path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    /// Segments of the registered prefix's path, dropped before the lookup.
+    pub prefix_segments: usize,
+}
+
+pub struct Site {
+    files: FileResolver,
+}
+
+impl Site {
+    pub fn new(public_dir: &Path) -> io::Result<Site> {
+        Ok(Site {
+            files: FileResolver::new(public_dir)?,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.files.root()
+    }
+
+    pub async fn serve(&self, req: &SiteRequest<'_>) -> Result<Response<Body>, SiteError> {
+        let path = SitePath::parse(req.raw_path, req.prefix_segments)?;
+        let resolved = self.files.resolve(&path).await?;
+        let file = match &*resolved {
+            Resolved::Directory if path.trailing_slash => return Err(SiteError::NotFound),
+            Resolved::Directory => return Ok(redirect_to_slash(req)),
+            Resolved::File(file) => file,
+        };
+        let FileEntry {
+            plain,
+            content_type,
+            extension,
+            brotli,
+            gzip,
+        } = &**file;
+        if SCRIPT_EXTENSIONS.contains(&extension.as_str()) {
+            return Err(SiteError::NotFound);
+        }
+        let head = match *req.method {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return Err(SiteError::MethodNotAllowed { allow: "GET, HEAD" }),
+        };
+        let has_variants = brotli.is_some() || gzip.is_some();
+        let chosen = choose_encoding(req.headers, brotli.as_ref(), gzip.as_ref());
+        let (repr, encoding) = match chosen {
+            Some((r, enc)) => (r, Some(enc)),
+            None => (plain, None),
+        };
+
+        let mut res = Response::new(Body::empty());
+        let h = res.headers_mut();
+        h.insert(header::SERVER, SERVER.clone());
+        h.insert(header::ETAG, repr.etag.clone());
+        h.insert(header::LAST_MODIFIED, repr.last_modified.clone());
+        if has_variants {
+            h.insert(header::VARY, VARY_AE.clone());
+        }
+        if not_modified(req.headers, repr) {
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            return Ok(res);
+        }
+        h.insert(header::CONTENT_TYPE, content_type.clone());
+        h.insert(header::ACCEPT_RANGES, ACCEPT_RANGES.clone());
+        if let Some(enc) = encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+        }
+        let (start, end) = match requested_range(req.headers, repr)? {
+            Some((s, e)) => {
+                *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+                let cr = format!("bytes {s}-{e}/{}", repr.len);
+                if let Ok(v) = HeaderValue::from_str(&cr) {
+                    res.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                (s, e + 1)
+            }
+            None => (0, repr.len),
+        };
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        if head || start == end {
+            return Ok(res);
+        }
+        *res.body_mut() = match &repr.data {
+            Some(data) => Body::full(slice(data, start, end)),
+            None => file_body(&repr.path, start, end).await?,
+        };
+        Ok(res)
+    }
+}
+
+fn slice(data: &Bytes, start: u64, end: u64) -> Bytes {
+    let len = data.len();
+    let s = usize::try_from(start).unwrap_or(len).min(len);
+    let e = usize::try_from(end).unwrap_or(len).min(len);
+    data.slice(s..e)
+}
+
+fn redirect_to_slash(req: &SiteRequest<'_>) -> Response<Body> {
+    let mut location = format!("{}/", req.raw_path);
+    if let Some(q) = req.query {
+        location.push('?');
+        location.push_str(q);
+    }
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    res.headers_mut().insert(header::SERVER, SERVER.clone());
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// Picks a precompressed sibling the client accepts (brotli first).
+fn choose_encoding<'r>(
+    headers: &HeaderMap,
+    brotli: Option<&'r Representation>,
+    gzip: Option<&'r Representation>,
+) -> Option<(&'r Representation, &'static str)> {
+    if brotli.is_none() && gzip.is_none() {
+        return None;
+    }
+    let accepts = |coding: &str| {
+        headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
+            v.to_str().unwrap_or("").split(',').any(|item| {
+                let mut parts = item.split(';');
+                let name = parts.next().unwrap_or("").trim();
+                let q = parts
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                name.eq_ignore_ascii_case(coding) && q > 0.0
+            })
+        })
+    };
+    if let Some(b) = brotli.filter(|_| accepts("br")) {
+        return Some((b, "br"));
+    }
+    gzip.filter(|_| accepts("gzip")).map(|g| (g, "gzip"))
+}
+
+fn etag_matches(list: &str, etag: &HeaderValue) -> bool {
+    let ours = etag.to_str().unwrap_or("");
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours)
+}
+
+fn not_modified(headers: &HeaderMap, repr: &Representation) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        return etag_matches(inm.to_str().unwrap_or(""), &repr.etag);
+    }
+    let Some(ims) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    whole_seconds(repr.modified) <= whole_seconds(ims)
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A single `bytes=` range, inclusive bounds. Several ranges are answered
+/// with the whole file (allowed by RFC 9110 and what most servers do).
+fn requested_range(
+    headers: &HeaderMap,
+    repr: &Representation,
+) -> Result<Option<(u64, u64)>, SiteError> {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let date_ok = httpdate::parse_http_date(if_range)
+            .map(|d| whole_seconds(d) == whole_seconds(repr.modified))
+            .unwrap_or(false);
+        if if_range != repr.etag.to_str().unwrap_or("") && !date_ok {
+            return Ok(None);
+        }
+    }
+    let Some(spec) = range.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let len = repr.len;
+    let unsatisfiable = SiteError::RangeNotSatisfiable { len };
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = match (first.is_empty(), last.is_empty()) {
+        (true, false) => {
+            let Some(n) = parse(last) else {
+                return Ok(None);
+            };
+            if n == 0 || len == 0 {
+                return Err(unsatisfiable);
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (false, _) => {
+            let Some(s) = parse(first) else {
+                return Ok(None);
+            };
+            let e = if last.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                match parse(last) {
+                    Some(e) if e >= s => e.min(len.saturating_sub(1)),
+                    _ => return Ok(None),
+                }
+            };
+            if s >= len {
+                return Err(unsatisfiable);
+            }
+            (s, e)
+        }
+        (true, true) => return Ok(None),
+    };
+    Ok(Some((start, end)))
+}
+
+/// Streams `[start, end)` of a large file in 256 KiB reads.
+async fn file_body(path: &Path, start: u64, end: u64) -> Result<Body, SiteError> {
+    const CHUNK: u64 = 256 * 1024;
+    let mut file = tokio::fs::File::open(path).await?;
+    if start > 0 {
+        file.seek(io::SeekFrom::Start(start)).await?;
+    }
+    let chunks = stream::unfold((file, end - start), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let want = usize::try_from(left.min(CHUNK)).unwrap_or(CHUNK as usize);
+        let mut buf = bytes::BytesMut::with_capacity(want);
+        match file.read_buf(&mut buf).await {
+            Ok(0) => Some((
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file became shorter while it was sent",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => Some((Ok(Frame::data(buf.freeze())), (file, left - n as u64))),
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(Body::stream(StreamBody::new(chunks)))
+}
