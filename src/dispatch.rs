@@ -56,15 +56,16 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let (parts, _body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let site_req = SiteRequest {
         method: &parts.method,
         raw_path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
         prefix_segments: 0,
+        conn: &conn,
     };
-    let res = match shared.site.serve(&site_req).await {
+    let res = match shared.site.serve(&site_req, body).await {
         Ok(res) => res,
         Err(e) => errors::site_error_response(&e),
     };

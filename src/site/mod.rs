@@ -19,7 +19,10 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use hyper::body::Incoming;
+
 use crate::body::Body;
+use crate::dispatch::ConnInfo;
 use crate::errors::SERVER;
 use files::{FileEntry, FileResolver, Representation, Resolved};
 use path::SitePath;
@@ -58,6 +61,7 @@ pub struct SiteRequest<'a> {
     pub headers: &'a HeaderMap,
     /// Segments of the registered prefix's path, dropped before the lookup.
     pub prefix_segments: usize,
+    pub conn: &'a ConnInfo,
 }
 
 pub struct Site {
@@ -75,7 +79,12 @@ impl Site {
         self.files.root()
     }
 
-    pub async fn serve(&self, req: &SiteRequest<'_>) -> Result<Response<Body>, SiteError> {
+    /// Answers a request. The body is only read by scripts (CGI).
+    pub async fn serve(
+        &self,
+        req: &SiteRequest<'_>,
+        _body: Incoming,
+    ) -> Result<Response<Body>, SiteError> {
         let path = SitePath::parse(req.raw_path, req.prefix_segments)?;
         let resolved = self.files.resolve(&path).await?;
         let file = match &*resolved {
