@@ -1,0 +1,242 @@
+//! Shared test harness: starts the real `portshare` binary on ephemeral
+//! loopback ports with its own temp folders, and talks to it with raw
+//! sockets. Every wait polls with a deadline; nothing sleeps a fixed time.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portshare");
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port that is free on both 127.0.0.1 and ::1 right now.
+pub fn free_port() -> u16 {
+    loop {
+        let Ok(l) = TcpListener::bind("127.0.0.1:0") else { continue };
+        let Ok(addr) = l.local_addr() else { continue };
+        if TcpListener::bind(("::1", addr.port())).is_ok() {
+            return addr.port();
+        }
+    }
+}
+
+pub struct TestServer {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: PathBuf,
+}
+
+impl TestServer {
+    /// Public folder of a new server, to fill before `start`.
+    pub fn public(&self) -> PathBuf {
+        self.dir.path().join("public")
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// A server on a fresh port with `[param]` defaults for tests plus the
+    /// INI text `extra` (which may add keys to `[param]` and further
+    /// sections). `prepare` may put files into the public folder first.
+    pub fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> TestServer {
+        let s = TestServer::prepare(extra, prepare);
+        s.launch(&[])
+    }
+
+    pub fn start(extra: &str) -> TestServer {
+        TestServer::start_with(extra, |_| {})
+    }
+
+    /// Writes the config and public folder without starting.
+    pub fn prepare(extra: &str, prepare: impl FnOnce(&Path)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let public = dir.path().join("public");
+        std::fs::create_dir_all(&public).expect("public dir");
+        prepare(&public);
+        let port = free_port();
+        let config = dir.path().join("GLOBAL.INI");
+        let (param_extra, sections) = match extra.find("\n[") {
+            Some(i) => (&extra[..i], &extra[i..]),
+            None => (extra, ""),
+        };
+        let ini = format!(
+            "[param]\nlisten=127.0.0.1,::1\nhttp_port={port}\nhttps_port=0\npublic_dir=public\nlog_dir=logs\nshutdown_grace=10\n{param_extra}\n{sections}\n"
+        );
+        std::fs::write(&config, ini).expect("write config");
+        TestServer {
+            child: None,
+            dir,
+            port,
+            config,
+        }
+    }
+
+    pub fn launch(mut self, env: &[(&str, &str)]) -> TestServer {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start portshare");
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        wait_for(Duration::from_secs(20), "the server to listen", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("portshare exited early with {status}: {err}");
+            }
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .ok()
+                .map(|_| ())
+        });
+        self.child = Some(child);
+        self
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Sends raw bytes, reads until the server closes or `timeout`.
+    pub fn raw(&self, request: &[u8]) -> Vec<u8> {
+        raw_exchange(self.addr(), request)
+    }
+
+    /// A GET with `Connection: close`, parsed.
+    pub fn get(&self, path: &str) -> RawResponse {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    pub fn request(&self, head: &str) -> RawResponse {
+        RawResponse::parse(&self.raw(head.as_bytes()))
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Output {
+        let child = self.child.take().expect("server running");
+        #[cfg(unix)]
+        unsafe_kill_term(child.id());
+        wait_output(child, Duration::from_secs(30))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for a child with a deadline and collects its output.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let status = wait_for(timeout, "the process to exit", || child.try_wait().ok().flatten());
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_end(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut stderr);
+    }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+#[cfg(unix)]
+fn unsafe_kill_term(pid: u32) {
+    // `kill` the command avoids an FFI dependency just for tests.
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn parse(bytes: &[u8]) -> RawResponse {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = String::from_utf8_lossy(&bytes[..split]).to_string();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        RawResponse {
+            status,
+            head,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
