@@ -10,5 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod errors;
 pub mod logs;
+pub mod netsh;
 pub mod server;
 pub mod site;
+pub mod store;

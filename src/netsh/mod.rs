@@ -1,0 +1,318 @@
+//! `netsh http …` compatible commands, independent of any argument parser.
+//!
+//! [`run`] takes the words after the program name (`["http", "add", "sslcert",
+//! "ipport=0.0.0.0:443", …]`), applies them to the [`Store`] and returns what
+//! netsh would print plus an exit code.
+//!
+//! Output conventions (as netsh): a message is printed as an empty line, the
+//! message, an empty line. A failure prints netsh's error line
+//! (`SSL Certificate add failed, Error: 183`), the Windows system message for the
+//! error number, then ONE `portshare: …` line saying what happened and what to
+//! do; the exit code is the Windows error number (on Unix the process exit status
+//! is that number modulo 256 — e.g. 1312 becomes 32 — still nonzero).
+//! Parameter errors (error 87) add a `Usage:` line after that.
+//!
+//! Command words and parameter names are case-insensitive, as in netsh.
+//! Positional (name-less) parameters and command abbreviations are not
+//! supported.
+
+mod params;
+mod servicestate;
+mod sslcert;
+mod timeout;
+mod urlacl;
+
+pub use servicestate::{
+    format_service_state, RegistrationState, ServiceStateSnapshot, ServiceStateSource,
+};
+pub use sslcert::format_sslcert_list;
+pub use timeout::format_timeouts;
+pub use urlacl::format_urlacl_list;
+
+use crate::store::{Store, StoreError, UpdateError};
+
+/// Result of a command: what to print on stdout, and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetshOutput {
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+/// What the certificate store knows about a thumbprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    /// No certificate with that thumbprint.
+    Unknown,
+    /// The certificate is there but without a private key.
+    NoKey,
+    /// Certificate and private key present.
+    Ok,
+}
+
+/// Asks the certificate store about a thumbprint (40 lowercase hex digits).
+pub trait CertLookup {
+    fn cert_status(&self, certhash: &str) -> CertStatus;
+}
+
+/// The environment a command runs in.
+pub struct NetshContext<'a> {
+    pub certs: &'a dyn CertLookup,
+    /// Where `show servicestate` gets the live registrations. `None` (server
+    /// not reachable) prints a snapshot without server sessions.
+    pub service_state: Option<&'a dyn ServiceStateSource>,
+}
+
+/// Runs one netsh command. Never panics on user input.
+pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutput {
+    let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+    let word = |i: usize| words.get(i).map(String::as_str);
+    let params = args.get(3..).unwrap_or(&[]);
+    match (word(0), word(1), word(2)) {
+        (Some("http"), Some(verb @ ("add" | "update" | "delete" | "show")), Some("sslcert")) => {
+            let verb = match verb {
+                "add" => sslcert::Verb::Add,
+                "update" => sslcert::Verb::Update,
+                "delete" => sslcert::Verb::Delete,
+                _ => sslcert::Verb::Show,
+            };
+            sslcert::run(verb, params, store, ctx)
+        }
+        (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("urlacl")) => {
+            urlacl::run(verb, params, store)
+        }
+        (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("timeout")) => {
+            timeout::run(verb, params, store)
+        }
+        (Some("http"), Some("show"), Some("servicestate")) => servicestate::run(params, store, ctx),
+        _ => unknown_command(args),
+    }
+}
+
+/// The commands [`run`] understands, one per line, for help texts.
+pub const COMMANDS: &str = "\
+http add|update|delete|show sslcert ipport=IP:PORT | hostnameport=HOST:PORT | ccs=PORT ...
+http add|delete|show urlacl url=PREFIX [user=NAME listen=yes delegate=no | sddl=SDDL]
+http add|delete|show timeout [timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS]
+http show servicestate";
+
+fn unknown_command(args: &[String]) -> NetshOutput {
+    let shown = args.join(" ");
+    let explain = if shown.is_empty() {
+        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, show servicestate.".to_owned()
+    } else {
+        format!(
+            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, show servicestate."
+        )
+    };
+    let mut out = String::from("\n");
+    if !shown.is_empty() {
+        out.push_str(&format!("The following command was not found: {shown}.\n"));
+    }
+    out.push_str(&format!(
+        "Error: {ERROR_INVALID_PARAMETER}\n{}\nportshare: {explain}\n\nUsage:\n",
+        system_message(ERROR_INVALID_PARAMETER)
+    ));
+    for line in COMMANDS.lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    out.push('\n');
+    NetshOutput {
+        stdout: out,
+        exit_code: ERROR_INVALID_PARAMETER as i32,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Windows errors and message helpers shared by the commands
+// ---------------------------------------------------------------------------
+
+pub const ERROR_FILE_NOT_FOUND: u32 = 2;
+pub const ERROR_ACCESS_DENIED: u32 = 5;
+pub const ERROR_INVALID_DATA: u32 = 13;
+pub const ERROR_GEN_FAILURE: u32 = 31;
+pub const ERROR_INVALID_PARAMETER: u32 = 87;
+pub const ERROR_ALREADY_EXISTS: u32 = 183;
+pub const ERROR_NO_SUCH_LOGON_SESSION: u32 = 1312;
+
+/// The Windows system message (FormatMessage text) for an error number.
+pub fn system_message(code: u32) -> &'static str {
+    match code {
+        ERROR_FILE_NOT_FOUND => "The system cannot find the file specified.",
+        ERROR_ACCESS_DENIED => "Access is denied.",
+        ERROR_INVALID_DATA => "The data is invalid.",
+        ERROR_GEN_FAILURE => "A device attached to the system is not functioning.",
+        ERROR_INVALID_PARAMETER => "The parameter is incorrect.",
+        ERROR_ALREADY_EXISTS => "Cannot create a file when that file already exists.",
+        ERROR_NO_SUCH_LOGON_SESSION => {
+            "A specified logon session does not exist. It may already have been terminated."
+        }
+        _ => "Unknown error.",
+    }
+}
+
+/// A failure a command reports: Windows error number and the plain-language
+/// `portshare:` sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub code: u32,
+    pub explain: String,
+    /// Printed after the error block for parameter errors.
+    pub usage: Option<&'static str>,
+}
+
+impl Failure {
+    pub fn new(code: u32, explain: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            explain: explain.into(),
+            usage: None,
+        }
+    }
+
+    pub fn param(explain: impl Into<String>, usage: &'static str) -> Failure {
+        Failure {
+            code: ERROR_INVALID_PARAMETER,
+            explain: explain.into(),
+            usage: Some(usage),
+        }
+    }
+
+    pub fn from_store(e: StoreError) -> Failure {
+        let code = match &e {
+            StoreError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                ERROR_ACCESS_DENIED
+            }
+            StoreError::Io { .. } => ERROR_GEN_FAILURE,
+            StoreError::Parse { .. } | StoreError::Invalid { .. } => ERROR_INVALID_DATA,
+        };
+        Failure::new(code, format!("the store could not be used: {e}"))
+    }
+
+    pub fn from_update(e: UpdateError<Failure>) -> Failure {
+        match e {
+            UpdateError::Store(e) => Failure::from_store(e),
+            UpdateError::Rejected(f) => f,
+        }
+    }
+
+    /// Renders the failure under netsh's error line `{head}, Error: N` (or a
+    /// bare `Error: N` when the command has no such line).
+    pub fn render(&self, head: Option<&str>) -> NetshOutput {
+        let mut out = String::from("\n");
+        match head {
+            Some(h) => out.push_str(&format!("{h}, Error: {}\n", self.code)),
+            None => out.push_str(&format!("Error: {}\n", self.code)),
+        }
+        out.push_str(system_message(self.code));
+        out.push('\n');
+        out.push_str(&format!("portshare: {}\n", self.explain));
+        out.push('\n');
+        if let Some(usage) = self.usage {
+            out.push_str(usage);
+            out.push_str("\n\n");
+        }
+        NetshOutput {
+            stdout: out,
+            exit_code: self.code as i32,
+        }
+    }
+}
+
+/// `\n{msg}\n\n`, exit code 0.
+pub(crate) fn success(msg: &str) -> NetshOutput {
+    NetshOutput {
+        stdout: format!("\n{msg}\n\n"),
+        exit_code: 0,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub const HASH: &str = "46aab740254a12c9146142067f5cf69e583154ad";
+    pub const APPID: &str = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
+
+    /// A fake certificate store.
+    #[derive(Default)]
+    pub struct FakeCerts(pub HashMap<String, CertStatus>);
+
+    impl CertLookup for FakeCerts {
+        fn cert_status(&self, certhash: &str) -> CertStatus {
+            self.0.get(certhash).copied().unwrap_or(CertStatus::Unknown)
+        }
+    }
+
+    pub struct Env {
+        pub _dir: tempfile::TempDir,
+        pub store: Store,
+        pub certs: FakeCerts,
+    }
+
+    impl Env {
+        pub fn new() -> Env {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::in_cert_dir(dir.path());
+            let mut certs = FakeCerts::default();
+            certs.0.insert(HASH.into(), CertStatus::Ok);
+            certs.0.insert("1".repeat(40), CertStatus::NoKey);
+            certs.0.insert("2".repeat(40), CertStatus::Ok);
+            Env {
+                _dir: dir,
+                store,
+                certs,
+            }
+        }
+
+        pub fn run(&self, line: &str) -> NetshOutput {
+            let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            self.run_args(&args)
+        }
+
+        pub fn run_args(&self, args: &[String]) -> NetshOutput {
+            let ctx = NetshContext {
+                certs: &self.certs,
+                service_state: None,
+            };
+            run(args, &self.store, &ctx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+
+    #[test]
+    fn unknown_command_is_87_with_usage() {
+        let env = Env::new();
+        let out = env.run("http frob sslcert");
+        assert_eq!(out.exit_code, 87);
+        assert!(out
+            .stdout
+            .starts_with("\nThe following command was not found: http frob sslcert.\nError: 87\nThe parameter is incorrect.\nportshare: 'http frob sslcert' is not a command portshare knows;"));
+        assert!(out
+            .stdout
+            .contains("\nUsage:\n    http add|update|delete|show sslcert"));
+        assert!(out.stdout.ends_with("http show servicestate\n\n"));
+
+        let out = env.run("");
+        assert_eq!(out.exit_code, 87);
+        assert!(out
+            .stdout
+            .starts_with("\nError: 87\nThe parameter is incorrect.\nportshare: no command given;"));
+
+        // `update urlacl` does not exist in netsh either.
+        assert_eq!(env.run("http update urlacl url=http://+:80/").exit_code, 87);
+    }
+
+    #[test]
+    fn command_words_are_case_insensitive() {
+        let env = Env::new();
+        let out = env.run("HTTP Show SSLCert");
+        assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    }
+}

@@ -1,0 +1,273 @@
+//! `http show servicestate` (session view), HTTPSYS.md §7.
+//!
+//! Each live registration (an application, or the built-in site) is shown as
+//! HTTP.sys shows one application: one server session, holding one URL group
+//! with the registration's URLs (uppercased, as netsh prints them), served by
+//! one request queue attached to the registration's processes. IDs are
+//! synthetic: session N is `FF000001` followed by `2000000N` in hex (8 digits),
+//! its URL group `FE000001` followed by `4000000N`. The session timeouts show
+//! the service-wide values (idle connection / header wait from the store, the
+//! fixed 120 s / 150 bytes/s defaults otherwise).
+//!
+//! Supported parameters: `view=session` (the default; `view=requestq` is
+//! refused with error 87) and `verbose=yes|no` (accepted, no effect).
+
+use super::params::{parse_yes_no, Params};
+use super::{Failure, NetshContext, NetshOutput};
+use crate::store::{Store, Timeouts, DEFAULT_TIMEOUT_SECS};
+
+const USAGE: &str = "Usage: http show servicestate [view=session] [verbose=yes|no]";
+
+/// What the running server reports for `show servicestate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceStateSnapshot {
+    /// The service-wide timers.
+    pub timeouts: Timeouts,
+    /// One entry per registration (server session + URL group + request queue).
+    pub registrations: Vec<RegistrationState>,
+}
+
+/// One registration: its URL prefixes and the processes serving them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrationState {
+    /// URL prefixes as registered; printed uppercased.
+    pub urls: Vec<String>,
+    /// Process IDs attached to the request queue.
+    pub pids: Vec<u32>,
+    /// Request queue name; `None` prints `Request queue is unnamed.`.
+    pub queue_name: Option<String>,
+}
+
+/// Supplies the live snapshot (implemented by whoever talks to the server).
+pub trait ServiceStateSource {
+    fn snapshot(&self) -> ServiceStateSnapshot;
+}
+
+pub(crate) fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutput {
+    let params = match Params::parse(args, &["view", "verbose"], USAGE) {
+        Ok(p) => p,
+        Err(f) => return f.render(None),
+    };
+    if let Some(v) = params.get("view") {
+        if !v.eq_ignore_ascii_case("session") {
+            return Failure::param(
+                format!("view '{v}' is not supported; portshare shows view=session only."),
+                USAGE,
+            )
+            .render(None);
+        }
+    }
+    if let Some(v) = params.get("verbose") {
+        if let Err(e) = parse_yes_no("verbose", v) {
+            return Failure::param(e, USAGE).render(None);
+        }
+    }
+    let snapshot = match ctx.service_state {
+        Some(source) => source.snapshot(),
+        None => match store.load() {
+            Ok(d) => ServiceStateSnapshot {
+                timeouts: d.timeouts,
+                registrations: Vec::new(),
+            },
+            Err(e) => return Failure::from_store(e).render(None),
+        },
+    };
+    NetshOutput {
+        stdout: format_service_state(&snapshot),
+        exit_code: 0,
+    }
+}
+
+/// The `netsh http show servicestate` (session view) text for `snapshot`.
+pub fn format_service_state(snapshot: &ServiceStateSnapshot) -> String {
+    const UNNAMED: &str = "Request queue is unnamed.";
+    let mut out = String::from(
+        "\nSnapshot of HTTP service state (Server Session View):\n\
+         -----------------------------------------------------\n\n",
+    );
+    let t = &snapshot.timeouts;
+    for (i, reg) in snapshot.registrations.iter().enumerate() {
+        let n = i as u64 + 1;
+        let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
+        out.push_str(&format!(
+            "Server session ID: FF000001{:08X}\n\
+             \x20   Version: 2.0\n\
+             \x20   State: Active\n\
+             \x20   Properties:\n\
+             \x20       Max bandwidth: 4294967295\n\
+             \x20       Timeouts:\n\
+             \x20           Entity body timeout (secs): {d}\n\
+             \x20           Drain entity body timeout (secs): {d}\n\
+             \x20           Request queue timeout (secs): {d}\n\
+             \x20           Idle connection timeout (secs): {idle}\n\
+             \x20           Header wait timeout (secs): {header}\n\
+             \x20           Minimum send rate (bytes/sec): 150\n\
+             \x20   URL groups:\n\
+             \x20   URL group ID: FE000001{:08X}\n\
+             \x20       State: Active\n\
+             \x20       Request queue name: {queue}\n\
+             \x20       Properties:\n\
+             \x20           Max bandwidth: inherited\n\
+             \x20           Max connections: inherited\n\
+             \x20           Timeouts:\n\
+             \x20               Timeout values inherited\n\
+             \x20           Number of registered URLs: {}\n\
+             \x20           Registered URLs:\n",
+            0x2000_0000 + n,
+            0x4000_0000 + n,
+            reg.urls.len(),
+            d = DEFAULT_TIMEOUT_SECS,
+            idle = t.idle_connection_secs(),
+            header = t.header_wait_secs(),
+        ));
+        for url in &reg.urls {
+            out.push_str(&format!("                {}\n", url.to_uppercase()));
+        }
+        out.push('\n');
+    }
+    if !snapshot.registrations.is_empty() {
+        out.push_str("Request queues:\n");
+        for reg in &snapshot.registrations {
+            let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
+            out.push_str(&format!(
+                "    Request queue name: {queue}\n\
+                 \x20       Version: 2.0\n\
+                 \x20       State: Active\n\
+                 \x20       Request queue 503 verbosity level: Basic\n\
+                 \x20       Max requests: 1000\n\
+                 \x20       Number of active processes attached: {}\n\
+                 \x20       Process IDs:\n",
+                reg.pids.len()
+            ));
+            for pid in &reg.pids {
+                out.push_str(&format!("            {pid}\n"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{run, NetshContext};
+    use super::*;
+
+    /// The layout given in the task brief.
+    const EXAMPLE: &str = "
+Snapshot of HTTP service state (Server Session View):
+-----------------------------------------------------
+
+Server session ID: FF00000120000001
+    Version: 2.0
+    State: Active
+    Properties:
+        Max bandwidth: 4294967295
+        Timeouts:
+            Entity body timeout (secs): 120
+            Drain entity body timeout (secs): 120
+            Request queue timeout (secs): 120
+            Idle connection timeout (secs): 120
+            Header wait timeout (secs): 120
+            Minimum send rate (bytes/sec): 150
+    URL groups:
+    URL group ID: FE00000140000001
+        State: Active
+        Request queue name: Request queue is unnamed.
+        Properties:
+            Max bandwidth: inherited
+            Max connections: inherited
+            Timeouts:
+                Timeout values inherited
+            Number of registered URLs: 1
+            Registered URLs:
+                HTTP://+:80/API/
+
+Request queues:
+    Request queue name: Request queue is unnamed.
+        Version: 2.0
+        State: Active
+        Request queue 503 verbosity level: Basic
+        Max requests: 1000
+        Number of active processes attached: 1
+        Process IDs:
+            1234
+
+";
+
+    struct Fixed(ServiceStateSnapshot);
+    impl ServiceStateSource for Fixed {
+        fn snapshot(&self) -> ServiceStateSnapshot {
+            self.0.clone()
+        }
+    }
+
+    fn one_registration() -> ServiceStateSnapshot {
+        ServiceStateSnapshot {
+            timeouts: Timeouts::default(),
+            registrations: vec![RegistrationState {
+                urls: vec!["http://+:80/api/".into()],
+                pids: vec![1234],
+                queue_name: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn layout_matches_example() {
+        assert_eq!(format_service_state(&one_registration()), EXAMPLE);
+    }
+
+    #[test]
+    fn several_registrations_and_timeouts() {
+        let mut s = one_registration();
+        s.timeouts.idle_connection = Some(60);
+        s.registrations.push(RegistrationState {
+            urls: vec![
+                "https://dash.home.test:443/".into(),
+                "http://*:8080/".into(),
+            ],
+            pids: vec![7, 8],
+            queue_name: Some("dash".into()),
+        });
+        let out = format_service_state(&s);
+        assert!(out.contains("            Idle connection timeout (secs): 60\n"));
+        assert!(out.contains("Server session ID: FF00000120000002\n"));
+        assert!(out.contains("    URL group ID: FE00000140000002\n        State: Active\n        Request queue name: dash\n"));
+        assert!(out.contains("            Number of registered URLs: 2\n            Registered URLs:\n                HTTPS://DASH.HOME.TEST:443/\n                HTTP://*:8080/\n\nRequest queues:\n"));
+        assert!(out.ends_with("    Request queue name: dash\n        Version: 2.0\n        State: Active\n        Request queue 503 verbosity level: Basic\n        Max requests: 1000\n        Number of active processes attached: 2\n        Process IDs:\n            7\n            8\n\n"));
+    }
+
+    #[test]
+    fn run_uses_source_or_prints_empty_snapshot() {
+        let env = Env::new();
+        let out = env.run("http show servicestate");
+        assert_eq!(
+            out.stdout,
+            "\nSnapshot of HTTP service state (Server Session View):\n-----------------------------------------------------\n\n"
+        );
+        assert_eq!(out.exit_code, 0);
+
+        let source = Fixed(one_registration());
+        let ctx = NetshContext {
+            certs: &env.certs,
+            service_state: Some(&source),
+        };
+        let args: Vec<String> = [
+            "http",
+            "show",
+            "servicestate",
+            "view=session",
+            "verbose=yes",
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = run(&args, &env.store, &ctx);
+        assert_eq!(out.stdout, EXAMPLE);
+
+        let out = env.run("http show servicestate view=requestq");
+        assert_eq!(out.exit_code, 87);
+        assert!(out.stdout.starts_with("\nError: 87\nThe parameter is incorrect.\nportshare: view 'requestq' is not supported;"));
+    }
+}
