@@ -52,6 +52,8 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         settings,
         portshare::server::signals::shutdown_requested(),
     ));
+    // Connections still open after the grace period are abandoned here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -114,7 +114,9 @@ pub async fn run(
         }
     }
     drop(shared);
-    logs.finish().await;
+    // Connections cut at the end of the grace period may still hold log
+    // senders; what they sent is written already, so don't wait for them.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), logs.finish()).await;
     Ok(())
 }
 

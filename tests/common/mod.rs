@@ -142,6 +142,12 @@ impl TestServer {
         RawResponse::parse(&self.raw(head.as_bytes()))
     }
 
+    /// Waits for a server that was already told to stop.
+    pub fn terminate_wait(&mut self) -> Output {
+        let child = self.child.take().expect("server running");
+        wait_output(child, Duration::from_secs(30))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> Output {
         let child = self.child.take().expect("server running");
