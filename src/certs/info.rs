@@ -104,8 +104,12 @@ fn to_utc(ts: i64) -> DateTime<Utc> {
 
 fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
-        4 => <[u8; 4]>::try_from(b).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-        16 => <[u8; 16]>::try_from(b).ok().map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        4 => <[u8; 4]>::try_from(b)
+            .ok()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        16 => <[u8; 16]>::try_from(b)
+            .ok()
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
         _ => None,
     }
 }
@@ -194,7 +198,8 @@ fn quote_value(s: &str) -> String {
     let needs = s.is_empty()
         || s.starts_with(' ')
         || s.ends_with(' ')
-        || s.chars().any(|c| matches!(c, ',' | '+' | '=' | '"' | '\n' | '<' | '>' | '#' | ';'));
+        || s.chars()
+            .any(|c| matches!(c, ',' | '+' | '=' | '"' | '\n' | '<' | '>' | '#' | ';'));
     if needs {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -209,12 +214,19 @@ mod tests {
 
     #[test]
     fn windows_order_and_labels() {
-        let mut params = CertificateParams::new(vec!["site.test".into(), "10.0.0.1".into()]).unwrap();
+        let mut params =
+            CertificateParams::new(vec!["site.test".into(), "10.0.0.1".into()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CountryName, "US");
-        params.distinguished_name.push(DnType::StateOrProvinceName, "WA");
-        params.distinguished_name.push(DnType::OrganizationName, "Example, Inc");
-        params.distinguished_name.push(DnType::CommonName, "site.test");
+        params
+            .distinguished_name
+            .push(DnType::StateOrProvinceName, "WA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example, Inc");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "site.test");
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         let info = CertInfo::from_der(cert.der()).unwrap();
@@ -222,7 +234,10 @@ mod tests {
         assert_eq!(info.issuer, info.subject);
         assert_eq!(info.common_name.as_deref(), Some("site.test"));
         assert_eq!(info.dns_names, vec!["site.test".to_string()]);
-        assert_eq!(info.ip_addresses, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            info.ip_addresses,
+            vec!["10.0.0.1".parse::<IpAddr>().unwrap()]
+        );
         assert!(info.has_server_auth_eku, "no EKU extension means any use");
         assert!(!info.signature_is_sha1);
         assert!(info.is_self_signed);

@@ -18,14 +18,20 @@ pub(crate) fn public_key_spki(key: &PrivateKeyDer<'_>) -> Result<Vec<u8>, String
 /// Human words for a key rustls/ring will not load.
 fn describe_unsupported(key: &PrivateKeyDer<'_>) -> String {
     let what = match key {
-        PrivateKeyDer::Pkcs1(_) => "an RSA key that cannot be used (smaller than 2048 bits or damaged)".to_string(),
-        PrivateKeyDer::Sec1(_) => "an EC key on a curve other than P-256/P-384, or a damaged EC key".to_string(),
+        PrivateKeyDer::Pkcs1(_) => {
+            "an RSA key that cannot be used (smaller than 2048 bits or damaged)".to_string()
+        }
+        PrivateKeyDer::Sec1(_) => {
+            "an EC key on a curve other than P-256/P-384, or a damaged EC key".to_string()
+        }
         PrivateKeyDer::Pkcs8(k) => match p12_keystore::PrivateKey::from_der(k.secret_pkcs8_der()) {
             Ok(pk) => match pk.oid().to_string().as_str() {
                 "1.2.840.113549.1.1.1" => {
                     "an RSA key that cannot be used (smaller than 2048 bits or damaged)".to_string()
                 }
-                "1.2.840.10045.2.1" => "an ECDSA key on a curve other than P-256/P-384 (e.g. P-521)".to_string(),
+                "1.2.840.10045.2.1" => {
+                    "an ECDSA key on a curve other than P-256/P-384 (e.g. P-521)".to_string()
+                }
                 "1.3.101.113" => "an Ed448 key".to_string(),
                 "1.3.101.110" | "1.3.101.111" => "an X25519/X448 key-agreement key".to_string(),
                 "1.2.840.10040.4.1" => "a DSA key".to_string(),
@@ -39,7 +45,9 @@ fn describe_unsupported(key: &PrivateKeyDer<'_>) -> String {
     format!("{what}; supported are RSA (2048 bits or more), ECDSA P-256/P-384 and Ed25519")
 }
 
-const OID_RSA_ENCRYPTION: &[u8] = &[0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+const OID_RSA_ENCRYPTION: &[u8] = &[
+    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01,
+];
 const NULL: &[u8] = &[0x05, 0x00];
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
@@ -106,7 +114,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -175,13 +187,19 @@ mod tests {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(kp.serialize_der()));
         let spki = public_key_spki(&key).unwrap();
         assert_eq!(spki, rcgen::PublicKeyData::subject_public_key_info(&kp));
-        assert_eq!(to_pkcs8(&key).unwrap().secret_pkcs8_der(), kp.serialize_der().as_slice());
+        assert_eq!(
+            to_pkcs8(&key).unwrap().secret_pkcs8_der(),
+            kp.serialize_der().as_slice()
+        );
     }
 
     #[test]
     fn unsupported_key_is_described() {
         // An Ed448 PKCS#8 key (RFC 8410 layout, 57 zero bytes of key material).
-        let mut ed448 = vec![0x30, 0x47, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x71, 0x04, 0x3B, 0x04, 0x39];
+        let mut ed448 = vec![
+            0x30, 0x47, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x71, 0x04, 0x3B,
+            0x04, 0x39,
+        ];
         ed448.extend([0u8; 57]);
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ed448));
         let e = public_key_spki(&key).unwrap_err();

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+#[cfg(test)]
+mod fixture_tests;
 mod info;
 mod keys;
 mod pem;
@@ -21,7 +23,7 @@ mod validate;
 pub use info::CertInfo;
 pub use pem::{load_pem, to_pem};
 pub use pfx::{load_pfx, to_pfx};
-pub use selfsigned::{new_self_signed, DEFAULT_DAYS};
+pub use selfsigned::{new_self_signed, DEFAULT_DAYS, MAX_DAYS};
 pub use store::CertStore;
 pub use thumbprint::{Thumbprint, ThumbprintError};
 pub use validate::{validate, Warning};
@@ -132,7 +134,10 @@ pub enum CertError {
         "{}: no certificate with thumbprint {thumbprint} (see `portshare cert list`)",
         dir.display()
     )]
-    NotFound { dir: PathBuf, thumbprint: Thumbprint },
+    NotFound {
+        dir: PathBuf,
+        thumbprint: Thumbprint,
+    },
 
     #[error("cannot create the certificate: {detail}")]
     Generate { detail: String },
@@ -195,7 +200,12 @@ pub(crate) fn load_bytes(
             None => None,
         };
         let key_source = key_path.unwrap_or(path);
-        assemble(path, vec![CertificateDer::from(data.to_vec())], key.into_iter().collect(), key_source)
+        assemble(
+            path,
+            vec![CertificateDer::from(data.to_vec())],
+            key.into_iter().collect(),
+            key_source,
+        )
     } else {
         pfx::load_pfx_bytes(path, data, password)
     }
@@ -291,7 +301,9 @@ pub(crate) fn assemble(
         if info::is_self_issued(&parsed[cur]) {
             break;
         }
-        match (0..parsed.len()).find(|&j| !order.contains(&j) && info::issued_by(&parsed[cur], &parsed[j])) {
+        match (0..parsed.len())
+            .find(|&j| !order.contains(&j) && info::issued_by(&parsed[cur], &parsed[j]))
+        {
             Some(j) => order.push(j),
             None => break,
         }
@@ -317,7 +329,8 @@ pub(crate) fn assemble(
 pub(crate) mod testutil {
     //! rcgen-made certificates for unit tests.
     use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
     };
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -344,11 +357,15 @@ pub(crate) mod testutil {
     }
 
     pub fn chain(names: &[&str]) -> Chain {
-        let root = CertifiedIssuer::self_signed(ca_params("Test Root"), KeyPair::generate().unwrap()).unwrap();
+        let root =
+            CertifiedIssuer::self_signed(ca_params("Test Root"), KeyPair::generate().unwrap())
+                .unwrap();
         let inter_key = KeyPair::generate().unwrap();
-        let inter = CertifiedIssuer::signed_by(ca_params("Test Intermediate"), inter_key, &root).unwrap();
+        let inter =
+            CertifiedIssuer::signed_by(ca_params("Test Intermediate"), inter_key, &root).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
         p.distinguished_name.push(DnType::CommonName, names[0]);
         let leaf = p.signed_by(&leaf_key, &inter).unwrap();
@@ -402,7 +419,9 @@ mod tests {
         let cert = assemble(p, vec![c.leaf.clone()], vec![], p).unwrap();
         let e = cert.require_key().unwrap_err();
         assert_eq!(e.netsh_code(), Some(1312));
-        assert!(e.to_string().starts_with("certs/site.pem: the file contains no private key"));
+        assert!(e
+            .to_string()
+            .starts_with("certs/site.pem: the file contains no private key"));
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub(crate) fn looks_like_pem(data: &[u8]) -> bool {
 }
 
 fn looks_encrypted(data: &[u8]) -> bool {
-    data.windows(29).any(|w| w == b"-----BEGIN ENCRYPTED PRIVATE ")
+    data.windows(29)
+        .any(|w| w == b"-----BEGIN ENCRYPTED PRIVATE ")
         || data.windows(24).any(|w| w == b"Proc-Type: 4,ENCRYPTED")
 }
 
@@ -97,7 +98,11 @@ pub fn load_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Certificate
     load_pem_bytes(cert_path, &data, key_path)
 }
 
-pub(crate) fn load_pem_bytes(path: &Path, data: &[u8], key_path: Option<&Path>) -> Result<Certificate> {
+pub(crate) fn load_pem_bytes(
+    path: &Path,
+    data: &[u8],
+    key_path: Option<&Path>,
+) -> Result<Certificate> {
     let s = sections(path, data)?;
     if s.certs.is_empty() {
         return Err(CertError::NoCertificate {
@@ -178,7 +183,11 @@ mod tests {
     fn separate_key_and_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let c = testutil::chain(&["site.test"]);
-        let p = write(dir.path(), "site.pem", &format!("{}{}", pem(&c.leaf), pem(&c.intermediate)));
+        let p = write(
+            dir.path(),
+            "site.pem",
+            &format!("{}{}", pem(&c.leaf), pem(&c.intermediate)),
+        );
         let k = write(dir.path(), "site.key", &c.leaf_key.serialize_pem());
         let cert = load_pem(&p, Some(&k)).unwrap();
         let (chain, key) = to_pem(&cert).unwrap();
@@ -203,21 +212,37 @@ mod tests {
         assert!(matches!(e, CertError::KeyMismatch { .. }), "{e}");
 
         let junk = write(dir.path(), "junk.pem", "hello");
-        assert!(matches!(load_pem(&junk, None).unwrap_err(), CertError::NotPemOrPfx { .. }));
+        assert!(matches!(
+            load_pem(&junk, None).unwrap_err(),
+            CertError::NotPemOrPfx { .. }
+        ));
 
         let keyonly = write(dir.path(), "k.pem", &c.leaf_key.serialize_pem());
         assert!(is_key_only(std::fs::read(&keyonly).unwrap().as_slice()));
-        assert!(matches!(load_pem(&keyonly, None).unwrap_err(), CertError::NoCertificate { .. }));
+        assert!(matches!(
+            load_pem(&keyonly, None).unwrap_err(),
+            CertError::NoCertificate { .. }
+        ));
 
         let enc = write(
             dir.path(),
             "enc.pem",
             &format!("{}-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", pem(&c.leaf)),
         );
-        assert!(matches!(load_pem(&enc, None).unwrap_err(), CertError::EncryptedKey { .. }));
+        assert!(matches!(
+            load_pem(&enc, None).unwrap_err(),
+            CertError::EncryptedKey { .. }
+        ));
 
-        let broken = write(dir.path(), "broken.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
-        assert!(matches!(load_pem(&broken, None).unwrap_err(), CertError::BadPem { .. }));
+        let broken = write(
+            dir.path(),
+            "broken.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n",
+        );
+        assert!(matches!(
+            load_pem(&broken, None).unwrap_err(),
+            CertError::BadPem { .. }
+        ));
 
         let missing = dir.path().join("missing.pem");
         let e = load_pem(&missing, None).unwrap_err();

@@ -25,7 +25,8 @@ pub fn load_pfx(path: &Path, password: &str) -> Result<Certificate> {
 }
 
 pub(crate) fn load_pfx_bytes(path: &Path, data: &[u8], password: &str) -> Result<Certificate> {
-    let archive = Pkcs12Archive::from_pkcs12(data, password).map_err(|e| pfx_error(path, data, e))?;
+    let archive =
+        Pkcs12Archive::from_pkcs12(data, password).map_err(|e| pfx_error(path, data, e))?;
     let certs: Vec<CertificateDer<'static>> = archive
         .certs
         .iter()
@@ -91,7 +92,11 @@ pub fn to_pfx(cert: &Certificate, password: &str) -> Result<Vec<u8>> {
     let mut store = KeyStore::new();
     store.add_entry(
         &alias,
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(cert.thumbprint.0.to_vec(), p12_key, certs)),
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+            cert.thumbprint.0.to_vec(),
+            p12_key,
+            certs,
+        )),
     );
     store
         .writer(password)
@@ -137,7 +142,11 @@ mod tests {
         assert!(matches!(e, CertError::WrongPassword { .. }), "{e}");
         assert_eq!(
             e.to_string(),
-            format!("{}: wrong password (put it in {}.password or pass --password)", p.display(), p.display())
+            format!(
+                "{}: wrong password (put it in {}.password or pass --password)",
+                p.display(),
+                p.display()
+            )
         );
     }
 
@@ -155,9 +164,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.pfx");
         std::fs::write(&p, b"plain text").unwrap();
-        assert!(matches!(load_pfx(&p, "").unwrap_err(), CertError::NotPemOrPfx { .. }));
+        assert!(matches!(
+            load_pfx(&p, "").unwrap_err(),
+            CertError::NotPemOrPfx { .. }
+        ));
         std::fs::write(&p, [0x30, 0x03, 0x02, 0x01, 0x05]).unwrap();
-        assert!(matches!(load_pfx(&p, "").unwrap_err(), CertError::BadPfx { .. }));
+        assert!(matches!(
+            load_pfx(&p, "").unwrap_err(),
+            CertError::BadPfx { .. }
+        ));
     }
 
     #[test]

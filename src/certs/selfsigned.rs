@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
-    SanType, PKCS_ECDSA_P256_SHA256,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -17,6 +17,9 @@ use super::{CertError, CertInfo, Certificate, Result, Thumbprint};
 /// PowerShell's default validity, in days.
 pub const DEFAULT_DAYS: u32 = 365;
 
+/// The longest validity accepted (100 years), keeping dates far from the year-9999 limit.
+pub const MAX_DAYS: u32 = 36_500;
+
 /// Make a self-signed server certificate the way PowerShell's `New-SelfSignedCertificate`
 /// does: Subject and Issuer `CN=<first name>`, every name in the SAN (IP literals as IP
 /// SANs, Unicode names as punycode), NotBefore ten minutes ago, valid `days` days from
@@ -24,6 +27,11 @@ pub const DEFAULT_DAYS: u32 = 365;
 /// The key is ECDSA P-256. `source` is left empty; the store sets it when saving.
 pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
     let fail = |detail: String| CertError::Generate { detail };
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(fail(format!(
+            "the validity must be between 1 and {MAX_DAYS} days, not {days}"
+        )));
+    }
     let first = dns_names
         .first()
         .ok_or_else(|| fail("give at least one DNS name or IP address".into()))?;
@@ -31,11 +39,16 @@ pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
     let mut sans = Vec::with_capacity(dns_names.len());
     for name in dns_names {
         let name = name.trim();
-        if let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             sans.push(SanType::IpAddress(ip));
             continue;
         }
-        let ascii = to_ascii_name(name).ok_or_else(|| fail(format!("'{name}' is not a valid DNS name")))?;
+        let ascii =
+            to_ascii_name(name).ok_or_else(|| fail(format!("'{name}' is not a valid DNS name")))?;
         let ia5 = ascii
             .clone()
             .try_into()
@@ -46,14 +59,22 @@ pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
     let mut params = CertificateParams::default();
     params.subject_alt_names = sans;
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, first.trim());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, first.trim());
     let now = Utc::now().timestamp().max(600) as u64;
     // `date_time_ymd(1970, 1, 1)` is the Unix epoch as rcgen's own date type.
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     params.not_before = epoch + Duration::from_secs(now - 600);
     params.not_after = epoch + Duration::from_secs(now + u64::from(days) * 86_400);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
 
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| fail(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
@@ -62,7 +83,9 @@ pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
     Ok(Certificate {
         thumbprint: Thumbprint::of_der(der.as_ref()),
         chain: vec![der],
-        key: Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))),
+        key: Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.serialize_der(),
+        ))),
         info,
         source: PathBuf::new(),
     })
@@ -92,7 +115,12 @@ mod tests {
 
     #[test]
     fn powershell_defaults() {
-        let names = vec!["site.test".to_string(), "www.site.test".into(), "127.0.0.1".into(), "::1".into()];
+        let names = vec![
+            "site.test".to_string(),
+            "www.site.test".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+        ];
         let before = Utc::now();
         let cert = new_self_signed(&names, DEFAULT_DAYS).unwrap();
         let info = &cert.info;
@@ -100,7 +128,10 @@ mod tests {
         assert_eq!(info.issuer, "CN=site.test");
         assert!(info.is_self_signed);
         assert!(info.has_server_auth_eku);
-        assert_eq!(info.dns_names, vec!["site.test".to_string(), "www.site.test".into()]);
+        assert_eq!(
+            info.dns_names,
+            vec!["site.test".to_string(), "www.site.test".into()]
+        );
         assert_eq!(info.ip_addresses.len(), 2);
         let nb = (before - info.not_before).num_seconds();
         assert!((595..=605).contains(&nb), "NotBefore {nb}s ago");
@@ -119,16 +150,28 @@ mod tests {
         let eku = parsed.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && eku.client_auth);
 
-        assert_eq!(validate(&cert, Some("WWW.site.test."), Utc::now()), Vec::<Warning>::new());
-        assert_eq!(validate(&cert, Some("127.0.0.1"), Utc::now()), Vec::<Warning>::new());
+        assert_eq!(
+            validate(&cert, Some("WWW.site.test."), Utc::now()),
+            Vec::<Warning>::new()
+        );
+        assert_eq!(
+            validate(&cert, Some("127.0.0.1"), Utc::now()),
+            Vec::<Warning>::new()
+        );
     }
 
     #[test]
     fn idn_and_wildcard_and_errors() {
         let cert = new_self_signed(&["bücher.test".into(), "*.site.test".into()], 30).unwrap();
-        assert_eq!(cert.info.dns_names, vec!["xn--bcher-kva.test".to_string(), "*.site.test".into()]);
+        assert_eq!(
+            cert.info.dns_names,
+            vec!["xn--bcher-kva.test".to_string(), "*.site.test".into()]
+        );
         assert!(new_self_signed(&[], 30).is_err());
         assert!(new_self_signed(&["bad name".into()], 30).is_err());
         assert!(new_self_signed(&["*.".into()], 30).is_err());
+        assert!(new_self_signed(&["a.test".into()], 0).is_err());
+        assert!(new_self_signed(&["a.test".into()], u32::MAX).is_err());
+        assert!(new_self_signed(&["a.test".into()], MAX_DAYS).is_ok());
     }
 }

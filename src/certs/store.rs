@@ -50,7 +50,10 @@ fn password_for(path: &Path) -> Result<String> {
             Ok(text.trim_end_matches(['\n', '\r']).to_string())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(CertError::Read { path: pw_path, source }),
+        Err(source) => Err(CertError::Read {
+            path: pw_path,
+            source,
+        }),
     }
 }
 
@@ -89,7 +92,10 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
@@ -306,14 +312,25 @@ mod tests {
         let (certs, errors) = CertStore::scan(d);
         let thumbs: Vec<Thumbprint> = certs.iter().map(|c| c.thumbprint).collect();
         assert_eq!(certs.len(), 3, "{thumbs:?} {errors:?}");
-        let ca = certs.iter().find(|c| c.info.subject == "CN=a.test").unwrap();
+        let ca = certs
+            .iter()
+            .find(|c| c.info.subject == "CN=a.test")
+            .unwrap();
         assert!(ca.key.is_some());
         assert_eq!(ca.chain.len(), 2);
-        assert!(certs.iter().any(|c| c.thumbprint == b.thumbprint && c.key.is_some()));
-        assert!(certs.iter().any(|c| c.thumbprint == e.thumbprint && c.key.is_none()));
+        assert!(certs
+            .iter()
+            .any(|c| c.thumbprint == b.thumbprint && c.key.is_some()));
+        assert!(certs
+            .iter()
+            .any(|c| c.thumbprint == e.thumbprint && c.key.is_none()));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors.iter().any(|e| matches!(e, CertError::WrongPassword { .. })));
-        assert!(errors.iter().any(|e| matches!(e, CertError::NotPemOrPfx { .. })));
+        assert!(errors
+            .iter()
+            .any(|e| matches!(e, CertError::WrongPassword { .. })));
+        assert!(errors
+            .iter()
+            .any(|e| matches!(e, CertError::NotPemOrPfx { .. })));
 
         // Missing directory: empty, no error.
         let (c, e) = CertStore::scan(&d.join("nope"));
@@ -341,12 +358,18 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let key_text = fs::read_to_string(&key).unwrap();
         assert!(key_text.starts_with("-----BEGIN PRIVATE KEY-----"));
         // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(&store_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&store_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
 
         let found = CertStore::find(&store_dir, &cert.thumbprint).unwrap();
@@ -381,6 +404,9 @@ mod tests {
         fs::write(d.join("site.pfx"), to_pfx(&cert, "pw").unwrap()).unwrap();
         fs::write(d.join("site.pfx.password"), "pw\n").unwrap();
         let removed = CertStore::delete(d, &cert.thumbprint).unwrap();
-        assert_eq!(removed, vec![d.join("site.pfx"), d.join("site.pfx.password")]);
+        assert_eq!(
+            removed,
+            vec![d.join("site.pfx"), d.join("site.pfx.password")]
+        );
     }
 }

@@ -116,9 +116,18 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        for bad in ["", "abc", &HEX[..39], &format!("{HEX}00"), &HEX.replace('a', "g")] {
+        for bad in [
+            "",
+            "abc",
+            &HEX[..39],
+            &format!("{HEX}00"),
+            &HEX.replace('a', "g"),
+        ] {
             let e = bad.parse::<Thumbprint>().unwrap_err();
-            assert!(e.to_string().contains("not a certificate thumbprint"), "{e}");
+            assert!(
+                e.to_string().contains("not a certificate thumbprint"),
+                "{e}"
+            );
         }
         // Non-ASCII must not panic on byte slicing.
         assert!("é".repeat(20).parse::<Thumbprint>().is_err());

@@ -10,15 +10,24 @@ use super::{info, Certificate};
 /// Something a client may object to. `Display` is a plain sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    Expired { not_after: DateTime<Utc> },
-    NotYetValid { not_before: DateTime<Utc> },
+    Expired {
+        not_after: DateTime<Utc>,
+    },
+    NotYetValid {
+        not_before: DateTime<Utc>,
+    },
     /// The certificate has an extended key usage extension without serverAuth.
     NoServerAuth,
     Sha1Signature,
     /// The host name is not among the certificate's names.
-    HostnameMismatch { hostname: String, names: Vec<String> },
+    HostnameMismatch {
+        hostname: String,
+        names: Vec<String>,
+    },
     /// The leaf is not self-signed and the certificate that issued it is not in the file.
-    IncompleteChain { missing_issuer: String },
+    IncompleteChain {
+        missing_issuer: String,
+    },
 }
 
 fn date(d: &DateTime<Utc>) -> String {
@@ -75,9 +84,13 @@ pub fn validate(cert: &Certificate, hostname: Option<&str>, now: DateTime<Utc>) 
     let i = &cert.info;
     let mut out = Vec::new();
     if now > i.not_after {
-        out.push(Warning::Expired { not_after: i.not_after });
+        out.push(Warning::Expired {
+            not_after: i.not_after,
+        });
     } else if now < i.not_before {
-        out.push(Warning::NotYetValid { not_before: i.not_before });
+        out.push(Warning::NotYetValid {
+            not_before: i.not_before,
+        });
     }
     if !i.has_server_auth_eku {
         out.push(Warning::NoServerAuth);
@@ -100,10 +113,14 @@ pub fn validate(cert: &Certificate, hostname: Option<&str>, now: DateTime<Utc>) 
     }
     if !i.is_self_signed {
         let issuer_present = match cert.chain.first().map(|c| info::parse(c.as_ref())) {
-            Some(Ok(leaf)) => cert.chain.iter().skip(1).any(|c| match info::parse(c.as_ref()) {
-                Ok(ca) => info::issued_by(&leaf, &ca),
-                Err(_) => false,
-            }),
+            Some(Ok(leaf)) => cert
+                .chain
+                .iter()
+                .skip(1)
+                .any(|c| match info::parse(c.as_ref()) {
+                    Ok(ca) => info::issued_by(&leaf, &ca),
+                    Err(_) => false,
+                }),
             _ => false,
         };
         if !issuer_present {
@@ -170,7 +187,10 @@ mod tests {
         let now = Utc::now();
         assert!(validate(&cert, Some("a.site.test"), now).is_empty());
         let w = validate(&cert, Some("a.b.site.test"), now);
-        assert!(matches!(w.as_slice(), [Warning::HostnameMismatch { .. }]), "{w:?}");
+        assert!(
+            matches!(w.as_slice(), [Warning::HostnameMismatch { .. }]),
+            "{w:?}"
+        );
         assert_eq!(
             w[0].to_string(),
             "The certificate does not cover a.b.site.test; it is for *.site.test."
@@ -180,7 +200,10 @@ mod tests {
         assert!(matches!(w.as_slice(), [Warning::Expired { .. }]), "{w:?}");
         assert!(w[0].to_string().starts_with("The certificate expired on "));
         let earlier = now - chrono::Duration::hours(1);
-        assert!(matches!(validate(&cert, None, earlier).as_slice(), [Warning::NotYetValid { .. }]));
+        assert!(matches!(
+            validate(&cert, None, earlier).as_slice(),
+            [Warning::NotYetValid { .. }]
+        ));
     }
 
     #[test]
