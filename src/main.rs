@@ -3,20 +3,13 @@
 use std::process::ExitCode;
 
 use portshare::cli::{self, Command};
-use portshare::config::Settings;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
-        Command::Http { args } => {
-            eprintln!(
-                "portshare http {}: not available in this build yet",
-                args.join(" ")
-            );
-            ExitCode::from(2)
-        }
+        Command::Http { args } => cli::http(cli.config.as_deref(), &args),
     }
 }
 
@@ -30,17 +23,11 @@ fn init_tracing() {
 }
 
 fn serve(config: Option<&std::path::Path>) -> ExitCode {
-    let settings = match Settings::load(config) {
+    let settings = match cli::settings(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("portshare: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portshare: cannot start the async runtime: {e}");
