@@ -15,3 +15,4 @@ pub mod netsh;
 pub mod server;
 pub mod site;
 pub mod store;
+pub mod tls;

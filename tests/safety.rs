@@ -99,7 +99,10 @@ fn traversal_corpus_never_leaves_root() {
                 .as_bytes(),
         );
         let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains(SECRET), "{target} disclosed the secret: {text}");
+        assert!(
+            !text.contains(SECRET),
+            "{target} disclosed the secret: {text}"
+        );
         let status: u16 = text
             .split(' ')
             .nth(1)

@@ -18,7 +18,8 @@ fn in_flight_slow_download_completes_after_sigterm() {
     });
     let mut c = TcpStream::connect(s.addr()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = Vec::new();
     let n = c.read(&mut buf).unwrap();
@@ -64,7 +65,8 @@ fn grace_period_bounds_shutdown() {
     });
     // A client that never reads: the server must still exit after the grace.
     let mut c = TcpStream::connect(s.addr()).unwrap();
-    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 16];
     c.read_exact(&mut first).unwrap();
     let out = s.terminate();

@@ -98,9 +98,15 @@ fn ranges() {
     assert_eq!(r.body, (10..20).map(expect).collect::<Vec<_>>());
     let r = range("bytes=-5");
     assert_eq!(r.status, 206);
-    assert_eq!(r.body, (1_999_995..2_000_000).map(expect).collect::<Vec<_>>());
+    assert_eq!(
+        r.body,
+        (1_999_995..2_000_000).map(expect).collect::<Vec<_>>()
+    );
     let r = range("bytes=1999990-");
-    assert_eq!(r.header("content-range"), Some("bytes 1999990-1999999/2000000"));
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 1999990-1999999/2000000")
+    );
     assert_eq!(r.body.len(), 10);
     let r = range("bytes=2000000-");
     assert_eq!(r.status, 416);
@@ -110,7 +116,9 @@ fn ranges() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 2_000_000);
     // Small (cached) file ranges too.
-    let r = s.request("GET /small.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n");
+    let r = s.request(
+        "GET /small.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"xxxxx");
 }
@@ -121,7 +129,11 @@ fn large_file_streams_completely() {
     let r = s.get("/big.bin");
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 2_000_000);
-    assert!(r.body.iter().enumerate().all(|(i, b)| *b == (i as u32 % 251) as u8));
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i as u32 % 251) as u8));
 }
 
 #[test]
@@ -136,7 +148,10 @@ fn precompressed_siblings() {
     assert_eq!(r.text(), "BROTLI-BYTES");
     assert_eq!(r.header("content-encoding"), Some("br"));
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
-    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     let r = get("/app.js", "gzip");
     assert_eq!(r.text(), "GZIP-BYTES");
     assert_eq!(r.header("content-encoding"), Some("gzip"));
