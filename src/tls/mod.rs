@@ -14,6 +14,8 @@ use crate::logs::LineSink;
 pub enum TlsError {
     #[error("TLS is not available in this build yet")]
     Unavailable,
+    #[error("{0}")]
+    Certificate(#[from] crate::certs::CertError),
 }
 
 /// The TLS side of every HTTPS listener.
