@@ -5,6 +5,7 @@
 //! channel: accept loops stop, hyper finishes in-flight requests, and after
 //! the grace period whatever is left is dropped.
 
+mod guard;
 mod listener;
 pub mod signals;
 

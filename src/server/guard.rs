@@ -1,0 +1,567 @@
+//! HTTP.sys's request checks and connection timers, in front of hyper.
+//!
+//! HTTP.sys answers a malformed or oversized HTTP/1.x request head itself,
+//! with its own error page, before any application sees it; hyper would
+//! answer such requests with its own bare responses. So every HTTP/1.x byte
+//! passes through [`Guarded`] first: it collects each request head, checks it
+//! against the `[http]` limits, and only then hands it to hyper. A bad head
+//! is answered with the HTTP.sys page (written straight to the socket) and
+//! the connection is closed, as HTTP.sys does. Body bytes are passed through
+//! while their framing (Content-Length or chunked) is followed, so the next
+//! pipelined head is found. HTTP/2 connections and upgraded connections
+//! (WebSocket) are passed through untouched.
+//!
+//! The guard also runs the two configurable timers: the idle timer (no
+//! traffic at all between requests) and the header-wait timer (a head that
+//! has started but is not complete — slowloris). A timer that fires closes
+//! the connection without a response and writes an httperr line.
+//!
+//! Written by hand because no HTTP library offers HTTP.sys's answers; the
+//! parsing is a scan for line ends, not a full HTTP parser — hyper still
+//! parses every head it is given.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{sleep, Instant, Sleep};
+
+use crate::config::Limits;
+use crate::errors::HttpSysError;
+use crate::logs::{HttpErrRecord, LineSink};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Where the byte stream from the client stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Collecting a request head.
+    Head,
+    /// Passing `n` more body bytes.
+    Body(u64),
+    /// Chunked body: reading a chunk-size line.
+    ChunkSize,
+    /// Chunked body: `n` data bytes, then CRLF.
+    ChunkData(u64),
+    /// Chunked body: trailer lines until an empty one.
+    Trailers,
+    /// HTTP/2 or an upgraded connection: no more checks.
+    Passthrough,
+    /// An error page is being written; then EOF.
+    Failing,
+    /// The connection is finished (timer fired or error written).
+    Closed,
+}
+
+/// What the guard needs to know about the connection.
+pub struct GuardContext {
+    pub limits: Limits,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub httperr: LineSink,
+}
+
+/// A client stream seen through HTTP.sys's request checks.
+pub struct Guarded<S> {
+    inner: S,
+    ctx: GuardContext,
+    phase: Phase,
+    /// Bytes read from the client, not yet handed to hyper (or checked).
+    pending: BytesMut,
+    /// Checked bytes ready for hyper.
+    ready_out: Bytes,
+    error_out: Bytes,
+    timer: Pin<Box<Sleep>>,
+    first_exchange: bool,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, ctx: GuardContext) -> Guarded<S> {
+        let idle = ctx.limits.idle_connection_timeout;
+        Guarded {
+            inner,
+            ctx,
+            phase: Phase::Head,
+            pending: BytesMut::with_capacity(4096),
+            ready_out: Bytes::new(),
+            error_out: Bytes::new(),
+            timer: Box::pin(sleep(idle)),
+            first_exchange: true,
+        }
+    }
+
+    fn arm(&mut self, after: Duration) {
+        self.timer.as_mut().reset(Instant::now() + after);
+    }
+
+    fn log(&self, err: Option<HttpSysError>, reason: &str, head: Option<&RequestLine<'_>>) {
+        let record = HttpErrRecord {
+            client: self.ctx.peer,
+            server: self.ctx.local,
+            version: head.map(|h| h.version),
+            method: head.map(|h| h.method),
+            uri: head.map(|h| h.target),
+            status: err.map(|e| e.status().as_u16()),
+            reason,
+            queue: None,
+        };
+        self.ctx.httperr.send(record.line());
+    }
+
+    fn fail(&mut self, err: HttpSysError, head: Option<&RequestLine<'_>>) {
+        self.log(Some(err), err.reason(), head);
+        self.error_out = err.raw_response();
+        self.ready_out = Bytes::new();
+        self.pending.clear();
+        self.phase = Phase::Failing;
+    }
+
+    /// Moves checked bytes from `pending` to `ready_out`, advancing the
+    /// phase; returns false when more input is needed.
+    fn advance(&mut self) -> bool {
+        loop {
+            if !self.ready_out.is_empty() {
+                return true;
+            }
+            match self.phase {
+                Phase::Passthrough => {
+                    if self.pending.is_empty() {
+                        return false;
+                    }
+                    self.ready_out = self.pending.split().freeze();
+                    return true;
+                }
+                Phase::Failing | Phase::Closed => return true,
+                Phase::Head => {
+                    if self.pending.is_empty() {
+                        return false;
+                    }
+                    if self.first_exchange && H2_PREFACE.starts_with(&self.pending[..self.pending.len().min(H2_PREFACE.len())]) {
+                        if self.pending.len() < H2_PREFACE.len() {
+                            return false;
+                        }
+                        self.phase = Phase::Passthrough;
+                        continue;
+                    }
+                    // Tolerate blank lines before a request (RFC 9112 2.2).
+                    while self.pending.starts_with(b"\r\n") {
+                        self.pending.advance(2);
+                    }
+                    match find_head_end(&self.pending) {
+                        None => {
+                            if let Some(err) = partial_head_error(&self.pending, &self.ctx.limits) {
+                                let line = String::from_utf8_lossy(first_line(&self.pending)).into_owned();
+                                let head = RequestLine::parse(&line);
+                                self.fail(err, head.as_ref());
+                            }
+                            return matches!(self.phase, Phase::Failing);
+                        }
+                        Some(end) => {
+                            let head = self.pending.split_to(end);
+                            match check_head(&head, &self.ctx.limits) {
+                                Ok(next) => {
+                                    self.first_exchange = false;
+                                    self.phase = next;
+                                    self.ready_out = head.freeze();
+                                }
+                                Err(err) => {
+                                    let line = String::from_utf8_lossy(first_line(&head)).into_owned();
+                                    let parsed = RequestLine::parse(&line);
+                                    self.fail(err, parsed.as_ref());
+                                }
+                            }
+                        }
+                    }
+                }
+                Phase::Body(n) => {
+                    if self.pending.is_empty() {
+                        return false;
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.pending.len());
+                    self.ready_out = self.pending.split_to(take).freeze();
+                    let left = n - take as u64;
+                    self.phase = if left == 0 { Phase::Head } else { Phase::Body(left) };
+                }
+                Phase::ChunkSize => {
+                    let Some(eol) = find_crlf(&self.pending) else {
+                        if self.pending.len() > 4096 {
+                            self.fail(HttpSysError::BadRequest, None);
+                            return true;
+                        }
+                        return false;
+                    };
+                    let line = &self.pending[..eol];
+                    let size_part = line.split(|b| *b == b';').next().unwrap_or(b"");
+                    let size = std::str::from_utf8(size_part)
+                        .ok()
+                        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+                    let Some(size) = size else {
+                        self.fail(HttpSysError::BadRequest, None);
+                        return true;
+                    };
+                    self.ready_out = self.pending.split_to(eol + 2).freeze();
+                    self.phase = if size == 0 { Phase::Trailers } else { Phase::ChunkData(size + 2) };
+                }
+                Phase::ChunkData(n) => {
+                    if self.pending.is_empty() {
+                        return false;
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.pending.len());
+                    self.ready_out = self.pending.split_to(take).freeze();
+                    let left = n - take as u64;
+                    self.phase = if left == 0 { Phase::ChunkSize } else { Phase::ChunkData(left) };
+                }
+                Phase::Trailers => {
+                    let Some(eol) = find_crlf(&self.pending) else {
+                        if self.pending.len() > self.ctx.limits.max_request_bytes {
+                            self.fail(HttpSysError::RequestTooLong, None);
+                            return true;
+                        }
+                        return false;
+                    };
+                    let empty = eol == 0;
+                    self.ready_out = self.pending.split_to(eol + 2).freeze();
+                    if empty {
+                        self.phase = Phase::Head;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match this.phase {
+                Phase::Closed => return Poll::Ready(Ok(())),
+                Phase::Failing => {
+                    while !this.error_out.is_empty() {
+                        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.error_out))?;
+                        if n == 0 {
+                            break;
+                        }
+                        this.error_out.advance(n);
+                    }
+                    let _ = ready!(Pin::new(&mut this.inner).poll_flush(cx));
+                    let _ = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
+                    this.phase = Phase::Closed;
+                    return Poll::Ready(Ok(()));
+                }
+                _ => {}
+            }
+            if this.advance() && !this.ready_out.is_empty() {
+                let n = this.ready_out.len().min(buf.remaining());
+                buf.put_slice(&this.ready_out[..n]);
+                this.ready_out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(this.phase, Phase::Failing | Phase::Closed) {
+                continue;
+            }
+            // Need more bytes from the client.
+            if this.phase != Phase::Passthrough {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    let (reason, what) = if this.pending.is_empty() {
+                        ("Timer_ConnectionIdle", "idle connection timer")
+                    } else {
+                        ("Timer_HeaderWait", "header wait timer")
+                    };
+                    if matches!(this.phase, Phase::Head) {
+                        tracing::debug!(peer = %this.ctx.peer, "{what} fired; closing the connection");
+                        this.log(None, reason, None);
+                    } else {
+                        tracing::debug!(peer = %this.ctx.peer, "entity body timer fired; closing the connection");
+                        this.log(None, "Timer_EntityBody", None);
+                    }
+                    this.phase = Phase::Closed;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let was_empty = this.pending.is_empty();
+            this.pending.reserve(8192);
+            let n = {
+                let chunk = this.pending.spare_capacity_mut();
+                let mut rb = ReadBuf::uninit(chunk);
+                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+                rb.filled().len()
+            };
+            if n == 0 {
+                // Client closed. Anything half-received is dropped.
+                this.phase = Phase::Closed;
+                return Poll::Ready(Ok(()));
+            }
+            // SAFETY: `poll_read` initialised `n` bytes of the spare capacity.
+            unsafe { this.pending.set_len(this.pending.len() + n) };
+            match this.phase {
+                Phase::Head if was_empty => {
+                    let t = this.ctx.limits.header_wait_timeout;
+                    this.arm(t);
+                }
+                Phase::Head => {}
+                _ => {
+                    let t = this.ctx.limits.entity_body_timeout;
+                    this.arm(t);
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.phase == Phase::Head && this.pending.is_empty() {
+            // A response is going out: the idle timer counts from its end.
+            let t = this.ctx.limits.idle_connection_timeout;
+            this.arm(t);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.phase == Phase::Head && this.pending.is_empty() {
+            let t = this.ctx.limits.idle_connection_timeout;
+            this.arm(t);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// End of the head including the blank line; bare-LF heads are accepted too.
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn first_line(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|c| *c == b'\r' || *c == b'\n').unwrap_or(b.len());
+    &b[..end.min(2048)]
+}
+
+/// Limits that can be judged before the head is complete.
+fn partial_head_error(b: &[u8], limits: &Limits) -> Option<HttpSysError> {
+    let first_end = b.iter().position(|c| *c == b'\n');
+    match first_end {
+        None if b.len() > limits.max_field_length => Some(HttpSysError::UrlTooLong),
+        _ if b.len() > limits.max_request_bytes => Some(HttpSysError::RequestTooLong),
+        _ => {
+            // A header line (not the request line) longer than allowed.
+            let rest = &b[first_end? + 1..];
+            let longest = rest
+                .split(|c| *c == b'\n')
+                .map(<[u8]>::len)
+                .max()
+                .unwrap_or(0);
+            (longest > limits.max_field_length).then_some(HttpSysError::FieldTooLong)
+        }
+    }
+}
+
+struct RequestLine<'a> {
+    method: &'a str,
+    target: &'a str,
+    version: &'a str,
+}
+
+impl<'a> RequestLine<'a> {
+    fn parse(line: &'a str) -> Option<RequestLine<'a>> {
+        let mut parts = line.split(' ');
+        let method = parts.next()?;
+        let target = parts.next()?;
+        let version = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(RequestLine { method, target, version })
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// Checks a complete head; on success returns the phase for what follows.
+fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
+    if head.len() > limits.max_request_bytes {
+        return Err(HttpSysError::RequestTooLong);
+    }
+    let text = std::str::from_utf8(head).map_err(|_| HttpSysError::BadRequest)?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let request_line = lines.next().unwrap_or("");
+    if request_line.len() > limits.max_field_length {
+        return Err(HttpSysError::UrlTooLong);
+    }
+    let rl = RequestLine::parse(request_line).ok_or(HttpSysError::BadRequest)?;
+    if !is_token(rl.method) {
+        return Err(HttpSysError::BadRequest);
+    }
+    match rl.version {
+        "HTTP/1.1" | "HTTP/1.0" => {}
+        v if v.starts_with("HTTP/") && v.len() == 8 => {
+            return Err(HttpSysError::VersionNotSupported)
+        }
+        _ => return Err(HttpSysError::BadRequest),
+    }
+    check_target(rl.target, rl.method, limits)?;
+
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut upgrade = false;
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() > limits.max_field_length {
+            return Err(HttpSysError::FieldTooLong);
+        }
+        let (name, value) = line.split_once(':').ok_or(HttpSysError::InvalidHeader)?;
+        if !is_token(name) {
+            return Err(HttpSysError::InvalidHeader);
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(HttpSysError::InvalidHeader);
+        }
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n: u64 = value.parse().map_err(|_| HttpSysError::BadRequest)?;
+            if content_length.is_some_and(|c| c != n) {
+                return Err(HttpSysError::BadRequest);
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            if !last.eq_ignore_ascii_case("chunked") {
+                return Err(HttpSysError::BadRequest);
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    if chunked && content_length.is_some() {
+        return Err(HttpSysError::BadRequest);
+    }
+    // After an upgrade request or CONNECT the bytes may stop being HTTP/1.
+    if upgrade || rl.method == "CONNECT" {
+        return Ok(Phase::Passthrough);
+    }
+    Ok(match (chunked, content_length) {
+        (true, _) => Phase::ChunkSize,
+        (false, Some(n)) if n > 0 => Phase::Body(n),
+        _ => Phase::Head,
+    })
+}
+
+/// The request target: origin-form, absolute-form, or `*` for OPTIONS;
+/// segment length and count limits.
+fn check_target(target: &str, method: &str, limits: &Limits) -> Result<(), HttpSysError> {
+    if target == "*" {
+        return if method == "OPTIONS" { Ok(()) } else { Err(HttpSysError::InvalidUrl) };
+    }
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+        let rest = if lower.starts_with("http://") {
+            &target[7..]
+        } else if lower.starts_with("https://") {
+            &target[8..]
+        } else {
+            return Err(HttpSysError::InvalidUrl);
+        };
+        match rest.find('/') {
+            Some(i) => &rest[i..],
+            None => "/",
+        }
+    };
+    if target.bytes().any(|b| b <= 0x20 || b == 0x7f || b >= 0x80) {
+        return Err(HttpSysError::InvalidUrl);
+    }
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let mut count = 0usize;
+    for seg in path.split('/').skip(1) {
+        count += 1;
+        if seg.len() > limits.url_segment_max_length {
+            return Err(HttpSysError::InvalidUrl);
+        }
+    }
+    if count > limits.url_segment_max_count {
+        return Err(HttpSysError::InvalidUrl);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(head: &str) -> Result<Phase, HttpSysError> {
+        check_head(head.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn heads() {
+        assert_eq!(check("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Phase::Head));
+        assert_eq!(
+            check("POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+            Ok(Phase::Body(5))
+        );
+        assert_eq!(
+            check("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Ok(Phase::ChunkSize)
+        );
+        assert_eq!(check("GET / HTTP/2.0\r\n\r\n"), Err(HttpSysError::VersionNotSupported));
+        assert_eq!(check("GET / FOO\r\n\r\n"), Err(HttpSysError::BadRequest));
+        assert_eq!(check("G(T / HTTP/1.1\r\n\r\n"), Err(HttpSysError::BadRequest));
+        assert_eq!(check("GET x HTTP/1.1\r\n\r\n"), Err(HttpSysError::InvalidUrl));
+        assert_eq!(check("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"), Err(HttpSysError::InvalidHeader));
+        assert_eq!(check("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Err(HttpSysError::InvalidHeader));
+        let long_seg = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(261));
+        assert_eq!(check(&long_seg), Err(HttpSysError::InvalidUrl));
+        let many = format!("GET {} HTTP/1.1\r\n\r\n", "/a".repeat(256));
+        assert_eq!(check(&many), Err(HttpSysError::InvalidUrl));
+        assert_eq!(
+            check("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HttpSysError::BadRequest)
+        );
+    }
+}
