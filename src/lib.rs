@@ -3,3 +3,5 @@
 //! The modules follow a request's path: `server` accepts and speaks HTTP,
 //! `router`/`urlprefix` pick the registration, `site`/`proxy` answer, and
 //! `errors` is the one place where a failure becomes an HTTP.sys response.
+
+pub mod urlprefix;
