@@ -16,3 +16,4 @@ pub mod server;
 pub mod site;
 pub mod store;
 pub mod tls;
+pub mod urlprefix;
