@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
+use crate::urlprefix::UrlPrefix;
+
 /// Where a setting came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -79,7 +81,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
     pub name: String,
-    pub prefixes: Vec<String>,
+    pub prefixes: Vec<UrlPrefix>,
     pub backend: String,
 }
 
@@ -112,8 +114,10 @@ impl Default for CgiSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub origin: Origin,
-    /// `host_name`: URL match rule(s) of the built-in site.
+    /// `host_name`: URL match rule(s) of the built-in site, as written.
     pub host_name: Vec<String>,
+    /// The built-in site's URL prefixes, from `host_name` and the ports.
+    pub site_prefixes: Vec<UrlPrefix>,
     pub http_port: u16,
     pub https_port: u16,
     /// Addresses listeners bind to (default: every IPv4 and IPv6 address).
@@ -274,6 +278,35 @@ impl Settings {
                 format!("is the same as http_port ({http_port}); a port serves one scheme"),
             ));
         }
+        let mut site_prefixes = Vec::new();
+        for entry in &host_name {
+            let candidates: Vec<String> = if entry.contains("://") {
+                vec![entry.clone()]
+            } else {
+                let host = if entry.contains(':') && !entry.starts_with('[') {
+                    format!("[{entry}]") // a bare IPv6 literal
+                } else {
+                    entry.clone()
+                };
+                let mut v = Vec::new();
+                if http_port != 0 {
+                    v.push(format!("http://{host}:{http_port}/"));
+                }
+                if https_port != 0 {
+                    v.push(format!("https://{host}:{https_port}/"));
+                }
+                v
+            };
+            for c in candidates {
+                let prefix = UrlPrefix::parse(&c).map_err(|e| {
+                    key_err(
+                        "host_name",
+                        format!("'{entry}' gives the URL prefix {c}, which is not valid: {e}"),
+                    )
+                })?;
+                site_prefixes.push(prefix);
+            }
+        }
         let listen = match get("listen") {
             None | Some("") => vec![
                 std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -346,6 +379,7 @@ impl Settings {
         Ok(Settings {
             origin,
             host_name,
+            site_prefixes,
             http_port,
             https_port,
             listen,
@@ -493,14 +527,18 @@ fn parse_app(
         message,
     };
     check_keys(file, section, keys, &["prefix", "backend"])?;
-    let prefixes: Vec<String> = keys
+    let prefixes: Vec<UrlPrefix> = keys
         .get("prefix")
         .map(|v| {
             v.split([',', ' '])
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
+                .map(|p| {
+                    UrlPrefix::parse(p)
+                        .map_err(|e| err("prefix", format!("'{p}' is not a valid URL prefix: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
         })
+        .transpose()?
         .unwrap_or_default();
     if prefixes.is_empty() {
         return Err(err(

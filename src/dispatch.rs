@@ -1,18 +1,23 @@
-//! One request's path through the server: checks → router → handler →
-//! response + access-log line.
+//! One request's path through the server: route (HTTP.sys precedence) →
+//! handler (static site or proxy) → response + access-log line.
+//!
+//! Malformed request heads never get here: `server::guard` answers them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, Request, Response};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::config::Settings;
-use crate::errors;
-use crate::logs::{AccessRecord, LineSink, Logs};
+use crate::errors::{self, HttpSysError};
+use crate::logs::{AccessRecord, HttpErrRecord, LineSink, Logs};
+use crate::registry::{Handler, Registry, Route, RouteTable};
 use crate::site::{Site, SiteRequest};
+use crate::urlprefix::{self, Lookup, Scheme};
 
 /// What a handler knows about the connection a request came on.
 #[derive(Debug)]
@@ -26,29 +31,68 @@ pub struct ConnInfo {
 pub struct Shared {
     pub settings: Arc<Settings>,
     pub site: Site,
+    pub registry: Arc<Registry>,
     pub access_log: LineSink,
     pub httperr_log: LineSink,
 }
 
 impl Shared {
-    pub fn new(settings: Arc<Settings>, site: Site, logs: &Logs) -> Shared {
+    pub fn new(settings: Arc<Settings>, site: Site, registry: Arc<Registry>, logs: &Logs) -> Shared {
         Shared {
             settings,
             site,
+            registry,
             access_log: logs.access.clone(),
             httperr_log: logs.httperr.clone(),
         }
     }
 }
 
-fn version_str(v: http::Version) -> &'static str {
+fn version_str(v: Version) -> &'static str {
     match v {
-        http::Version::HTTP_09 => "HTTP/0.9",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        http::Version::HTTP_2 => "HTTP/2.0",
-        http::Version::HTTP_3 => "HTTP/3.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
     }
+}
+
+/// The request host: the absolute URI's or `:authority` (HTTP/2), else the
+/// `Host` header.
+fn request_host<'r>(uri: &'r Uri, headers: &'r http::HeaderMap) -> Option<&'r str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// Finds the registration for a request, or the HTTP.sys error.
+pub fn route(
+    table: &RouteTable,
+    conn: &ConnInfo,
+    uri: &Uri,
+    headers: &http::HeaderMap,
+) -> Result<Arc<Route>, HttpSysError> {
+    let key = urlprefix::normalize_path(uri.path()).map_err(|_| HttpSysError::InvalidUrl)?;
+    let scheme = if conn.https { Scheme::Https } else { Scheme::Http };
+    let host = request_host(uri, headers);
+    match table
+        .prefixes
+        .lookup(scheme, conn.local.port(), host, conn.local.ip(), &key)
+    {
+        Lookup::Matched { value, .. } => Ok(value.clone()),
+        Lookup::NoPathMatch => Err(HttpSysError::NotFound),
+        Lookup::NoHostMatch => Err(HttpSysError::InvalidHostname),
+    }
+}
+
+/// The fields the access log needs, taken before the request is consumed.
+struct AccessFields {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
 }
 
 pub async fn handle(
@@ -56,53 +100,94 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let fields = AccessFields {
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        referer: req.headers().get(header::REFERER).cloned(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+    };
+    let routed = route(&shared.registry.snapshot(), &conn, req.uri(), req.headers());
+    let res = match routed {
+        Err(err) => {
+            log_httperr(&shared, &conn, &fields, err);
+            err.response()
+        }
+        Ok(route) => match &route.registration.handler {
+            Handler::Site => serve_site(&shared, &conn, &route, req).await,
+            Handler::Proxy(backend) => match backend.forward(req, &conn).await {
+                Ok(res) => res,
+                Err(e) => {
+                    let res = errors::proxy_error_response(&e);
+                    if res.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+                        log_httperr(&shared, &conn, &fields, HttpSysError::ServiceUnavailable);
+                    }
+                    res
+                }
+            },
+        },
+    };
+    log_access(&shared, &conn, &fields, &res);
+    Ok(res)
+}
+
+async fn serve_site(
+    shared: &Shared,
+    conn: &ConnInfo,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let prefix_segments = route
+        .prefix
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .count();
     let site_req = SiteRequest {
         method: &parts.method,
         raw_path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
-        prefix_segments: 0,
-        conn: &conn,
+        prefix_segments,
+        conn,
     };
-    let res = match shared.site.serve(&site_req, body).await {
+    match shared.site.serve(&site_req, body).await {
         Ok(res) => res,
         Err(e) => errors::site_error_response(&e),
-    };
-    log_access(&shared, &conn, &parts, &res);
-    Ok(res)
+    }
 }
 
-fn log_access(
-    shared: &Shared,
-    conn: &ConnInfo,
-    parts: &http::request::Parts,
-    res: &Response<Body>,
-) {
-    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+fn log_httperr(shared: &Shared, conn: &ConnInfo, f: &AccessFields, err: HttpSysError) {
+    let record = HttpErrRecord {
+        client: conn.peer,
+        server: conn.local,
+        version: Some(version_str(f.version)),
+        method: Some(f.method.as_str()),
+        uri: Some(f.uri.path()),
+        status: Some(err.status().as_u16()),
+        reason: err.reason(),
+        queue: None,
+    };
+    shared.httperr_log.send(record.line());
+}
+
+fn log_access(shared: &Shared, conn: &ConnInfo, f: &AccessFields, res: &Response<Body>) {
     let bytes = res
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+    let target = f.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let record = AccessRecord {
         client: conn.peer,
-        method: parts.method.as_str(),
+        method: f.method.as_str(),
         target,
-        version: version_str(parts.version),
+        version: version_str(f.version),
         status: res.status().as_u16(),
-        bytes: if parts.method == http::Method::HEAD {
-            Some(0)
-        } else {
-            bytes
-        },
-        referer: header(header::REFERER),
-        user_agent: header(header::USER_AGENT),
+        bytes: if f.method == Method::HEAD { Some(0) } else { bytes },
+        referer: f.referer.as_ref().and_then(|v| v.to_str().ok()),
+        user_agent: f.user_agent.as_ref().and_then(|v| v.to_str().ok()),
     };
     shared.access_log.send(record.line());
 }

@@ -142,16 +142,20 @@ impl HttpSysError {
         )
     }
 
-    /// The complete response HTTP.sys would send (hyper adds `Date`).
+    /// The complete response HTTP.sys would send, headers in its order.
     pub fn response(self) -> Response<Body> {
         let body = self.body();
-        let mut res = Response::new(Body::full(body.clone()));
+        let len = body.len();
+        let mut res = Response::new(Body::full(body));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, US_ASCII_HTML.clone());
         h.insert(header::SERVER, HTTPAPI_SERVER.clone());
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+            h.insert(header::DATE, date);
+        }
         h.insert(header::CONNECTION, CLOSE.clone());
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         res
     }
 
@@ -222,4 +226,11 @@ pub fn site_error_response(err: &SiteError) -> Response<Body> {
             )
         }
     }
+}
+
+/// A proxied application's failure: gone or unreachable → HTTP.sys's 503;
+/// too slow → 504.
+pub fn proxy_error_response(err: &crate::proxy::ProxyError) -> Response<Body> {
+    tracing::warn!(error = %err, "forwarding to the application failed");
+    HttpSysError::ServiceUnavailable.response()
 }

@@ -12,6 +12,8 @@ pub mod dispatch;
 pub mod errors;
 pub mod logs;
 pub mod netsh;
+pub mod proxy;
+pub mod registry;
 pub mod server;
 pub mod site;
 pub mod store;

@@ -1,14 +1,18 @@
 //! Listeners, the connection loop, and graceful shutdown.
 //!
-//! One accept loop per listening socket; each connection is served by
-//! hyper-util's auto builder (HTTP/1.1 and HTTP/2). Shutdown is a watch
-//! channel: accept loops stop, hyper finishes in-flight requests, and after
-//! the grace period whatever is left is dropped.
+//! Listeners follow registrations: a port is listened on (IPv4 and IPv6)
+//! while at least one registered prefix uses it, and closed when the last
+//! one goes. Each connection passes HTTP.sys's request checks
+//! ([`guard`]) and is then served by hyper-util's auto builder (HTTP/1.1 and
+//! HTTP/2). Shutdown is a watch channel: accept loops stop, hyper finishes
+//! in-flight requests, and after the grace period whatever is left is
+//! dropped.
 
 mod guard;
 mod listener;
 pub mod signals;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,13 +24,18 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::dispatch::{self, ConnInfo, Shared};
 use crate::logs::Logs;
+use crate::proxy::Backend;
+use crate::registry::{Handler, Owner, PortSet, Registry};
 use crate::site::Site;
 use crate::tls::Tls;
+use crate::urlprefix::Scheme;
 
+pub use guard::{GuardContext, Guarded};
 pub use listener::bind_port;
 
 /// Start-up failures.
@@ -42,27 +51,94 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
-    #[error("nothing to serve: http_port and https_port are both 0")]
+    #[error("nothing to serve: no URL prefix is registered (http_port and https_port are both 0 and no [app:NAME] section)")]
     NoPorts,
+    #[error("[app:{app}] backend: {source}")]
+    Backend {
+        app: String,
+        source: crate::proxy::ProxyError,
+    },
+    #[error("cannot register {what}: {source}")]
+    Register {
+        what: String,
+        source: crate::registry::RegisterError,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// Registers the built-in site and every `[app:NAME]` from the settings.
+fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), ServerError> {
+    if !settings.site_prefixes.is_empty() {
+        registry
+            .register(
+                Owner::Config {
+                    name: "site".into(),
+                },
+                "site".into(),
+                settings.site_prefixes.clone(),
+                Handler::Site,
+            )
+            .map_err(|source| ServerError::Register {
+                what: "the built-in site (host_name)".into(),
+                source,
+            })?;
+    }
+    for app in &settings.apps {
+        let backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
+            app: app.name.clone(),
+            source,
+        })?;
+        registry
+            .register(
+                Owner::Config {
+                    name: format!("app:{}", app.name),
+                },
+                app.name.clone(),
+                app.prefixes.clone(),
+                Handler::Proxy(Arc::new(backend)),
+            )
+            .map_err(|source| ServerError::Register {
+                what: format!("[app:{}]", app.name),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// A running server, for callers that need more than `run` (the control
+/// channel, the maintenance scheduler).
+pub struct Running {
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+}
+
 /// Runs the server until `shutdown` resolves, then drains connections for
 /// at most the configured grace period.
-pub async fn run(
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    run_with(settings, shutdown, |_| {}).await
+}
+
+/// As [`run`]; `started` is called once the listeners are up.
+pub async fn run_with(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(&Running),
 ) -> Result<(), ServerError> {
     let settings = Arc::new(settings);
-    let site = Site::new(&settings.public_dir).map_err(|source| ServerError::PublicDir {
+    let site = Site::new(&settings).map_err(|source| ServerError::PublicDir {
         path: settings.public_dir.display().to_string(),
         source,
     })?;
     let logs = Logs::start(settings.log_dir.as_deref());
-    let shared = Arc::new(Shared::new(settings.clone(), site, &logs));
-
-    let tls = if settings.https_port != 0 {
+    let registry = Arc::new(Registry::new());
+    register_configured(&registry, &settings)?;
+    let needs_tls = registry
+        .ports()
+        .borrow()
+        .iter()
+        .any(|(s, _)| *s == Scheme::Https);
+    let tls = if needs_tls || settings.https_port != 0 {
         match Tls::start(&settings, logs.httperr.clone()) {
             Ok(tls) => Some(tls),
             Err(crate::tls::TlsError::Unavailable) => {
@@ -74,35 +150,50 @@ pub async fn run(
     } else {
         None
     };
-    let mut listeners = Vec::new();
-    for (port, https) in [(settings.http_port, false), (settings.https_port, true)] {
-        if port == 0 || (https && tls.is_none()) {
-            continue;
-        }
-        for l in bind_port(&settings.listen, port)? {
-            if let Ok(addr) = l.local_addr() {
-                let scheme = if https { "https" } else { "http" };
-                tracing::info!("listening on {scheme}://{addr}");
-            }
-            listeners.push((l, tls.clone().filter(|_| https)));
-        }
-    }
-    if listeners.is_empty() {
-        return Err(ServerError::NoPorts);
-    }
+    let shared = Arc::new(Shared::new(
+        settings.clone(),
+        site,
+        registry.clone(),
+        &logs,
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
-    let mut accept_tasks = Vec::new();
-    for (listener, tls) in listeners {
-        accept_tasks.push(tokio::spawn(accept_loop(
-            listener,
-            tls,
-            shared.clone(),
-            stop_rx.clone(),
-            graceful.clone(),
-        )));
+    let mut listeners = Listeners {
+        shared: shared.clone(),
+        tls,
+        graceful: graceful.clone(),
+        stop: stop_rx.clone(),
+        open: BTreeMap::new(),
+    };
+    let mut ports = registry.ports();
+    let initial = ports.borrow_and_update().clone();
+    if initial.is_empty() {
+        return Err(ServerError::NoPorts);
     }
+    listeners.sync(&initial, true)?;
+    started(&Running {
+        registry: registry.clone(),
+        settings: settings.clone(),
+    });
+
+    // Follow registrations until shutdown.
+    let mut stop_follow = stop_rx.clone();
+    let follower = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop_follow.changed() => break,
+                changed = ports.changed() => {
+                    if changed.is_err() { break; }
+                    let wanted = ports.borrow_and_update().clone();
+                    if let Err(e) = listeners.sync(&wanted, false) {
+                        tracing::error!(error = %e, "opening a listener for a new registration failed");
+                    }
+                }
+            }
+        }
+        listeners.close_all().await;
+    });
 
     shutdown.await;
     tracing::info!(
@@ -110,9 +201,7 @@ pub async fn run(
         "shutting down: no new connections, finishing requests in flight"
     );
     let _ = stop_tx.send(true);
-    for t in accept_tasks {
-        let _ = t.await;
-    }
+    let _ = follower.await;
     // The accept loops held the only other references.
     let drained = async {
         match Arc::try_unwrap(graceful) {
@@ -133,22 +222,102 @@ pub async fn run(
     Ok(())
 }
 
+/// The open listening sockets, one entry per (scheme, port).
+struct Listeners {
+    shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
+    graceful: Arc<GracefulShutdown>,
+    stop: watch::Receiver<bool>,
+    open: BTreeMap<(Scheme, u16), (watch::Sender<bool>, Vec<JoinHandle<()>>)>,
+}
+
+impl Listeners {
+    /// Opens listeners for new ports and closes those no longer used.
+    /// At start-up (`strict`) a port that can't be bound is an error.
+    fn sync(&mut self, wanted: &PortSet, strict: bool) -> Result<(), ServerError> {
+        let gone: Vec<_> = self
+            .open
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some((stop, _)) = self.open.remove(&key) {
+                tracing::info!(port = key.1, "last prefix on the port is gone; closing its listeners");
+                let _ = stop.send(true);
+            }
+        }
+        for &(scheme, port) in wanted {
+            if self.open.contains_key(&(scheme, port)) {
+                continue;
+            }
+            let tls = match scheme {
+                Scheme::Http => None,
+                Scheme::Https => match &self.tls {
+                    Some(t) => Some(t.clone()),
+                    None => {
+                        tracing::error!(port, "HTTPS prefix registered but TLS is not available");
+                        continue;
+                    }
+                },
+            };
+            let sockets = match bind_port(&self.shared.settings.listen, port) {
+                Ok(s) => s,
+                Err(e) if !strict => {
+                    tracing::error!(error = %e, "cannot listen for a registered prefix");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let mut tasks = Vec::new();
+            for l in sockets {
+                if let Ok(addr) = l.local_addr() {
+                    tracing::info!("listening on {}://{addr}", scheme.as_str());
+                }
+                tasks.push(tokio::spawn(accept_loop(
+                    l,
+                    tls.clone(),
+                    self.shared.clone(),
+                    self.stop.clone(),
+                    stop_rx.clone(),
+                    self.graceful.clone(),
+                )));
+            }
+            self.open.insert((scheme, port), (stop_tx, tasks));
+        }
+        Ok(())
+    }
+
+    async fn close_all(self) {
+        for (_, (stop, tasks)) in self.open {
+            let _ = stop.send(true);
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    mut stop_all: watch::Receiver<bool>,
+    mut stop_this: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.settings.limits.header_wait_timeout);
+        // HTTP.sys writes header names in their usual case.
+        .title_case_headers(true);
     builder.http2().timer(TokioTimer::new());
     loop {
         let (stream, peer) = tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop_all.changed() => break,
+            _ = stop_this.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -168,6 +337,12 @@ async fn accept_loop(
             local,
             https: tls.is_some(),
         });
+        let guard_ctx = GuardContext {
+            limits: shared.settings.limits.clone(),
+            peer,
+            local,
+            httperr: shared.httperr_log.clone(),
+        };
         let shared = shared.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -178,15 +353,19 @@ async fn accept_loop(
             });
             let result = match tls {
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    watcher.watch(conn).await
+                    let io = TokioIo::new(Guarded::new(stream, guard_ctx));
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(io, svc))
+                        .await
                 }
                 Some(tls) => {
                     let Some(stream) = tls.accept(stream, local, peer).await else {
                         return;
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    watcher.watch(conn).await
+                    let io = TokioIo::new(Guarded::new(stream, guard_ctx));
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(io, svc))
+                        .await
                 }
             };
             if let Err(e) = result {

@@ -1,0 +1,231 @@
+//! Live registrations: who owns which URL prefixes, and the routing
+//! snapshot built from them.
+//!
+//! Requests read an immutable [`RouteTable`] through `ArcSwap` (no lock on
+//! the hot path). Registering or unregistering — rare — takes a mutex,
+//! rebuilds the table and swaps it in, then publishes the set of
+//! (scheme, port) pairs in use so the server can open and close listeners.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::urlprefix::{PrefixTable, Scheme, UrlPrefix};
+
+/// What answers requests for a registration's prefixes.
+#[derive(Debug, Clone)]
+pub enum Handler {
+    /// The built-in static site (public_dir, CGI).
+    Site,
+    /// A reverse-proxied application backend.
+    Proxy(Arc<crate::proxy::Backend>),
+}
+
+/// Who made a registration (shown by `show servicestate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// GLOBAL.INI: the built-in site or an `[app:NAME]` section.
+    Config { name: String },
+    /// A process over the control channel.
+    Process { pid: Option<u32>, user: Option<String> },
+}
+
+pub type RegistrationId = u64;
+
+#[derive(Debug)]
+pub struct Registration {
+    pub id: RegistrationId,
+    pub owner: Owner,
+    /// Request queue name, as HTTP.sys shows it.
+    pub queue: String,
+    pub prefixes: Vec<UrlPrefix>,
+    pub handler: Handler,
+}
+
+/// One routing entry: the prefix and its registration.
+#[derive(Debug)]
+pub struct Route {
+    pub prefix: UrlPrefix,
+    pub registration: Arc<Registration>,
+}
+
+/// The immutable routing snapshot.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub prefixes: PrefixTable<Arc<Route>>,
+}
+
+/// Why a registration was refused, with netsh's error number.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{prefix} is already registered (by {holder}); pick another prefix or stop the other application")]
+    AlreadyRegistered { prefix: String, holder: String },
+    #[error("{prefix}: port {port} already serves {other}; a port serves one scheme")]
+    SchemeConflict {
+        prefix: String,
+        port: u16,
+        other: &'static str,
+    },
+    #[error("{prefix}: no URL reservation lets user '{user}' register it; add one with 'portshare http add urlacl url={prefix} user={user}'")]
+    AccessDenied { prefix: String, user: String },
+    #[error("at least one URL prefix is needed")]
+    NoPrefixes,
+}
+
+impl RegisterError {
+    pub fn netsh_code(&self) -> u32 {
+        match self {
+            RegisterError::AlreadyRegistered { .. } => 183,
+            RegisterError::AccessDenied { .. } => 5,
+            RegisterError::SchemeConflict { .. } | RegisterError::NoPrefixes => 87,
+        }
+    }
+}
+
+pub type PortSet = BTreeSet<(Scheme, u16)>;
+
+pub struct Registry {
+    current: ArcSwap<RouteTable>,
+    registrations: Mutex<BTreeMap<RegistrationId, Arc<Registration>>>,
+    next_id: AtomicU64,
+    ports: watch::Sender<PortSet>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            current: ArcSwap::from_pointee(RouteTable::default()),
+            registrations: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            ports: watch::channel(PortSet::new()).0,
+        }
+    }
+
+    /// The routing snapshot for one request.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<RouteTable>> {
+        self.current.load()
+    }
+
+    /// The (scheme, port) pairs in use; changes whenever they do.
+    pub fn ports(&self) -> watch::Receiver<PortSet> {
+        self.ports.subscribe()
+    }
+
+    /// All current registrations, in registration order.
+    pub fn list(&self) -> Vec<Arc<Registration>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RegistrationId, Arc<Registration>>> {
+        // A panic while holding the lock cannot leave the map half-edited
+        // (edits are single inserts/removes), so a poisoned lock is usable.
+        self.registrations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers all `prefixes` for one owner, or none of them.
+    pub fn register(
+        &self,
+        owner: Owner,
+        queue: String,
+        prefixes: Vec<UrlPrefix>,
+        handler: Handler,
+    ) -> Result<RegistrationId, RegisterError> {
+        if prefixes.is_empty() {
+            return Err(RegisterError::NoPrefixes);
+        }
+        let mut regs = self.lock();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let reg = Arc::new(Registration {
+            id,
+            owner,
+            queue,
+            prefixes,
+            handler,
+        });
+        let mut candidate = regs.clone();
+        candidate.insert(id, reg);
+        let table = build_table(&candidate)?;
+        *regs = candidate;
+        self.publish(table);
+        Ok(id)
+    }
+
+    /// Removes a registration; its prefixes are free at once.
+    pub fn unregister(&self, id: RegistrationId) -> bool {
+        let mut regs = self.lock();
+        if regs.remove(&id).is_none() {
+            return false;
+        }
+        // Removing can't create a conflict.
+        if let Ok(table) = build_table(&regs) {
+            self.publish(table);
+        }
+        true
+    }
+
+    fn publish(&self, table: RouteTable) {
+        let ports: PortSet = table.prefixes.ports().collect();
+        self.current.store(Arc::new(table));
+        self.ports.send_if_modified(|current| {
+            if *current == ports {
+                false
+            } else {
+                *current = ports;
+                true
+            }
+        });
+    }
+}
+
+fn holder_name(owner: &Owner) -> String {
+    match owner {
+        Owner::Config { name } => format!("'{name}' in the configuration"),
+        Owner::Process { pid: Some(pid), .. } => format!("process {pid}"),
+        Owner::Process { pid: None, .. } => "another process".to_owned(),
+    }
+}
+
+fn build_table(
+    regs: &BTreeMap<RegistrationId, Arc<Registration>>,
+) -> Result<RouteTable, RegisterError> {
+    let mut table = PrefixTable::new();
+    let mut port_scheme: BTreeMap<u16, Scheme> = BTreeMap::new();
+    for reg in regs.values() {
+        for prefix in &reg.prefixes {
+            let scheme = *port_scheme.entry(prefix.port()).or_insert(prefix.scheme());
+            if scheme != prefix.scheme() {
+                return Err(RegisterError::SchemeConflict {
+                    prefix: prefix.to_string(),
+                    port: prefix.port(),
+                    other: scheme.as_str(),
+                });
+            }
+            let route = Arc::new(Route {
+                prefix: prefix.clone(),
+                registration: reg.clone(),
+            });
+            if let Err(conflict) = table.insert(prefix.clone(), route) {
+                let holder = table
+                    .get(&conflict.existing)
+                    .map(|r| holder_name(&r.registration.owner))
+                    .unwrap_or_else(|| "another registration".to_owned());
+                return Err(RegisterError::AlreadyRegistered {
+                    prefix: prefix.to_string(),
+                    holder,
+                });
+            }
+        }
+    }
+    Ok(RouteTable { prefixes: table })
+}
