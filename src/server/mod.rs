@@ -51,7 +51,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let settings = Arc::new(settings);
-    let site = Site::new(&settings.public_dir).map_err(|source| ServerError::PublicDir {
+    let site = Site::new(&settings).map_err(|source| ServerError::PublicDir {
         path: settings.public_dir.display().to_string(),
         source,
     })?;
