@@ -5,6 +5,7 @@
 //! `errors` is the one place where a failure becomes an HTTP.sys response.
 
 pub mod body;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
@@ -14,3 +15,4 @@ pub mod netsh;
 pub mod server;
 pub mod site;
 pub mod store;
+pub mod tls;

@@ -3,20 +3,13 @@
 use std::process::ExitCode;
 
 use portshare::cli::{self, Command};
-use portshare::config::Settings;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
-        Command::Http { args } => {
-            eprintln!(
-                "portshare http {}: not available in this build yet",
-                args.join(" ")
-            );
-            ExitCode::from(2)
-        }
+        Command::Http { args } => cli::http(cli.config.as_deref(), &args),
     }
 }
 
@@ -30,12 +23,9 @@ fn init_tracing() {
 }
 
 fn serve(config: Option<&std::path::Path>) -> ExitCode {
-    let settings = match Settings::load(config) {
+    let settings = match cli::settings(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("portshare: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -52,6 +42,8 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         settings,
         portshare::server::signals::shutdown_requested(),
     ));
+    // Connections still open after the grace period are abandoned here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,7 +28,10 @@ fn refused(ini: &str) -> String {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.to_lowercase().contains("backtrace"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
-    assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+    assert!(
+        err.contains(&file.display().to_string()),
+        "names the file: {err}"
+    );
     err
 }
 
@@ -108,19 +111,27 @@ fn environment_overrides_every_section() {
     .unwrap();
     let env = vec![
         ("PORTSHARE_HTTP_PORT".to_owned(), "9000".to_owned()),
-        ("PORTSHARE_HTTP__HEADERWAITTIMEOUT".to_owned(), "7".to_owned()),
+        (
+            "PORTSHARE_HTTP__HEADERWAITTIMEOUT".to_owned(),
+            "7".to_owned(),
+        ),
     ];
     let s = Settings::load_with_env(Some(&file), &env).unwrap();
     assert_eq!(s.http_port, 9000);
     assert_eq!(s.host_name, vec!["www.site.test", "api.site.test"]);
     assert_eq!(s.limits.max_field_length, 1000);
     assert_eq!(s.limits.header_wait_timeout, Duration::from_secs(7));
-    assert_eq!(s.cgi.runners.get("py"), Some(&CgiRunner::Interpreter("python3".into())));
+    assert_eq!(
+        s.cgi.runners.get("py"),
+        Some(&CgiRunner::Interpreter("python3".into()))
+    );
     assert_eq!(s.cgi.runners.get("cgi"), Some(&CgiRunner::Direct));
     assert_eq!(s.public_dir, dir.path().join("public"));
 
     let bad = vec![("PORTSHARE_HTTP_PROT".to_owned(), "1".to_owned())];
-    let err = Settings::load_with_env(Some(&file), &bad).unwrap_err().to_string();
+    let err = Settings::load_with_env(Some(&file), &bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("PORTSHARE_HTTP_PROT"), "{err}");
 }
 
@@ -164,8 +175,14 @@ fn config_found_through_portshare_config_variable() {
         .unwrap();
     let mut server = server;
     server.child = Some(child);
-    let res = common::wait_for(Duration::from_secs(20), "server via PORTSHARE_CONFIG", || {
-        std::net::TcpStream::connect(server.addr()).ok().map(|_| server.get("/a.txt"))
-    });
+    let res = common::wait_for(
+        Duration::from_secs(20),
+        "server via PORTSHARE_CONFIG",
+        || {
+            std::net::TcpStream::connect(server.addr())
+                .ok()
+                .map(|_| server.get("/a.txt"))
+        },
+    );
     assert_eq!(res.text(), "var");
 }

@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::dispatch::{self, ConnInfo, Shared};
 use crate::logs::Logs;
 use crate::site::Site;
+use crate::tls::Tls;
 
 pub use listener::bind_port;
 
@@ -42,6 +43,8 @@ pub enum ServerError {
     },
     #[error("nothing to serve: http_port and https_port are both 0")]
     NoPorts,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -58,21 +61,29 @@ pub async fn run(
     let logs = Logs::start(settings.log_dir.as_deref());
     let shared = Arc::new(Shared::new(settings.clone(), site, &logs));
 
+    let tls = if settings.https_port != 0 {
+        match Tls::start(&settings, logs.httperr.clone()) {
+            Ok(tls) => Some(tls),
+            Err(crate::tls::TlsError::Unavailable) => {
+                tracing::warn!("HTTPS is not available in this build; serving plain HTTP only");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
     let mut listeners = Vec::new();
-    for (port, scheme) in [(settings.http_port, "http"), (settings.https_port, "https")] {
-        if port == 0 || scheme == "https" {
-            // HTTPS listeners come with the TLS layer.
+    for (port, https) in [(settings.http_port, false), (settings.https_port, true)] {
+        if port == 0 || (https && tls.is_none()) {
             continue;
         }
         for l in bind_port(&settings.listen, port)? {
-            tracing::info!(
-                "listening on {scheme}://{}",
-                l.local_addr().map_err(|source| ServerError::Bind {
-                    addr: SocketAddr::from(([0, 0, 0, 0], port)),
-                    source
-                })?
-            );
-            listeners.push(l);
+            if let Ok(addr) = l.local_addr() {
+                let scheme = if https { "https" } else { "http" };
+                tracing::info!("listening on {scheme}://{addr}");
+            }
+            listeners.push((l, tls.clone().filter(|_| https)));
         }
     }
     if listeners.is_empty() {
@@ -82,9 +93,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut accept_tasks = Vec::new();
-    for listener in listeners {
+    for (listener, tls) in listeners {
         accept_tasks.push(tokio::spawn(accept_loop(
             listener,
+            tls,
             shared.clone(),
             stop_rx.clone(),
             graceful.clone(),
@@ -114,12 +126,15 @@ pub async fn run(
         }
     }
     drop(shared);
-    logs.finish().await;
+    // Connections cut at the end of the grace period may still hold log
+    // senders; what they sent is written already, so don't wait for them.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), logs.finish()).await;
     Ok(())
 }
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
@@ -150,17 +165,30 @@ async fn accept_loop(
         let info = Arc::new(ConnInfo {
             peer,
             local,
-            https: false,
+            https: tls.is_some(),
         });
         let shared = shared.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 dispatch::handle(shared.clone(), info.clone(), req)
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            if let Err(e) = watcher.watch(conn).await {
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn).await
+                }
+                Some(tls) => {
+                    let Some(stream) = tls.accept(stream, local, peer).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -28,7 +28,9 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 /// A port that is free on both 127.0.0.1 and ::1 right now.
 pub fn free_port() -> u16 {
     loop {
-        let Ok(l) = TcpListener::bind("127.0.0.1:0") else { continue };
+        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
         let Ok(addr) = l.local_addr() else { continue };
         if TcpListener::bind(("::1", addr.port())).is_ok() {
             return addr.port();
@@ -142,6 +144,12 @@ impl TestServer {
         RawResponse::parse(&self.raw(head.as_bytes()))
     }
 
+    /// Waits for a server that was already told to stop.
+    pub fn terminate_wait(&mut self) -> Output {
+        let child = self.child.take().expect("server running");
+        wait_output(child, Duration::from_secs(30))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> Output {
         let child = self.child.take().expect("server running");
@@ -162,7 +170,9 @@ impl Drop for TestServer {
 
 /// Waits for a child with a deadline and collects its output.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
-    let status = wait_for(timeout, "the process to exit", || child.try_wait().ok().flatten());
+    let status = wait_for(timeout, "the process to exit", || {
+        child.try_wait().ok().flatten()
+    });
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     if let Some(mut o) = child.stdout.take() {
