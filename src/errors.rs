@@ -10,6 +10,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::Body;
+use crate::site::cgi::CgiError;
 use crate::site::SiteError;
 
 /// `Server` header of portshare's own responses.
@@ -225,6 +226,31 @@ pub fn site_error_response(err: &SiteError) -> Response<Body> {
                 "The server could not read the requested file.",
             )
         }
+        SiteError::Cgi(e) => cgi_error_response(e),
+    }
+}
+
+/// A CGI script that gave no usable answer: 504 when it ran out of time,
+/// 403 when it may not be executed, otherwise 502 (the "gateway" — the
+/// script — failed). The details go to the log, not to the client.
+fn cgi_error_response(err: &CgiError) -> Response<Body> {
+    tracing::error!(error = %err, "CGI script failed");
+    match err {
+        CgiError::Timeout { .. } => own_page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The script did not answer in time.",
+        ),
+        CgiError::NotExecutable { .. } => own_page(
+            StatusCode::FORBIDDEN,
+            "The server is not allowed to run the requested script.",
+        ),
+        CgiError::Spawn { .. }
+        | CgiError::Exited { .. }
+        | CgiError::BadHeaders { .. }
+        | CgiError::Io { .. } => own_page(
+            StatusCode::BAD_GATEWAY,
+            "The script did not produce a valid response.",
+        ),
     }
 }
 

@@ -111,6 +111,89 @@ impl FileResolver {
     }
 }
 
+/// A script found by [`FileResolver::find_script`].
+#[derive(Debug)]
+pub struct FoundScript {
+    /// Canonical path of the script.
+    pub file: PathBuf,
+    /// How many of the request's segments name the script; the rest are
+    /// its `PATH_INFO`.
+    pub segments: usize,
+    /// Unix: some execute bit is set. Elsewhere always true.
+    pub executable: bool,
+}
+
+impl FileResolver {
+    /// Looks for a CGI script along the path: `candidates` are the indexes
+    /// (ascending) of segments with a configured script extension; the first
+    /// one that is a regular file under the root is the script. Directories
+    /// named like scripts are walked through. Not cached: starting the
+    /// script costs far more than these few `stat`s.
+    pub async fn find_script(
+        &self,
+        path: &SitePath,
+        candidates: Vec<usize>,
+    ) -> Result<Option<FoundScript>, SiteError> {
+        let root = self.root.clone();
+        let segments = path.segments.clone();
+        tokio::task::spawn_blocking(move || find_script_blocking(&root, &segments, &candidates))
+            .await
+            .map_err(|e| SiteError::Io(io::Error::other(e)))?
+    }
+}
+
+fn find_script_blocking(
+    root: &Path,
+    segments: &[String],
+    candidates: &[usize],
+) -> Result<Option<FoundScript>, SiteError> {
+    for &i in candidates {
+        let Some(named) = segments.get(..=i) else {
+            break;
+        };
+        let mut path = root.to_path_buf();
+        path.extend(named);
+        // Canonicalizing follows symlinks; the result must stay under the root.
+        let real = match path.canonicalize() {
+            Ok(r) => r,
+            Err(e) => {
+                return match not_found_or(e) {
+                    // Missing, or a file in the middle of the path: no
+                    // deeper segment can be a script either.
+                    SiteError::NotFound => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        if !real.starts_with(root) {
+            return Err(SiteError::NotFound);
+        }
+        let meta = real.metadata().map_err(not_found_or)?;
+        if meta.is_file() {
+            return Ok(Some(FoundScript {
+                executable: is_executable(&meta),
+                file: real,
+                segments: i + 1,
+            }));
+        }
+        if !meta.is_dir() {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    true
+}
+
 fn not_found_or(e: io::Error) -> SiteError {
     match e.kind() {
         io::ErrorKind::NotFound

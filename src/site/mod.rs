@@ -1,9 +1,11 @@
 //! The built-in site: static files from `public_dir` (and, through `cgi`,
 //! scripts in it).
 //!
-//! The handler is a straight chain: decode the path → resolve the file →
-//! method → conditional request → range → body.
+//! The handler is a straight chain: decode the path → a CGI script on the
+//! path? run it (see `cgi`) → resolve the file → method → conditional
+//! request → range → body.
 
+pub mod cgi;
 pub mod files;
 pub mod path;
 
@@ -22,8 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::config::Settings;
 use crate::dispatch::ConnInfo;
 use crate::errors::SERVER;
+use cgi::{Cgi, CgiError, ScriptTarget};
 use files::{FileEntry, FileResolver, Representation, Resolved};
 use path::SitePath;
 
@@ -40,6 +44,8 @@ pub enum SiteError {
     RangeNotSatisfiable { len: u64 },
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    #[error("CGI script: {0}")]
+    Cgi(#[from] CgiError),
 }
 
 /// Extensions whose files are programs: never sent as source, even when no
@@ -52,7 +58,7 @@ const SCRIPT_EXTENSIONS: &[&str] = &[
 static ACCEPT_RANGES: HeaderValue = HeaderValue::from_static("bytes");
 static VARY_AE: HeaderValue = HeaderValue::from_static("Accept-Encoding");
 
-/// The request parts the site needs (it never reads the request body).
+/// The request parts the site needs (only scripts read the request body).
 pub struct SiteRequest<'a> {
     pub method: &'a Method,
     /// The URL path as received (percent-encoded).
@@ -66,13 +72,15 @@ pub struct SiteRequest<'a> {
 
 pub struct Site {
     files: FileResolver,
+    cgi: Cgi,
 }
 
 impl Site {
-    pub fn new(public_dir: &Path) -> io::Result<Site> {
-        Ok(Site {
-            files: FileResolver::new(public_dir)?,
-        })
+    /// The site of `settings.public_dir`, running scripts as `[cgi]` says.
+    pub fn new(settings: &Settings) -> io::Result<Site> {
+        let files = FileResolver::new(&settings.public_dir)?;
+        let cgi = Cgi::new(settings, files.root());
+        Ok(Site { files, cgi })
     }
 
     pub fn root(&self) -> &Path {
@@ -83,9 +91,12 @@ impl Site {
     pub async fn serve(
         &self,
         req: &SiteRequest<'_>,
-        _body: Incoming,
+        body: Incoming,
     ) -> Result<Response<Body>, SiteError> {
         let path = SitePath::parse(req.raw_path, req.prefix_segments)?;
+        if let Some(script) = self.find_script(req, &path).await? {
+            return Ok(self.cgi.run(req, &script, body).await?);
+        }
         let resolved = self.files.resolve(&path).await?;
         let file = match &*resolved {
             Resolved::Directory if path.trailing_slash => return Err(SiteError::NotFound),
@@ -152,6 +163,66 @@ impl Site {
             None => file_body(&repr.path, start, end).await?,
         };
         Ok(res)
+    }
+}
+
+impl Site {
+    /// The CGI script the path names, if any (see `cgi` for the rules).
+    async fn find_script(
+        &self,
+        req: &SiteRequest<'_>,
+        path: &SitePath,
+    ) -> Result<Option<ScriptTarget>, SiteError> {
+        if !self.cgi.enabled() {
+            return Ok(None);
+        }
+        let mut extensions = Vec::new();
+        let candidates: Vec<usize> = path
+            .segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, seg)| {
+                let ext = self.cgi.script_extension(seg)?;
+                extensions.push(ext);
+                Some(i)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let Some(found) = self.files.find_script(path, candidates.clone()).await? else {
+            return Ok(None);
+        };
+        let Some(extension) = candidates
+            .iter()
+            .position(|&i| i + 1 == found.segments)
+            .and_then(|k| extensions.get(k).cloned())
+        else {
+            return Ok(None);
+        };
+        // SCRIPT_NAME includes the registered prefix's segments.
+        let full = SitePath::parse(req.raw_path, 0)?;
+        let named = req.prefix_segments + found.segments;
+        let script_name = format!(
+            "/{}",
+            full.segments.get(..named).unwrap_or_default().join("/")
+        );
+        let rest = path.segments.get(found.segments..).unwrap_or_default();
+        let mut path_info = String::new();
+        for seg in rest {
+            path_info.push('/');
+            path_info.push_str(seg);
+        }
+        if path.trailing_slash {
+            path_info.push('/');
+        }
+        Ok(Some(ScriptTarget {
+            file: found.file,
+            extension,
+            script_name,
+            path_info,
+            executable: found.executable,
+        }))
     }
 }
 
