@@ -37,7 +37,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(settings: Arc<Settings>, site: Site, registry: Arc<Registry>, logs: &Logs) -> Shared {
+    pub fn new(
+        settings: Arc<Settings>,
+        site: Site,
+        registry: Arc<Registry>,
+        logs: &Logs,
+    ) -> Shared {
         Shared {
             settings,
             site,
@@ -74,7 +79,11 @@ pub fn route(
     headers: &http::HeaderMap,
 ) -> Result<Arc<Route>, HttpSysError> {
     let key = urlprefix::normalize_path(uri.path()).map_err(|_| HttpSysError::InvalidUrl)?;
-    let scheme = if conn.https { Scheme::Https } else { Scheme::Http };
+    let scheme = if conn.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let host = request_host(uri, headers);
     match table
         .prefixes
@@ -185,7 +194,11 @@ fn log_access(shared: &Shared, conn: &ConnInfo, f: &AccessFields, res: &Response
         target,
         version: version_str(f.version),
         status: res.status().as_u16(),
-        bytes: if f.method == Method::HEAD { Some(0) } else { bytes },
+        bytes: if f.method == Method::HEAD {
+            Some(0)
+        } else {
+            bytes
+        },
         referer: f.referer.as_ref().and_then(|v| v.to_str().ok()),
         user_agent: f.user_agent.as_ref().and_then(|v| v.to_str().ok()),
     };

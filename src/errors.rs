@@ -152,7 +152,9 @@ impl HttpSysError {
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, US_ASCII_HTML.clone());
         h.insert(header::SERVER, HTTPAPI_SERVER.clone());
-        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+        if let Ok(date) =
+            HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
             h.insert(header::DATE, date);
         }
         h.insert(header::CONNECTION, CLOSE.clone());

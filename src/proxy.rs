@@ -40,6 +40,8 @@ impl Backend {
         _req: Request<Incoming>,
         _conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
-        Err(ProxyError::Unreachable("proxying is not implemented yet".into()))
+        Err(ProxyError::Unreachable(
+            "proxying is not implemented yet".into(),
+        ))
     }
 }

@@ -30,7 +30,10 @@ pub enum Owner {
     /// GLOBAL.INI: the built-in site or an `[app:NAME]` section.
     Config { name: String },
     /// A process over the control channel.
-    Process { pid: Option<u32>, user: Option<String> },
+    Process {
+        pid: Option<u32>,
+        user: Option<String>,
+    },
 }
 
 pub type RegistrationId = u64;

@@ -141,7 +141,10 @@ impl<S> Guarded<S> {
                     if self.pending.is_empty() {
                         return false;
                     }
-                    if self.first_exchange && H2_PREFACE.starts_with(&self.pending[..self.pending.len().min(H2_PREFACE.len())]) {
+                    if self.first_exchange
+                        && H2_PREFACE
+                            .starts_with(&self.pending[..self.pending.len().min(H2_PREFACE.len())])
+                    {
                         if self.pending.len() < H2_PREFACE.len() {
                             return false;
                         }
@@ -155,7 +158,8 @@ impl<S> Guarded<S> {
                     match find_head_end(&self.pending) {
                         None => {
                             if let Some(err) = partial_head_error(&self.pending, &self.ctx.limits) {
-                                let line = String::from_utf8_lossy(first_line(&self.pending)).into_owned();
+                                let line =
+                                    String::from_utf8_lossy(first_line(&self.pending)).into_owned();
                                 let head = RequestLine::parse(&line);
                                 self.fail(err, head.as_ref());
                             }
@@ -170,7 +174,8 @@ impl<S> Guarded<S> {
                                     self.ready_out = head.freeze();
                                 }
                                 Err(err) => {
-                                    let line = String::from_utf8_lossy(first_line(&head)).into_owned();
+                                    let line =
+                                        String::from_utf8_lossy(first_line(&head)).into_owned();
                                     let parsed = RequestLine::parse(&line);
                                     self.fail(err, parsed.as_ref());
                                 }
@@ -182,10 +187,16 @@ impl<S> Guarded<S> {
                     if self.pending.is_empty() {
                         return false;
                     }
-                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.pending.len());
+                    let take = usize::try_from(n)
+                        .unwrap_or(usize::MAX)
+                        .min(self.pending.len());
                     self.ready_out = self.pending.split_to(take).freeze();
                     let left = n - take as u64;
-                    self.phase = if left == 0 { Phase::Head } else { Phase::Body(left) };
+                    self.phase = if left == 0 {
+                        Phase::Head
+                    } else {
+                        Phase::Body(left)
+                    };
                 }
                 Phase::ChunkSize => {
                     let Some(eol) = find_crlf(&self.pending) else {
@@ -205,16 +216,26 @@ impl<S> Guarded<S> {
                         return true;
                     };
                     self.ready_out = self.pending.split_to(eol + 2).freeze();
-                    self.phase = if size == 0 { Phase::Trailers } else { Phase::ChunkData(size + 2) };
+                    self.phase = if size == 0 {
+                        Phase::Trailers
+                    } else {
+                        Phase::ChunkData(size + 2)
+                    };
                 }
                 Phase::ChunkData(n) => {
                     if self.pending.is_empty() {
                         return false;
                     }
-                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.pending.len());
+                    let take = usize::try_from(n)
+                        .unwrap_or(usize::MAX)
+                        .min(self.pending.len());
                     self.ready_out = self.pending.split_to(take).freeze();
                     let left = n - take as u64;
-                    self.phase = if left == 0 { Phase::ChunkSize } else { Phase::ChunkData(left) };
+                    self.phase = if left == 0 {
+                        Phase::ChunkSize
+                    } else {
+                        Phase::ChunkData(left)
+                    };
                 }
                 Phase::Trailers => {
                     let Some(eol) = find_crlf(&self.pending) else {
@@ -270,23 +291,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                 continue;
             }
             // Need more bytes from the client.
-            if this.phase != Phase::Passthrough {
-                if this.timer.as_mut().poll(cx).is_ready() {
-                    let (reason, what) = if this.pending.is_empty() {
-                        ("Timer_ConnectionIdle", "idle connection timer")
-                    } else {
-                        ("Timer_HeaderWait", "header wait timer")
-                    };
-                    if matches!(this.phase, Phase::Head) {
-                        tracing::debug!(peer = %this.ctx.peer, "{what} fired; closing the connection");
-                        this.log(None, reason, None);
-                    } else {
-                        tracing::debug!(peer = %this.ctx.peer, "entity body timer fired; closing the connection");
-                        this.log(None, "Timer_EntityBody", None);
-                    }
-                    this.phase = Phase::Closed;
-                    return Poll::Ready(Ok(()));
-                }
+            if this.phase != Phase::Passthrough && this.timer.as_mut().poll(cx).is_ready() {
+                let reason = match (this.phase, this.pending.is_empty()) {
+                    (Phase::Head, true) => "Timer_ConnectionIdle",
+                    (Phase::Head, false) => "Timer_HeaderWait",
+                    _ => "Timer_EntityBody",
+                };
+                tracing::debug!(peer = %this.ctx.peer, reason, "timer fired; closing the connection");
+                this.log(None, reason, None);
+                this.phase = Phase::Closed;
+                return Poll::Ready(Ok(()));
             }
             let was_empty = this.pending.is_empty();
             this.pending.reserve(8192);
@@ -319,7 +333,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.phase == Phase::Head && this.pending.is_empty() {
             // A response is going out: the idle timer counts from its end.
@@ -370,7 +388,10 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
 }
 
 fn first_line(b: &[u8]) -> &[u8] {
-    let end = b.iter().position(|c| *c == b'\r' || *c == b'\n').unwrap_or(b.len());
+    let end = b
+        .iter()
+        .position(|c| *c == b'\r' || *c == b'\n')
+        .unwrap_or(b.len());
     &b[..end.min(2048)]
 }
 
@@ -408,15 +429,18 @@ impl<'a> RequestLine<'a> {
         if parts.next().is_some() {
             return None;
         }
-        Some(RequestLine { method, target, version })
+        Some(RequestLine {
+            method,
+            target,
+            version,
+        })
     }
 }
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks a complete head; on success returns the phase for what follows.
@@ -495,7 +519,11 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
 /// segment length and count limits.
 fn check_target(target: &str, method: &str, limits: &Limits) -> Result<(), HttpSysError> {
     if target == "*" {
-        return if method == "OPTIONS" { Ok(()) } else { Err(HttpSysError::InvalidUrl) };
+        return if method == "OPTIONS" {
+            Ok(())
+        } else {
+            Err(HttpSysError::InvalidUrl)
+        };
     }
     let path = if target.starts_with('/') {
         target
@@ -549,12 +577,27 @@ mod tests {
             check("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Ok(Phase::ChunkSize)
         );
-        assert_eq!(check("GET / HTTP/2.0\r\n\r\n"), Err(HttpSysError::VersionNotSupported));
+        assert_eq!(
+            check("GET / HTTP/2.0\r\n\r\n"),
+            Err(HttpSysError::VersionNotSupported)
+        );
         assert_eq!(check("GET / FOO\r\n\r\n"), Err(HttpSysError::BadRequest));
-        assert_eq!(check("G(T / HTTP/1.1\r\n\r\n"), Err(HttpSysError::BadRequest));
-        assert_eq!(check("GET x HTTP/1.1\r\n\r\n"), Err(HttpSysError::InvalidUrl));
-        assert_eq!(check("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"), Err(HttpSysError::InvalidHeader));
-        assert_eq!(check("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Err(HttpSysError::InvalidHeader));
+        assert_eq!(
+            check("G(T / HTTP/1.1\r\n\r\n"),
+            Err(HttpSysError::BadRequest)
+        );
+        assert_eq!(
+            check("GET x HTTP/1.1\r\n\r\n"),
+            Err(HttpSysError::InvalidUrl)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"),
+            Err(HttpSysError::InvalidHeader)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nNoColon\r\n\r\n"),
+            Err(HttpSysError::InvalidHeader)
+        );
         let long_seg = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(261));
         assert_eq!(check(&long_seg), Err(HttpSysError::InvalidUrl));
         let many = format!("GET {} HTTP/1.1\r\n\r\n", "/a".repeat(256));

@@ -115,7 +115,10 @@ pub struct Running {
 
 /// Runs the server until `shutdown` resolves, then drains connections for
 /// at most the configured grace period.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     run_with(settings, shutdown, |_| {}).await
 }
 
@@ -150,12 +153,7 @@ pub async fn run_with(
     } else {
         None
     };
-    let shared = Arc::new(Shared::new(
-        settings.clone(),
-        site,
-        registry.clone(),
-        &logs,
-    ));
+    let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
@@ -228,8 +226,11 @@ struct Listeners {
     tls: Option<Arc<Tls>>,
     graceful: Arc<GracefulShutdown>,
     stop: watch::Receiver<bool>,
-    open: BTreeMap<(Scheme, u16), (watch::Sender<bool>, Vec<JoinHandle<()>>)>,
+    open: BTreeMap<(Scheme, u16), OpenPort>,
 }
+
+/// One port's accept loops and the switch that stops them.
+type OpenPort = (watch::Sender<bool>, Vec<JoinHandle<()>>);
 
 impl Listeners {
     /// Opens listeners for new ports and closes those no longer used.
@@ -243,7 +244,10 @@ impl Listeners {
             .collect();
         for key in gone {
             if let Some((stop, _)) = self.open.remove(&key) {
-                tracing::info!(port = key.1, "last prefix on the port is gone; closing its listeners");
+                tracing::info!(
+                    port = key.1,
+                    "last prefix on the port is gone; closing its listeners"
+                );
                 let _ = stop.send(true);
             }
         }
