@@ -170,7 +170,10 @@ impl HttpSysError {
         format!(
             "HTTP/1.1 {} {}\r\nContent-Type: text/html; charset=us-ascii\r\nServer: Microsoft-HTTPAPI/2.0\r\nDate: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
             p.status.as_u16(),
-            p.status.canonical_reason().unwrap_or(""),
+            match p.status.as_u16() {
+                414 => "Request-URI Too Long",
+                s => p.status.canonical_reason().unwrap_or(if s >= 500 { "Error" } else { "Bad Request" }),
+            },
             httpdate::fmt_http_date(std::time::SystemTime::now()),
             body.len(),
             body
