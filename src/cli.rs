@@ -17,7 +17,6 @@ use crate::store::Store;
     name = "portshare",
     version,
     about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands",
-    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// GLOBAL.INI to use (else $PORTSHARE_CONFIG, ./GLOBAL.INI, GLOBAL.INI beside the program)

@@ -106,6 +106,25 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
     Ok(())
 }
 
+/// Timers set with `portshare http add timeout` (kept in the store) take
+/// precedence over GLOBAL.INI's `[http]` values, as netsh's settings do
+/// over the registry defaults on Windows. Read at start-up.
+fn apply_netsh_timeouts(settings: &mut Settings) {
+    let store = crate::store::Store::in_cert_dir(&settings.cert_dir);
+    match store.load() {
+        Ok(data) => {
+            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+            if let Some(s) = data.timeouts.idle_connection {
+                settings.limits.idle_connection_timeout = secs(s);
+            }
+            if let Some(s) = data.timeouts.header_wait {
+                settings.limits.header_wait_timeout = secs(s);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the store's timeouts are ignored"),
+    }
+}
+
 /// A running server, for callers that need more than `run` (the control
 /// channel, the maintenance scheduler).
 pub struct Running {
@@ -128,6 +147,8 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     started: impl FnOnce(&Running),
 ) -> Result<(), ServerError> {
+    let mut settings = settings;
+    apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
     let site = Site::new(&settings).map_err(|source| ServerError::PublicDir {
         path: settings.public_dir.display().to_string(),
