@@ -16,7 +16,7 @@ use crate::store::Store;
 #[command(
     name = "portshare",
     version,
-    about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands",
+    about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands"
 )]
 pub struct Cli {
     /// GLOBAL.INI to use (else $PORTSHARE_CONFIG, ./GLOBAL.INI, GLOBAL.INI beside the program)

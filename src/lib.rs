@@ -11,6 +11,7 @@ pub mod config;
 pub mod dispatch;
 pub mod errors;
 pub mod logs;
+pub mod maintenance;
 pub mod netsh;
 pub mod proxy;
 pub mod registry;

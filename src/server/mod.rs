@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::dispatch::{self, ConnInfo, Shared};
 use crate::logs::Logs;
+use crate::maintenance::Maintenance;
 use crate::proxy::Backend;
 use crate::registry::{Handler, Owner, PortSet, Registry};
 use crate::site::Site;
@@ -125,11 +126,34 @@ fn apply_netsh_timeouts(settings: &mut Settings) {
     }
 }
 
+/// `daily_maintenance` names a URL nothing is registered for: the server
+/// still starts, but says so.
+fn warn_if_unrouted(registry: &Registry, url: &str) {
+    let path = url.split('?').next().unwrap_or(url);
+    let Ok(key) = crate::urlprefix::normalize_path(path) else {
+        tracing::warn!(key = "[param] daily_maintenance", %url, "not a valid URL path; the maintenance run will fail");
+        return;
+    };
+    let table = registry.snapshot();
+    let served = table
+        .prefixes
+        .iter()
+        .any(|(p, _)| p.scheme() == Scheme::Http && key.starts_with(p.path_key()));
+    if !served {
+        tracing::warn!(
+            key = "[param] daily_maintenance",
+            %url,
+            "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
+        );
+    }
+}
+
 /// A running server, for callers that need more than `run` (the control
 /// channel, the maintenance scheduler).
 pub struct Running {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
+    pub maintenance: Arc<Maintenance>,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -191,9 +215,15 @@ pub async fn run_with(
         return Err(ServerError::NoPorts);
     }
     listeners.sync(&initial, true)?;
+    let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
+    if let Some(url) = &settings.daily_maintenance {
+        warn_if_unrouted(&registry, url);
+        tokio::spawn(maintenance.clone().schedule(stop_rx.clone()));
+    }
     started(&Running {
         registry: registry.clone(),
         settings: settings.clone(),
+        maintenance: maintenance.clone(),
     });
 
     // Follow registrations until shutdown.
