@@ -86,10 +86,13 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
             })?;
     }
     for app in &settings.apps {
-        let backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
+        let mut backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
             app: app.name.clone(),
             source,
         })?;
+        if let Some(timeout) = app.timeout {
+            backend.set_timeout(timeout);
+        }
         registry
             .register(
                 Owner::Config {
