@@ -190,14 +190,7 @@ pub async fn run_with(
         .iter()
         .any(|(s, _)| *s == Scheme::Https);
     let tls = if needs_tls || settings.https_port != 0 {
-        match Tls::start(&settings, logs.httperr.clone()) {
-            Ok(tls) => Some(tls),
-            Err(crate::tls::TlsError::Unavailable) => {
-                tracing::warn!("HTTPS is not available in this build; serving plain HTTP only");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        }
+        Some(Tls::start(&settings, logs.httperr.clone())?)
     } else {
         None
     };

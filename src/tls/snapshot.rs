@@ -1,0 +1,356 @@
+//! The immutable view a handshake needs: for every SSL binding a ready `ServerConfig`
+//! (or the reason there is none), built from `sslcert.json` and the certificate store.
+//! A new snapshot is built on every reload and swapped in atomically; handshakes only
+//! read the current one.
+//!
+//! Robustness rules (the last good state stays in force):
+//! - `sslcert.json` unreadable or invalid → the whole old snapshot is kept.
+//! - A store file that fails to load (half-written, damaged, wrong password) → the
+//!   certificate loaded from that same file before stays in use.
+//! - A binding whose certificate cannot be served (not in the store, no key, both TLS
+//!   versions disabled, …) → the binding keeps the configuration it had before; a
+//!   binding that never worked refuses handshakes (httperr `SSL_BadBinding`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use rustls::pki_types::CertificateDer;
+use rustls::ServerConfig;
+
+use crate::certs::{validate, CertStore, Certificate, Thumbprint};
+use crate::store::{BindingFlags, BindingKey, SslBinding, Store, StoreError};
+
+use super::config::server_config;
+
+/// A certificate ready to be served under one binding's flags.
+pub(crate) struct Served {
+    pub config: Arc<ServerConfig>,
+    pub thumbprint: Thumbprint,
+    chain: Vec<CertificateDer<'static>>,
+    flags: BindingFlags,
+}
+
+impl Served {
+    fn reusable(&self, cert: &Certificate, flags: &BindingFlags) -> bool {
+        self.thumbprint == cert.thumbprint && self.chain == cert.chain && self.flags == *flags
+    }
+}
+
+/// Certificates of a `ccs=PORT` binding, by the names they cover.
+#[derive(Default)]
+pub(crate) struct CcsTable {
+    /// Lowercase DNS name → certificate.
+    exact: HashMap<String, Arc<Served>>,
+    /// `*.suffix` → certificate, keyed by the lowercase suffix.
+    wildcard: HashMap<String, Arc<Served>>,
+}
+
+impl CcsTable {
+    /// The certificate for an SNI name (already lowercase, no trailing dot): an exact
+    /// SAN first, else a wildcard SAN covering exactly one more label.
+    fn find(&self, name: &str) -> Option<&Arc<Served>> {
+        if let Some(s) = self.exact.get(name) {
+            return Some(s);
+        }
+        let (label, rest) = name.split_once('.')?;
+        if label.is_empty() {
+            return None;
+        }
+        self.wildcard.get(rest)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<Served>> {
+        self.exact.values().chain(self.wildcard.values())
+    }
+}
+
+pub(crate) enum Entry {
+    Cert(Arc<Served>),
+    Ccs(CcsTable),
+    /// `reject=enable`.
+    Reject,
+    /// The binding cannot be served and never could; the reason.
+    Broken(String),
+}
+
+/// What a handshake should do.
+pub(crate) enum Selection<'a> {
+    Serve(&'a BindingKey, &'a Arc<Served>),
+    Reject(&'a BindingKey),
+    Broken(&'a BindingKey, &'a str),
+    NoBinding,
+}
+
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    entries: HashMap<BindingKey, Entry>,
+    /// Every certificate loaded, by the file it came from (for keeping a certificate
+    /// whose file became unreadable).
+    certs: HashMap<PathBuf, Arc<Certificate>>,
+}
+
+/// An SNI name as bindings and SANs are compared: lowercase, no trailing dot.
+pub(crate) fn normalize_sni(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Snapshot {
+    /// HTTP.sys's lookup order: exact `IP:port` → `hostname:port` (SNI) → `ccs=port`
+    /// (a store certificate whose SAN covers the SNI name) → `0.0.0.0:port` (IPv4) /
+    /// `[::]:port` (IPv6). IPv4-mapped local addresses count as IPv4. Without SNI only
+    /// the IP bindings take part. A `ccs` binding with no certificate for the name
+    /// falls through to the wildcard IP binding.
+    pub(crate) fn select(&self, local: SocketAddr, sni: Option<&str>) -> Selection<'_> {
+        let ip = local.ip().to_canonical();
+        let port = local.port();
+        if let Some(sel) = self.entry(&BindingKey::IpPort(SocketAddr::new(ip, port))) {
+            return sel;
+        }
+        if let Some(name) = sni.map(normalize_sni).filter(|n| !n.is_empty()) {
+            if let Some(sel) = self.entry(&BindingKey::HostnamePort(name.clone(), port)) {
+                return sel;
+            }
+            let ccs = BindingKey::Ccs(port);
+            if let Some((key, entry)) = self.entries.get_key_value(&ccs) {
+                match entry {
+                    Entry::Ccs(table) => {
+                        if let Some(s) = table.find(&name) {
+                            return Selection::Serve(key, s);
+                        }
+                    }
+                    Entry::Reject => return Selection::Reject(key),
+                    Entry::Cert(s) => return Selection::Serve(key, s),
+                    Entry::Broken(r) => return Selection::Broken(key, r),
+                }
+            }
+        }
+        let any = if ip.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        self.entry(&BindingKey::IpPort(SocketAddr::new(any, port)))
+            .unwrap_or(Selection::NoBinding)
+    }
+
+    fn entry(&self, key: &BindingKey) -> Option<Selection<'_>> {
+        let (key, entry) = self.entries.get_key_value(key)?;
+        Some(match entry {
+            Entry::Cert(s) => Selection::Serve(key, s),
+            Entry::Reject => Selection::Reject(key),
+            Entry::Broken(r) => Selection::Broken(key, r),
+            // Only stored under Ccs keys.
+            Entry::Ccs(_) => return None,
+        })
+    }
+
+    /// Thumbprints served per binding, for logs and tests.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .entries
+            .iter()
+            .map(|(k, e)| match e {
+                Entry::Cert(s) => format!("{}={k} → {}", k.param_name(), s.thumbprint),
+                Entry::Ccs(t) => format!(
+                    "{}={k} → {} certificate(s)",
+                    k.param_name(),
+                    t.all().count()
+                ),
+                Entry::Reject => format!("{}={k} → reject", k.param_name()),
+                Entry::Broken(r) => format!("{}={k} → unusable: {r}", k.param_name()),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Builds a new snapshot from `cert_dir`, reusing what is unchanged in `old`.
+/// `Err` when `sslcert.json` cannot be used; the caller keeps `old`.
+pub(crate) fn build(cert_dir: &Path, old: &Snapshot) -> Result<Snapshot, StoreError> {
+    let data = Store::in_cert_dir(cert_dir).load()?;
+
+    let (loaded, errors) = CertStore::scan(cert_dir);
+    let mut certs: HashMap<PathBuf, Arc<Certificate>> = loaded
+        .into_iter()
+        .map(|c| (c.source.clone(), Arc::new(c)))
+        .collect();
+    for e in errors {
+        let kept = e
+            .path()
+            .and_then(|p| old.certs.get(p).map(|c| (p.to_path_buf(), c.clone())));
+        match kept {
+            Some((path, cert)) => {
+                tracing::error!(
+                    "certificate store: {e}; keeping the certificate {} loaded from it before",
+                    cert.thumbprint
+                );
+                certs.insert(path, cert);
+            }
+            None => tracing::error!("certificate store: {e}"),
+        }
+    }
+    // By thumbprint; a copy with a private key wins.
+    let mut by_thumb: HashMap<Thumbprint, Arc<Certificate>> = HashMap::new();
+    let mut sorted: Vec<&Arc<Certificate>> = certs.values().collect();
+    sorted.sort_by(|a, b| a.source.cmp(&b.source));
+    for c in sorted {
+        let slot = by_thumb.entry(c.thumbprint).or_insert_with(|| c.clone());
+        if slot.key.is_none() && c.key.is_some() {
+            *slot = c.clone();
+        }
+    }
+
+    let mut entries = HashMap::new();
+    for b in &data.sslcert {
+        let entry = if b.flags.reject {
+            Entry::Reject
+        } else if let BindingKey::Ccs(_) = b.key {
+            Entry::Ccs(ccs_table(b, &certs, old))
+        } else {
+            single(b, &by_thumb, cert_dir, old)
+        };
+        entries.insert(b.key.clone(), entry);
+    }
+    Ok(Snapshot { entries, certs })
+}
+
+fn single(
+    b: &SslBinding,
+    by_thumb: &HashMap<Thumbprint, Arc<Certificate>>,
+    cert_dir: &Path,
+    old: &Snapshot,
+) -> Entry {
+    let key = &b.key;
+    let previous = match old.entries.get(key) {
+        Some(Entry::Cert(s)) => Some(s),
+        _ => None,
+    };
+    let result = b
+        .certhash
+        .parse::<Thumbprint>()
+        .map_err(|e| e.to_string())
+        .and_then(|thumb| {
+            by_thumb.get(&thumb).ok_or_else(|| {
+                format!(
+                    "certificate {thumb} is not in the certificate store {}",
+                    cert_dir.display()
+                )
+            })
+        })
+        .and_then(|cert| {
+            if let Some(p) = previous.filter(|p| p.reusable(cert, &b.flags)) {
+                return Ok(p.clone());
+            }
+            let served = new_served(cert, &b.flags)?;
+            let hostname = match key {
+                BindingKey::HostnamePort(h, _) => Some(h.as_str()),
+                _ => None,
+            };
+            for w in validate(cert, hostname, Utc::now()) {
+                tracing::warn!(
+                    "SSL binding {}={key}: certificate {} ({}): {w}",
+                    key.param_name(),
+                    cert.thumbprint,
+                    cert.source.display()
+                );
+            }
+            Ok(served)
+        });
+    match (result, previous) {
+        (Ok(s), _) => Entry::Cert(s),
+        (Err(e), Some(p)) => {
+            tracing::error!(
+                "SSL binding {}={key}: {e}; still serving the previous certificate {}",
+                key.param_name(),
+                p.thumbprint
+            );
+            Entry::Cert(p.clone())
+        }
+        (Err(e), None) => {
+            tracing::error!(
+                "SSL binding {}={key}: {e}; handshakes for it will fail",
+                key.param_name()
+            );
+            Entry::Broken(e)
+        }
+    }
+}
+
+fn new_served(cert: &Certificate, flags: &BindingFlags) -> Result<Arc<Served>, String> {
+    let config = server_config(cert, flags)
+        .map_err(|e| format!("{} ({}): {e}", cert.thumbprint, cert.source.display()))?;
+    Ok(Arc::new(Served {
+        config: Arc::new(config),
+        thumbprint: cert.thumbprint,
+        chain: cert.chain.clone(),
+        flags: flags.clone(),
+    }))
+}
+
+/// The central certificate store of a `ccs` binding: every store certificate with a
+/// private key, by its SAN DNS names (the CN when there are none). Where two
+/// certificates claim a name, one that is valid now beats one that is not, then the
+/// one valid longer. A `certhash` on the binding is ignored, as in HTTP.sys.
+fn ccs_table(b: &SslBinding, certs: &HashMap<PathBuf, Arc<Certificate>>, old: &Snapshot) -> CcsTable {
+    let old_served: Vec<&Arc<Served>> = match old.entries.get(&b.key) {
+        Some(Entry::Ccs(t)) => t.all().collect(),
+        _ => Vec::new(),
+    };
+    let now = Utc::now();
+    let rank = |c: &Certificate| (c.info.not_before <= now && now <= c.info.not_after, c.info.not_after);
+    let mut best: HashMap<(bool, String), &Arc<Certificate>> = HashMap::new();
+    let mut list: Vec<&Arc<Certificate>> = certs.values().filter(|c| c.key.is_some()).collect();
+    list.sort_by(|a, b| a.source.cmp(&b.source));
+    for c in list {
+        let names: Vec<&String> = if c.info.dns_names.is_empty() {
+            c.info.common_name.iter().collect()
+        } else {
+            c.info.dns_names.iter().collect()
+        };
+        for n in names {
+            let n = normalize_sni(n);
+            let slot = match n.strip_prefix("*.") {
+                Some(suffix) if !suffix.is_empty() => (true, suffix.to_owned()),
+                Some(_) => continue,
+                None => (false, n),
+            };
+            match best.get(&slot) {
+                Some(cur) if rank(cur) >= rank(c) => {}
+                _ => {
+                    best.insert(slot, c);
+                }
+            }
+        }
+    }
+    let mut served: HashMap<Thumbprint, Arc<Served>> = HashMap::new();
+    let mut table = CcsTable::default();
+    for ((wild, name), cert) in best {
+        let s = match served.get(&cert.thumbprint) {
+            Some(s) => s.clone(),
+            None => {
+                let s = match old_served.iter().find(|s| s.reusable(cert, &b.flags)) {
+                    Some(s) => (*s).clone(),
+                    None => match new_served(cert, &b.flags) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!("SSL binding ccs={}: skipping {e}", b.key);
+                            continue;
+                        }
+                    },
+                };
+                served.insert(cert.thumbprint, s.clone());
+                s
+            }
+        };
+        if wild {
+            table.wildcard.insert(name, s);
+        } else {
+            table.exact.insert(name, s);
+        }
+    }
+    table
+}

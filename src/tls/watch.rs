@@ -1,0 +1,213 @@
+//! Hot reload: the certificate folder is watched (notify, non-recursive — a Kubernetes
+//! Secret's `..data` symlink swap is a rename inside it), polled once a second as a
+//! fallback (names, sizes, mtimes, inodes and symlink targets of its entries), and
+//! `SIGHUP` forces a reload. Events are debounced for 200 ms (at most 1 s).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::snapshot::{build, Snapshot};
+
+/// How often the folder is compared with its last fingerprint.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Quiet time after a change event before rebuilding.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Longest a stream of events can delay a rebuild.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+
+/// Owns the current snapshot and rebuilds it.
+pub(crate) struct Reloader {
+    pub cert_dir: PathBuf,
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Serialises rebuilds (watch task and explicit reloads).
+    building: Mutex<()>,
+}
+
+impl Reloader {
+    pub(crate) fn new(cert_dir: PathBuf, first: Snapshot) -> Reloader {
+        Reloader {
+            cert_dir,
+            snapshot: ArcSwap::from_pointee(first),
+            building: Mutex::new(()),
+        }
+    }
+
+    /// Rebuilds the snapshot now (blocking file I/O). On failure the old one stays.
+    pub(crate) fn reload_now(&self, why: &str) -> bool {
+        let _guard = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot.load_full();
+        match build(&self.cert_dir, &old) {
+            Ok(new) => {
+                let (before, after) = (old.describe(), new.describe());
+                if before != after {
+                    tracing::info!(reason = why, bindings = ?after, "SSL bindings reloaded");
+                }
+                self.snapshot.store(Arc::new(new));
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    reason = why,
+                    "cannot reload the SSL bindings: {e}; the previous bindings stay in force"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A cheap summary of the folder's entries; changes when any file is added, removed,
+/// rewritten, renamed over, or a symlink is retargeted.
+pub(crate) fn fingerprint(dir: &Path) -> u64 {
+    let mut h = DefaultHasher::new();
+    let mut items = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let path = e.path();
+            let link = std::fs::read_link(&path).ok();
+            let meta = std::fs::metadata(&path)
+                .ok()
+                .map(|m| (m.len(), m.modified().ok(), inode(&m)));
+            items.push((e.file_name(), link, meta));
+        }
+    } else {
+        "missing".hash(&mut h);
+    }
+    items.sort();
+    items.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.ino()
+}
+
+#[cfg(not(unix))]
+fn inode(_m: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Starts the notify watcher; its events go to `tx`. `None` (with a warning) when the
+/// platform refuses; polling still works then.
+pub(crate) fn watcher(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    };
+    let mut w = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot watch {}: {e}; polling it every second instead", dir.display());
+            return None;
+        }
+    };
+    if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!("cannot watch {}: {e}; polling it every second instead", dir.display());
+        return None;
+    }
+    Some(w)
+}
+
+/// The reload loop. Ends when every sender of `rx` is gone (the `Tls` was dropped).
+pub(crate) async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver<()>) {
+    let dir = reloader.cert_dir.clone();
+    let mut last = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || fingerprint(&dir))
+            .await
+            .unwrap_or(0)
+    };
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hup = hangup_signal();
+    loop {
+        let why = tokio::select! {
+            ev = rx.recv() => {
+                if ev.is_none() {
+                    return;
+                }
+                // Debounce: wait for a quiet period, bounded.
+                let start = Instant::now();
+                loop {
+                    let quiet_until = (Instant::now() + DEBOUNCE).min(start + DEBOUNCE_MAX);
+                    match tokio::time::timeout_at(quiet_until, rx.recv()).await {
+                        Ok(Some(())) if Instant::now() < start + DEBOUNCE_MAX => continue,
+                        Ok(None) => return,
+                        _ => break,
+                    }
+                }
+                "change in the certificate folder"
+            }
+            _ = tick.tick() => {
+                let d = dir.clone();
+                let fp = tokio::task::spawn_blocking(move || fingerprint(&d)).await.unwrap_or(last);
+                if fp == last {
+                    continue;
+                }
+                "change found by polling"
+            }
+            _ = next_hangup(&mut hup) => "SIGHUP",
+        };
+        let r = reloader.clone();
+        let why = why.to_owned();
+        if let Ok(fp) = tokio::task::spawn_blocking(move || {
+            // Fingerprint first: a change during the rebuild is seen next time.
+            let fp = fingerprint(&r.cert_dir);
+            r.reload_now(&why);
+            fp
+        })
+        .await
+        {
+            last = fp;
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {}
+
+#[cfg(unix)]
+async fn next_hangup(sig: &mut Hangup) {
+    match sig {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                *sig = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_sig: &mut Hangup) {
+    std::future::pending::<()>().await
+}
