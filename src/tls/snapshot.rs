@@ -295,13 +295,22 @@ fn new_served(cert: &Certificate, flags: &BindingFlags) -> Result<Arc<Served>, S
 /// private key, by its SAN DNS names (the CN when there are none). Where two
 /// certificates claim a name, one that is valid now beats one that is not, then the
 /// one valid longer. A `certhash` on the binding is ignored, as in HTTP.sys.
-fn ccs_table(b: &SslBinding, certs: &HashMap<PathBuf, Arc<Certificate>>, old: &Snapshot) -> CcsTable {
+fn ccs_table(
+    b: &SslBinding,
+    certs: &HashMap<PathBuf, Arc<Certificate>>,
+    old: &Snapshot,
+) -> CcsTable {
     let old_served: Vec<&Arc<Served>> = match old.entries.get(&b.key) {
         Some(Entry::Ccs(t)) => t.all().collect(),
         _ => Vec::new(),
     };
     let now = Utc::now();
-    let rank = |c: &Certificate| (c.info.not_before <= now && now <= c.info.not_after, c.info.not_after);
+    let rank = |c: &Certificate| {
+        (
+            c.info.not_before <= now && now <= c.info.not_after,
+            c.info.not_after,
+        )
+    };
     let mut best: HashMap<(bool, String), &Arc<Certificate>> = HashMap::new();
     let mut list: Vec<&Arc<Certificate>> = certs.values().filter(|c| c.key.is_some()).collect();
     list.sort_by(|a, b| a.source.cmp(&b.source));

@@ -98,7 +98,10 @@ fn inode(_m: &std::fs::Metadata) -> u64 {
 
 /// Starts the notify watcher; its events go to `tx`. `None` (with a warning) when the
 /// platform refuses; polling still works then.
-pub(crate) fn watcher(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+pub(crate) fn watcher(
+    dir: &Path,
+    tx: mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |res: notify::Result<notify::Event>| {
         if res.is_ok() {
@@ -108,12 +111,18 @@ pub(crate) fn watcher(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notif
     let mut w = match notify::recommended_watcher(handler) {
         Ok(w) => w,
         Err(e) => {
-            tracing::warn!("cannot watch {}: {e}; polling it every second instead", dir.display());
+            tracing::warn!(
+                "cannot watch {}: {e}; polling it every second instead",
+                dir.display()
+            );
             return None;
         }
     };
     if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!("cannot watch {}: {e}; polling it every second instead", dir.display());
+        tracing::warn!(
+            "cannot watch {}: {e}; polling it every second instead",
+            dir.display()
+        );
         return None;
     }
     Some(w)

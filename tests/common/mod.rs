@@ -42,6 +42,8 @@ pub struct TestServer {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The HTTPS port (0 unless made with [`TestServer::prepare_tls`]).
+    pub https_port: u16,
     pub config: PathBuf,
 }
 
@@ -90,8 +92,26 @@ impl TestServer {
             child: None,
             dir,
             port,
+            https_port: 0,
             config,
         }
+    }
+
+    /// As [`TestServer::prepare`], with HTTPS on a second free port
+    /// (`https_port`). The certificate folder is `<dir>/certs`.
+    pub fn prepare_tls(extra: &str, prepare: impl FnOnce(&Path)) -> TestServer {
+        let mut s = TestServer::prepare(extra, prepare);
+        let https = loop {
+            let p = free_port();
+            if p != s.port {
+                break p;
+            }
+        };
+        let ini = std::fs::read_to_string(&s.config).expect("read config");
+        let ini = ini.replacen("https_port=0\n", &format!("https_port={https}\n"), 1);
+        std::fs::write(&s.config, ini).expect("write config");
+        s.https_port = https;
+        s
     }
 
     pub fn launch(mut self, env: &[(&str, &str)]) -> TestServer {

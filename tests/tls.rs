@@ -1,0 +1,909 @@
+//! HTTPS end to end: the real server, real rustls clients. Certificates from
+//! `tests/fixtures/certs` (see its README); served leaves are identified by their
+//! SHA-1 thumbprint (`thumbprints.txt`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{wait_for, TestServer, BIN};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion, RootCertStore,
+    SignatureScheme, StreamOwned, SupportedProtocolVersion,
+};
+use sha1::{Digest, Sha1};
+
+const APPID: &str = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs")
+}
+
+/// Lowercase thumbprint of a fixture leaf from `thumbprints.txt`.
+fn thumb(pem: &str) -> String {
+    let text = std::fs::read_to_string(fixtures().join("thumbprints.txt")).expect("thumbprints");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{pem} ")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{pem} not in thumbprints.txt"))
+}
+
+/// Copies fixture `from` into the server's certificate folder as `to`.
+fn install(s: &TestServer, from: &str, to: &str) {
+    let dir = certs_dir(s);
+    std::fs::create_dir_all(&dir).expect("certs dir");
+    std::fs::copy(fixtures().join(from), dir.join(to)).expect("copy fixture");
+}
+
+/// `name.pem` + `name.key` from the fixtures into the store.
+fn install_pair(s: &TestServer, name: &str) {
+    install(s, &format!("{name}.pem"), &format!("{name}.pem"));
+    install(s, &format!("{name}.key"), &format!("{name}.key"));
+}
+
+fn certs_dir(s: &TestServer) -> PathBuf {
+    s.dir.path().join("certs")
+}
+
+/// Runs `portshare --config … ARGS`.
+fn cli(s: &TestServer, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run portshare")
+}
+
+/// `http add sslcert KEY certhash=… appid=… EXTRA…`, which must succeed.
+fn bind(s: &TestServer, verb: &str, key: &str, hash: &str, extra: &[&str]) {
+    let certhash = format!("certhash={hash}");
+    let appid = format!("appid={APPID}");
+    let mut args = vec!["http", verb, "sslcert", key, &certhash, &appid];
+    args.extend_from_slice(extra);
+    let out = cli(s, &args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn index(public: &Path) {
+    std::fs::write(public.join("index.html"), "hello tls\n").expect("index");
+}
+
+// ---------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct AcceptAll(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAll {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Sends `clientauth.pem` when asked, and remembers being asked.
+#[derive(Debug)]
+struct ClientCert {
+    asked: AtomicBool,
+    key: Arc<CertifiedKey>,
+}
+
+impl ClientCert {
+    fn new() -> Arc<ClientCert> {
+        let dir = fixtures();
+        let chain = vec![CertificateDer::from_pem_file(dir.join("clientauth.pem")).expect("pem")];
+        let key = PrivateKeyDer::from_pem_file(dir.join("clientauth.key")).expect("key");
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key).expect("signer");
+        Arc::new(ClientCert {
+            asked: AtomicBool::new(false),
+            key: Arc::new(CertifiedKey::new(chain, signer)),
+        })
+    }
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::SeqCst);
+        Some(self.key.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Clone)]
+struct Opts {
+    sni: Option<&'static str>,
+    alpn: Vec<&'static [u8]>,
+    versions: Vec<&'static SupportedProtocolVersion>,
+    /// Verify against `ca.pem` (the name is the SNI name, else the IP).
+    verify: bool,
+    client_cert: Option<Arc<ClientCert>>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            sni: None,
+            alpn: vec![b"h2", b"http/1.1"],
+            versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
+            verify: false,
+            client_cert: None,
+        }
+    }
+}
+
+fn sni(name: &'static str) -> Opts {
+    Opts {
+        sni: Some(name),
+        ..Opts::default()
+    }
+}
+
+struct Tls {
+    chain: Vec<CertificateDer<'static>>,
+    alpn: Option<Vec<u8>>,
+    version: Option<ProtocolVersion>,
+    stream: StreamOwned<ClientConnection, TcpStream>,
+}
+
+impl Tls {
+    fn thumb(&self) -> String {
+        self.chain
+            .first()
+            .map(|c| hex::encode(Sha1::digest(c.as_ref())))
+            .unwrap_or_default()
+    }
+
+    /// `GET /` over HTTP/1.1 (only valid when ALPN is not h2); the status code.
+    fn get(mut self) -> Result<u16, String> {
+        self.stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                // A close without close_notify still ends a complete response.
+                Err(_) if !buf.is_empty() => break,
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        let text = String::from_utf8_lossy(&buf);
+        text.strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status line in {text:?}"))
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn handshake(addr: SocketAddr, o: &Opts) -> Result<Tls, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&o.versions)
+        .map_err(|e| e.to_string())?;
+    let builder = if o.verify {
+        let mut roots = RootCertStore::empty();
+        let ca =
+            CertificateDer::from_pem_file(fixtures().join("ca.pem")).map_err(|e| e.to_string())?;
+        roots.add(ca).map_err(|e| e.to_string())?;
+        builder.with_root_certificates(roots)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAll(provider())))
+    };
+    let mut config = match &o.client_cert {
+        Some(c) => builder.with_client_cert_resolver(c.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = o.alpn.iter().map(|p| p.to_vec()).collect();
+    config.enable_sni = o.sni.is_some();
+    let name: ServerName<'static> = match o.sni {
+        Some(n) => ServerName::try_from(n).map_err(|e| e.to_string())?,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
+    let mut conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    tcp.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    // Let the server's view settle (TLS 1.3 tickets / a late alert), then report.
+    Ok(Tls {
+        chain: conn
+            .peer_certificates()
+            .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+            .unwrap_or_default(),
+        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+        version: conn.protocol_version(),
+        stream: StreamOwned::new(conn, tcp),
+    })
+}
+
+fn v4(s: &TestServer) -> SocketAddr {
+    ([127, 0, 0, 1], s.https_port).into()
+}
+
+fn v6(s: &TestServer) -> SocketAddr {
+    SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), s.https_port)
+}
+
+/// Thumbprint served for (address, options); panics on a failed handshake.
+fn served(addr: SocketAddr, o: &Opts) -> String {
+    match handshake(addr, o) {
+        Ok(t) => t.thumb(),
+        Err(e) => panic!("handshake with {addr} ({:?}) failed: {e}", o.sni),
+    }
+}
+
+fn httperr(s: &TestServer) -> String {
+    std::fs::read_to_string(s.logs().join("httperr.log")).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn first_run_creates_binds_and_serves_a_localhost_certificate() {
+    let mut s = TestServer::prepare_tls("", index).launch(&[]);
+    let store = std::fs::read_to_string(certs_dir(&s).join("sslcert.json")).expect("sslcert.json");
+    let json: serde_json::Value = serde_json::from_str(&store).expect("json");
+    let bindings = json["sslcert"].as_array().expect("bindings");
+    assert_eq!(bindings.len(), 2, "{store}");
+    let hash = bindings[0]["certhash"].as_str().expect("hash").to_owned();
+    let keys: Vec<String> = bindings
+        .iter()
+        .map(|b| b["ipport"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("0.0.0.0:{}", s.https_port),
+            format!("[::]:{}", s.https_port)
+        ]
+    );
+    assert_eq!(bindings[1]["certhash"].as_str(), Some(hash.as_str()));
+    let key_file = certs_dir(&s).join(format!("{hash}.key"));
+    assert!(certs_dir(&s).join(format!("{hash}.pem")).is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Served on IPv4 without SNI and on IPv6 with SNI localhost, HTTP/1.1 and h2.
+    let t = handshake(v4(&s), &Opts::default()).expect("v4 handshake");
+    assert_eq!(t.thumb(), hash);
+    assert_eq!(t.alpn.as_deref(), Some(&b"h2"[..]));
+    let t = handshake(
+        v6(&s),
+        &Opts {
+            sni: Some("localhost"),
+            alpn: vec![b"http/1.1"],
+            ..Opts::default()
+        },
+    )
+    .expect("v6 handshake");
+    assert_eq!(t.thumb(), hash);
+    assert_eq!(t.get(), Ok(200));
+    // The certificate covers localhost, 127.0.0.1 and ::1.
+    let info = portshare::certs::CertInfo::from_der(
+        handshake(v4(&s), &Opts::default()).expect("hs").chain[0].as_ref(),
+    )
+    .expect("parse");
+    assert_eq!(info.subject, "CN=localhost");
+    assert_eq!(info.dns_names, vec!["localhost".to_owned()]);
+    assert_eq!(info.ip_addresses.len(), 2);
+
+    let out = s.terminate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&hash.to_uppercase()), "{err}");
+    assert!(err.contains("portshare cert export"), "{err}");
+
+    // A second start keeps the binding and the certificate.
+    let s = s.launch(&[]);
+    assert_eq!(served(v4(&s), &Opts::default()), hash);
+    let names = std::fs::read_dir(certs_dir(&s)).expect("dir").count();
+    assert_eq!(names, 4, "pem, key, sslcert.json, lock");
+}
+
+#[test]
+fn lookup_order_ip_v4_v6_hostname_ccs() {
+    let s = TestServer::prepare_tls("", index);
+    for name in ["rsa", "ecdsa", "p384", "other", "wildcard"] {
+        install_pair(&s, name);
+    }
+    let p = s.https_port;
+    bind(
+        &s,
+        "add",
+        &format!("ipport=0.0.0.0:{p}"),
+        &thumb("rsa.pem"),
+        &[],
+    );
+    bind(
+        &s,
+        "add",
+        &format!("ipport=[::]:{p}"),
+        &thumb("ecdsa.pem"),
+        &[],
+    );
+    bind(
+        &s,
+        "add",
+        &format!("hostnameport=other.test:{p}"),
+        &thumb("other.pem"),
+        &[],
+    );
+    let out = cli(
+        &s,
+        &[
+            "http",
+            "add",
+            "sslcert",
+            &format!("ccs={p}"),
+            &format!("appid={APPID}"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = s.launch(&[]);
+
+    // IPv4 vs IPv6 wildcard bindings, no SNI.
+    assert_eq!(served(v4(&s), &Opts::default()), thumb("rsa.pem"));
+    assert_eq!(served(v6(&s), &Opts::default()), thumb("ecdsa.pem"));
+    // hostname:port beats 0.0.0.0 / [::] for its SNI name (any case, trailing dot).
+    assert_eq!(served(v4(&s), &sni("other.test")), thumb("other.pem"));
+    assert_eq!(served(v6(&s), &sni("OTHER.test")), thumb("other.pem"));
+    // ccs: a store certificate whose SAN covers the name; wildcard one label deep.
+    assert_eq!(served(v4(&s), &sni("p384.test")), thumb("p384.pem"));
+    assert_eq!(served(v4(&s), &sni("ec.test")), thumb("ecdsa.pem"));
+    assert_eq!(served(v4(&s), &sni("a.wild.test")), thumb("wildcard.pem"));
+    // Not covered by any SAN: falls through to the IP binding.
+    assert_eq!(served(v4(&s), &sni("a.b.wild.test")), thumb("rsa.pem"));
+    assert_eq!(served(v4(&s), &sni("wild.test")), thumb("rsa.pem"));
+    assert_eq!(served(v6(&s), &sni("nothing.test")), thumb("ecdsa.pem"));
+
+    // An exact IP:port binding beats everything, for IPv4 and IPv6 (picked up live).
+    bind(
+        &s,
+        "add",
+        &format!("ipport=127.0.0.1:{p}"),
+        &thumb("p384.pem"),
+        &[],
+    );
+    bind(
+        &s,
+        "add",
+        &format!("ipport=[::1]:{p}"),
+        &thumb("wildcard.pem"),
+        &[],
+    );
+    wait_for(Duration::from_secs(3), "the exact IP bindings", || {
+        (served(v4(&s), &sni("other.test")) == thumb("p384.pem")
+            && served(v6(&s), &sni("other.test")) == thumb("wildcard.pem"))
+        .then_some(())
+    });
+    assert_eq!(served(v4(&s), &Opts::default()), thumb("p384.pem"));
+    assert_eq!(served(v6(&s), &Opts::default()), thumb("wildcard.pem"));
+}
+
+#[test]
+fn full_chain_is_sent_from_pem_and_pfx() {
+    let s = TestServer::prepare_tls("", index);
+    install(&s, "ecdsa-fullchain.pem", "ecdsa-fullchain.pem");
+    install(&s, "ecdsa.key", "ecdsa-fullchain.key");
+    install(&s, "rsa-aes.pfx", "rsa-aes.pfx");
+    std::fs::write(certs_dir(&s).join("rsa-aes.pfx.password"), "test\n").expect("pw");
+    let p = s.https_port;
+    bind(
+        &s,
+        "add",
+        &format!("ipport=0.0.0.0:{p}"),
+        &thumb("ecdsa.pem"),
+        &[],
+    );
+    bind(
+        &s,
+        "add",
+        &format!("ipport=[::]:{p}"),
+        &thumb("rsa.pem"),
+        &[],
+    );
+    let s = s.launch(&[]);
+
+    let verified = |addr, name| {
+        handshake(
+            addr,
+            &Opts {
+                sni: Some(name),
+                verify: true,
+                ..Opts::default()
+            },
+        )
+    };
+    // The client trusts only the root: it verifies because the intermediate is sent.
+    let t = verified(v4(&s), "ec.test").expect("verified ECDSA chain");
+    assert_eq!(t.chain.len(), 2);
+    assert_eq!(t.thumb(), thumb("ecdsa.pem"));
+    let t = verified(v6(&s), "site.test").expect("verified RSA chain from the PFX");
+    assert_eq!(t.chain.len(), 2);
+    assert_eq!(t.thumb(), thumb("rsa.pem"));
+    // And a name the certificate does not cover fails verification on the client.
+    assert!(verified(v4(&s), "site.test").is_err());
+}
+
+#[test]
+fn binding_flags_alpn_versions_client_cert_reject() {
+    let s = TestServer::prepare_tls("", index);
+    install_pair(&s, "rsa");
+    let p = s.https_port;
+    let h = thumb("rsa.pem");
+    bind(&s, "add", &format!("ipport=0.0.0.0:{p}"), &h, &[]);
+    for (name, flag) in [
+        ("h1.test", "disablehttp2=enable"),
+        ("tls12.test", "disabletls13=enable"),
+        ("tls13.test", "disabletls12=enable"),
+        ("cc.test", "clientcertnegotiation=enable"),
+        ("reject.test", "reject=enable"),
+        ("legacy.test", "disablelegacytls=enable"),
+    ] {
+        bind(&s, "add", &format!("hostnameport={name}:{p}"), &h, &[flag]);
+    }
+    let s = s.launch(&[]);
+    let a = v4(&s);
+
+    // Defaults: h2 preferred, TLS 1.3; http/1.1 when that is all the client offers.
+    let t = handshake(a, &Opts::default()).expect("default");
+    assert_eq!(t.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(t.version, Some(ProtocolVersion::TLSv1_3));
+    let t = handshake(
+        a,
+        &Opts {
+            alpn: vec![b"http/1.1"],
+            ..Opts::default()
+        },
+    )
+    .expect("h1");
+    assert_eq!(t.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(t.get(), Ok(200));
+    // TLS 1.2 works by default too.
+    let t = handshake(
+        a,
+        &Opts {
+            versions: vec![&rustls::version::TLS12],
+            ..Opts::default()
+        },
+    )
+    .expect("default TLS 1.2");
+    assert_eq!(t.version, Some(ProtocolVersion::TLSv1_2));
+
+    // disablehttp2: only http/1.1 is negotiated, even for a client preferring h2.
+    let t = handshake(a, &sni("h1.test")).expect("disablehttp2");
+    assert_eq!(t.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(t.get(), Ok(200));
+    let t = handshake(
+        a,
+        &Opts {
+            sni: Some("h1.test"),
+            alpn: vec![b"h2"],
+            ..Opts::default()
+        },
+    );
+    assert!(
+        t.is_err(),
+        "h2-only client must fail ALPN on a disablehttp2 binding"
+    );
+
+    // disabletls13: TLS 1.2 only.
+    let t = handshake(a, &sni("tls12.test")).expect("disabletls13");
+    assert_eq!(t.version, Some(ProtocolVersion::TLSv1_2));
+    let only13 = Opts {
+        sni: Some("tls12.test"),
+        versions: vec![&rustls::version::TLS13],
+        ..Opts::default()
+    };
+    assert!(handshake(a, &only13).is_err());
+    // disabletls12: TLS 1.3 only.
+    let t = handshake(a, &sni("tls13.test")).expect("disabletls12");
+    assert_eq!(t.version, Some(ProtocolVersion::TLSv1_3));
+    let only12 = Opts {
+        sni: Some("tls13.test"),
+        versions: vec![&rustls::version::TLS12],
+        ..Opts::default()
+    };
+    assert!(handshake(a, &only12).is_err());
+    // disablelegacytls changes nothing (nothing below TLS 1.2 is ever offered).
+    assert!(handshake(a, &sni("legacy.test")).is_ok());
+
+    // clientcertnegotiation: a certificate is requested (TLS 1.3 and 1.2), not required.
+    for versions in [vec![&rustls::version::TLS13], vec![&rustls::version::TLS12]] {
+        let cc = ClientCert::new();
+        let t = handshake(
+            a,
+            &Opts {
+                sni: Some("cc.test"),
+                alpn: vec![b"http/1.1"],
+                versions: versions.clone(),
+                client_cert: Some(cc.clone()),
+                ..Opts::default()
+            },
+        )
+        .expect("client cert handshake");
+        assert_eq!(t.get(), Ok(200));
+        assert!(
+            cc.asked.load(Ordering::SeqCst),
+            "no CertificateRequest ({versions:?})"
+        );
+    }
+    let without = handshake(
+        a,
+        &Opts {
+            sni: Some("cc.test"),
+            alpn: vec![b"http/1.1"],
+            ..Opts::default()
+        },
+    )
+    .expect("no client cert");
+    assert_eq!(without.get(), Ok(200));
+    // Other bindings do not ask.
+    let cc = ClientCert::new();
+    handshake(
+        a,
+        &Opts {
+            client_cert: Some(cc.clone()),
+            ..Opts::default()
+        },
+    )
+    .expect("default with client cert");
+    assert!(!cc.asked.load(Ordering::SeqCst));
+
+    // reject: the handshake is refused, and httperr says why.
+    let e = handshake(a, &sni("reject.test"))
+        .err()
+        .expect("reject must fail");
+    assert!(e.contains("alert"), "{e}");
+    wait_for(Duration::from_secs(5), "SSL_Rejected in httperr", || {
+        httperr(&s).contains(" SSL_Rejected ").then_some(())
+    });
+}
+
+#[test]
+fn no_binding_fails_with_an_alert_and_an_httperr_line() {
+    let s = TestServer::prepare_tls("", index);
+    install_pair(&s, "rsa");
+    // Only IPv6 is bound, so the first-run step does nothing and IPv4 has no binding.
+    bind(
+        &s,
+        "add",
+        &format!("ipport=[::]:{}", s.https_port),
+        &thumb("rsa.pem"),
+        &[],
+    );
+    let s = s.launch(&[]);
+    assert_eq!(served(v6(&s), &Opts::default()), thumb("rsa.pem"));
+    let e = handshake(v4(&s), &sni("site.test"))
+        .err()
+        .expect("no binding must fail");
+    assert!(e.contains("alert"), "{e}");
+    let line = wait_for(Duration::from_secs(5), "SSL_NoBinding in httperr", || {
+        httperr(&s)
+            .lines()
+            .find(|l| l.contains(" SSL_NoBinding "))
+            .map(str::to_owned)
+    });
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields.len(), 13, "{line}");
+    assert_eq!(fields[2], "127.0.0.1");
+    assert_eq!(fields[4], "127.0.0.1");
+    assert_eq!(fields[5], s.https_port.to_string());
+    assert_eq!(&fields[6..10], &["-", "-", "-", "-"]);
+    assert_eq!(fields[11], "SSL_NoBinding");
+    // Nothing was bound behind the user's back.
+    let json = std::fs::read_to_string(certs_dir(&s).join("sslcert.json")).expect("json");
+    assert!(!json.contains("0.0.0.0"), "{json}");
+}
+
+/// Makes HTTPS requests on new connections until stopped; counts failures and
+/// records the thumbprint of every handshake.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    last: Arc<Mutex<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, sni: Option<&'static str>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let last = Arc::new(Mutex::new(String::new()));
+        let (st, okc, fl, la) = (stop.clone(), ok.clone(), failures.clone(), last.clone());
+        let thread = std::thread::spawn(move || {
+            let o = Opts {
+                sni,
+                alpn: vec![b"http/1.1"],
+                ..Opts::default()
+            };
+            while !st.load(Ordering::SeqCst) {
+                let result = handshake(addr, &o).and_then(|t| {
+                    let th = t.thumb();
+                    t.get().map(|status| (th, status))
+                });
+                match result {
+                    Ok((th, 200)) => {
+                        if let Ok(mut l) = la.lock() {
+                            *l = th;
+                        }
+                        okc.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok((_, status)) => fl
+                        .lock()
+                        .map(|mut f| f.push(format!("status {status}")))
+                        .unwrap_or(()),
+                    Err(e) => fl.lock().map(|mut f| f.push(e)).unwrap_or(()),
+                }
+            }
+        });
+        Load {
+            stop,
+            ok,
+            failures,
+            last,
+            thread: Some(thread),
+        }
+    }
+
+    fn last(&self) -> String {
+        self.last.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The thumbprint of a request that started after this call.
+    fn next_thumb(&self) -> String {
+        let n = self.ok.load(Ordering::SeqCst);
+        wait_for(Duration::from_secs(5), "two more requests", || {
+            (self.ok.load(Ordering::SeqCst) >= n + 2).then_some(())
+        });
+        self.last()
+    }
+
+    /// Waits until the load sees `thumb`; returns how long that took.
+    fn wait_for_thumb(&self, thumb: &str, what: &str) -> Duration {
+        let start = Instant::now();
+        let n = self.ok.load(Ordering::SeqCst);
+        wait_for(Duration::from_secs(2), what, || {
+            (self.ok.load(Ordering::SeqCst) > n && self.last() == thumb).then_some(())
+        });
+        start.elapsed()
+    }
+
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("load thread");
+        }
+        let failures = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        assert!(failures.is_empty(), "failed requests: {failures:?}");
+        self.ok.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn hot_reload_netsh_update_without_failed_requests() {
+    let s = TestServer::prepare_tls("", index);
+    install_pair(&s, "rsa");
+    install_pair(&s, "other");
+    install_pair(&s, "ecdsa");
+    let p = s.https_port;
+    let key = format!("ipport=0.0.0.0:{p}");
+    bind(&s, "add", &key, &thumb("rsa.pem"), &[]);
+    let s = s.launch(&[]);
+    let load = Load::start(v4(&s), None);
+    load.wait_for_thumb(&thumb("rsa.pem"), "the first certificate");
+
+    bind(&s, "update", &key, &thumb("other.pem"), &[]);
+    let took = load.wait_for_thumb(&thumb("other.pem"), "the updated binding");
+    eprintln!("netsh update took effect after {took:?}");
+
+    // SIGHUP reloads and does not stop the server.
+    #[cfg(unix)]
+    {
+        let pid = s.child.as_ref().map(|c| c.id()).expect("pid");
+        bind(&s, "update", &key, &thumb("rsa.pem"), &[]);
+        let _ = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status();
+        load.wait_for_thumb(&thumb("rsa.pem"), "the binding after SIGHUP");
+    }
+
+    // A binding whose certificate vanished keeps the last good one in service.
+    std::fs::remove_file(certs_dir(&s).join("other.pem")).expect("rm");
+    bind(&s, "update", &key, &thumb("rsa.pem"), &[]);
+    let json = std::fs::read_to_string(certs_dir(&s).join("sslcert.json")).expect("json");
+    let broken = json.replace(&thumb("rsa.pem"), &thumb("other.pem"));
+    std::fs::write(certs_dir(&s).join("sslcert.json"), broken).expect("write");
+    // A valid change elsewhere shows when the broken one has been processed.
+    bind(
+        &s,
+        "add",
+        &format!("hostnameport=marker.test:{p}"),
+        &thumb("ecdsa.pem"),
+        &[],
+    );
+    wait_for(Duration::from_secs(3), "the marker binding", || {
+        (served(v4(&s), &sni("marker.test")) == thumb("ecdsa.pem")).then_some(())
+    });
+    assert_eq!(load.next_thumb(), thumb("rsa.pem"));
+    let n = load.finish();
+    assert!(n > 10, "only {n} requests");
+    let mut s = s;
+    let out = s.terminate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("still serving the previous certificate"),
+        "{err}"
+    );
+}
+
+/// A Kubernetes Secret volume: `tls.crt` → `..data/tls.crt`, `..data` →
+/// `..<timestamp>`; an update writes a new timestamped folder and renames a new
+/// `..data` symlink over the old one.
+#[cfg(unix)]
+#[test]
+fn hot_reload_kubernetes_secret_swap_and_broken_update() {
+    use portshare::certs::{new_self_signed, to_pem};
+    use std::os::unix::fs::symlink;
+
+    let s = TestServer::prepare_tls("", index);
+    let dir = certs_dir(&s);
+    std::fs::create_dir_all(&dir).expect("certs");
+    let write_version = |name: &str, files: &[(&str, String)]| {
+        let v = dir.join(name);
+        std::fs::create_dir_all(&v).expect("version dir");
+        for (f, text) in files {
+            std::fs::write(v.join(f), text).expect("secret file");
+        }
+        let tmp = dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        symlink(name, &tmp).expect("symlink");
+        std::fs::rename(&tmp, dir.join("..data")).expect("swap");
+    };
+    let pair = |names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let c = new_self_signed(&names, 30).expect("cert");
+        let (chain, key) = to_pem(&c).expect("pem");
+        (c.thumbprint.to_string(), chain, key.expect("key"))
+    };
+    let (t1, c1, k1) = pair(&["k8s.test"]);
+    write_version(
+        "..2026_11_23_10_00_00.1",
+        &[("tls.crt", c1), ("tls.key", k1)],
+    );
+    for f in ["tls.crt", "tls.key", "extra.crt", "extra.key"] {
+        symlink(format!("..data/{f}"), dir.join(f)).expect("symlink");
+    }
+    let out = cli(
+        &s,
+        &[
+            "http",
+            "add",
+            "sslcert",
+            &format!("ccs={}", s.https_port),
+            &format!("appid={APPID}"),
+        ],
+    );
+    assert!(out.status.success());
+    let s = s.launch(&[]);
+
+    let load = Load::start(v4(&s), Some("k8s.test"));
+    load.wait_for_thumb(&t1, "the first Secret certificate");
+
+    let (t2, c2, k2) = pair(&["k8s.test"]);
+    write_version(
+        "..2026_11_23_11_00_00.2",
+        &[("tls.crt", c2.clone()), ("tls.key", k2.clone())],
+    );
+    let took = load.wait_for_thumb(&t2, "the renewed Secret certificate");
+    eprintln!("Secret swap took effect after {took:?}");
+
+    // A broken update (damaged tls.crt) keeps t2 in service; the extra certificate in
+    // the same update shows that the update has been read.
+    let (t3, c3, k3) = pair(&["extra.test"]);
+    write_version(
+        "..2026_11_23_12_00_00.3",
+        &[
+            (
+                "tls.crt",
+                "-----BEGIN CERTIFICATE-----\nnot base64!\n".to_owned(),
+            ),
+            ("tls.key", k2),
+            ("extra.crt", c3),
+            ("extra.key", k3),
+        ],
+    );
+    wait_for(Duration::from_secs(3), "the extra certificate", || {
+        handshake(v4(&s), &sni("extra.test"))
+            .ok()
+            .filter(|t| t.thumb() == t3)
+            .map(|_| ())
+    });
+    assert_eq!(load.next_thumb(), t2);
+    let n = load.finish();
+    assert!(n > 10, "only {n} requests");
+    let mut s = s;
+    let out = s.terminate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keeping the certificate"), "{err}");
+}
