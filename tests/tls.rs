@@ -810,10 +810,10 @@ fn hot_reload_netsh_update_without_failed_requests() {
     assert!(n > 10, "only {n} requests");
     let mut s = s;
     let out = s.terminate();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let log = String::from_utf8_lossy(&out.stdout);
     assert!(
-        err.contains("still serving the previous certificate"),
-        "{err}"
+        log.contains("still serving the previous certificate"),
+        "{log}"
     );
 }
 
@@ -904,6 +904,6 @@ fn hot_reload_kubernetes_secret_swap_and_broken_update() {
     assert!(n > 10, "only {n} requests");
     let mut s = s;
     let out = s.terminate();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stdout);
     assert!(err.contains("keeping the certificate"), "{err}");
 }
