@@ -37,6 +37,60 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// The certificate store (like PowerShell's cert:\\LocalMachine\\My): new, import, list, delete, export
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+/// `portshare cert …`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a self-signed certificate (as New-SelfSignedCertificate -DnsName) in the store
+    New {
+        /// DNS name or IP address; the first is the subject CN (repeat, or separate with commas)
+        #[arg(long = "dns", value_name = "NAME", required = true, num_args = 1.., value_delimiter = ',')]
+        dns: Vec<String>,
+        /// Validity in days
+        #[arg(long, default_value_t = crate::certs::DEFAULT_DAYS)]
+        days: u32,
+    },
+    /// Check a PEM or PFX file and copy it (with its private key) into the store
+    Import {
+        /// PEM (certificate chain + key, or NAME.key beside it) or PFX/P12 file
+        file: PathBuf,
+        /// PFX password (default: FILE.password beside it, else empty)
+        #[arg(long, conflicts_with = "password_file")]
+        password: Option<String>,
+        /// File whose first line is the PFX password
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// List the certificates in the store
+    List {
+        /// Show dates, names, key and file of each certificate
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Delete a certificate (refused while an SSL binding uses it, unless --force)
+    Delete {
+        thumbprint: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a certificate to a file: .pem/.crt (chain), .cer/.der (DER), .pfx/.p12 (with key)
+    Export {
+        thumbprint: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Password for a .pfx/.p12 file
+        #[arg(long)]
+        password: Option<String>,
+        /// Also write the private key into a .pem/.crt file (mode 0600)
+        #[arg(long)]
+        include_key: bool,
+    },
 }
 
 /// Parses the process arguments. Invoked under the name `netsh` (a symlink
@@ -68,6 +122,55 @@ impl CertLookup for StoreCerts {
             Some(_) => CertStatus::Ok,
         }
     }
+
+    fn warnings(&self, certhash: &str, hostname: Option<&str>) -> Vec<String> {
+        let Ok(wanted) = certhash.parse::<Thumbprint>() else {
+            return Vec::new();
+        };
+        match self.0.iter().find(|c| c.thumbprint == wanted) {
+            Some(c) => crate::certs::validate(c, hostname, chrono::Utc::now())
+                .into_iter()
+                .map(|w| w.to_string())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `portshare cert …`.
+pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
+    use crate::certs::commands::{self, Password};
+    let settings = match settings(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let dir = &settings.cert_dir;
+    let out = match command {
+        CertCommand::New { dns, days } => commands::new(dir, dns, *days),
+        CertCommand::Import {
+            file,
+            password,
+            password_file,
+        } => {
+            let pw = match (password, password_file) {
+                (Some(p), _) => Password::Given(p),
+                (None, Some(f)) => Password::File(f),
+                (None, None) => Password::Default,
+            };
+            commands::import(dir, file, pw)
+        }
+        CertCommand::List { verbose } => commands::list(dir, *verbose),
+        CertCommand::Delete { thumbprint, force } => commands::delete(dir, thumbprint, *force),
+        CertCommand::Export {
+            thumbprint,
+            out,
+            password,
+            include_key,
+        } => commands::export(dir, thumbprint, out, password.as_deref(), *include_key),
+    };
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    ExitCode::from(out.code)
 }
 
 /// `portshare http …` / `netsh http …`.

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Http { args } => cli::http(cli.config.as_deref(), &args),
+        Command::Cert { command } => cli::cert(cli.config.as_deref(), &command),
     }
 }
 

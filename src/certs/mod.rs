@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod commands;
 #[cfg(test)]
 mod fixture_tests;
 mod info;

@@ -52,6 +52,13 @@ pub enum CertStatus {
 /// Asks the certificate store about a thumbprint (40 lowercase hex digits).
 pub trait CertLookup {
     fn cert_status(&self, certhash: &str) -> CertStatus;
+
+    /// Why clients may refuse the certificate (expired, no serverAuth EKU, SHA-1
+    /// signature, `hostname` not covered, incomplete chain): one sentence each,
+    /// printed after the success message of `add`/`update sslcert`.
+    fn warnings(&self, _certhash: &str, _hostname: Option<&str>) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The environment a command runs in.

@@ -124,6 +124,15 @@ fn add_or_update(
     }
 
     let key = binding.key.clone();
+    let hostname = match &key {
+        BindingKey::HostnamePort(h, _) => Some(h.clone()),
+        _ => None,
+    };
+    let warnings = if binding.certhash.is_empty() {
+        Vec::new()
+    } else {
+        ctx.certs.warnings(&binding.certhash, hostname.as_deref())
+    };
     store
         .update(|data| {
             let existing = data.sslcert.iter().position(|b| b.key == key);
@@ -151,11 +160,19 @@ fn add_or_update(
             }
         })
         .map_err(Failure::from_update)?;
-    Ok(success(if verb == Verb::Add {
+    let mut out = success(if verb == Verb::Add {
         "SSL Certificate successfully added"
     } else {
         "SSL Certificate successfully updated"
-    }))
+    });
+    // portshare addition: what clients may object to, after netsh's message.
+    for w in &warnings {
+        out.stdout.push_str(&format!("portshare: warning: {w}\n"));
+    }
+    if !warnings.is_empty() {
+        out.stdout.push('\n');
+    }
+    Ok(out)
 }
 
 fn binding_from_params(params: &Params, usage: &'static str) -> Result<SslBinding, Failure> {

@@ -1,0 +1,432 @@
+//! `portshare cert new|import|list|delete|export`: the certificate store as PowerShell's
+//! `cert:\LocalMachine\My` drive shows it. Each command returns what to print and the
+//! exit code; the CLI only prints.
+//!
+//! Output decisions:
+//! - `new`, `import` and `list` print PowerShell's `Format-Table` view of certificates:
+//!   two empty lines, `   PSParentPath: Microsoft.PowerShell.Security\Certificate::LocalMachine\My`,
+//!   an empty line, the `Thumbprint` column 41 characters wide plus one space (so
+//!   `Subject` starts in column 43), dashes under each header word, one row per
+//!   certificate with the thumbprint in uppercase, then two empty lines. Subjects are
+//!   never truncated (PowerShell cuts them at the console width).
+//! - `list --verbose` prints a `Format-List` block per certificate (Subject, Issuer,
+//!   Thumbprint, NotBefore, NotAfter in PowerShell's en-US form and local time,
+//!   DnsNameList as `{a, b}`, HasPrivateKey, and the store file).
+//! - Warnings go to stderr as `WARNING: sentence` (PowerShell's warning stream).
+//! - Every failure prints `portshare cert VERB: reason` naming the file or argument on
+//!   stderr and exits 1; an empty store lists nothing and exits 0.
+//! - `export`: `.pem`/`.crt` = the chain as PEM (add `--include-key` for the private
+//!   key, then the file is 0600), `.cer`/`.der` = the leaf as DER (as
+//!   `Export-Certificate`), `.pfx`/`.p12` = chain and key, encrypted with `--password`
+//!   (empty if not given), file 0600.
+//! - `delete` refuses while an SSL binding in `sslcert.json` names the certificate,
+//!   unless `--force`; it then warns that those bindings point nowhere (a running server
+//!   keeps serving the certificate it has loaded for them until they change).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{Local, Utc};
+
+use super::{new_self_signed, to_pem, to_pfx, validate, CertStore, Certificate, Thumbprint};
+use crate::store::Store;
+
+/// What a command prints, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u8,
+}
+
+impl CommandOutput {
+    fn ok(stdout: String) -> Self {
+        CommandOutput {
+            stdout,
+            ..Default::default()
+        }
+    }
+
+    fn fail(verb: &str, message: impl std::fmt::Display) -> Self {
+        CommandOutput {
+            stdout: String::new(),
+            stderr: format!("portshare cert {verb}: {message}\n"),
+            code: 1,
+        }
+    }
+
+    fn warn(&mut self, message: impl std::fmt::Display) {
+        self.stderr.push_str(&format!("WARNING: {message}\n"));
+    }
+}
+
+const PS_PARENT: &str = "Microsoft.PowerShell.Security\\Certificate::LocalMachine\\My";
+
+/// PowerShell's table of certificates (see the module notes for the layout).
+pub fn format_table(certs: &[&Certificate]) -> String {
+    let mut out = format!("\n\n   PSParentPath: {PS_PARENT}\n\n");
+    out.push_str(&format!("{:<42}{}\n", "Thumbprint", "Subject"));
+    out.push_str(&format!("{:<42}{}\n", "----------", "-------"));
+    for c in certs {
+        out.push_str(&format!(
+            "{:<42}{}\n",
+            c.thumbprint.to_upper(),
+            c.info.subject
+        ));
+    }
+    out.push_str("\n\n");
+    out
+}
+
+/// `Format-List`-style details of each certificate.
+pub fn format_list(certs: &[&Certificate]) -> String {
+    let mut out = format!("\n\n   PSParentPath: {PS_PARENT}\n\n");
+    let when = |d: &chrono::DateTime<Utc>| {
+        d.with_timezone(&Local)
+            .format("%-m/%-d/%Y %-I:%M:%S %p")
+            .to_string()
+    };
+    for c in certs {
+        let i = &c.info;
+        let mut names: Vec<String> = i.dns_names.clone();
+        names.extend(i.ip_addresses.iter().map(|a| a.to_string()));
+        let rows = [
+            ("Subject", i.subject.clone()),
+            ("Issuer", i.issuer.clone()),
+            ("Thumbprint", c.thumbprint.to_upper()),
+            ("NotBefore", when(&i.not_before)),
+            ("NotAfter", when(&i.not_after)),
+            ("DnsNameList", format!("{{{}}}", names.join(", "))),
+            (
+                "HasPrivateKey",
+                if c.key.is_some() { "True" } else { "False" }.to_owned(),
+            ),
+            ("File", c.source.display().to_string()),
+        ];
+        for (label, value) in rows {
+            out.push_str(&format!("{label:<13} : {value}\n"));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// `cert new --dns NAME… [--days N]`: a self-signed certificate as
+/// `New-SelfSignedCertificate -DnsName` makes it, saved in the store.
+pub fn new(cert_dir: &Path, dns: &[String], days: u32) -> CommandOutput {
+    let names: Vec<String> = dns
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return CommandOutput::fail("new", "give at least one name with --dns NAME");
+    }
+    let cert = match new_self_signed(&names, days) {
+        Ok(c) => c,
+        Err(e) => return CommandOutput::fail("new", e),
+    };
+    match CertStore::save(cert_dir, &cert) {
+        Ok(stored) => CommandOutput::ok(format_table(&[&stored])),
+        Err(e) => CommandOutput::fail("new", e),
+    }
+}
+
+/// Where `import` gets the PFX password from.
+pub enum Password<'a> {
+    /// The file's `.password` sibling, else empty.
+    Default,
+    Given(&'a str),
+    File(&'a Path),
+}
+
+/// `cert import FILE [--password P | --password-file F]`: validate and copy into the
+/// store (as `<thumbprint>.pem` + `.key`).
+pub fn import(cert_dir: &Path, file: &Path, password: Password<'_>) -> CommandOutput {
+    let pw_text;
+    let pw = match password {
+        Password::Default => None,
+        Password::Given(p) => Some(p),
+        Password::File(f) => match fs::read(f) {
+            Ok(bytes) => {
+                pw_text = String::from_utf8_lossy(&bytes)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                Some(pw_text.as_str())
+            }
+            Err(e) => {
+                return CommandOutput::fail(
+                    "import",
+                    format!("--password-file {}: cannot read it: {e}", f.display()),
+                )
+            }
+        },
+    };
+    if !file.is_file() {
+        return CommandOutput::fail("import", format!("{}: no such file", file.display()));
+    }
+    match CertStore::import(cert_dir, file, pw) {
+        Ok(stored) => {
+            let mut out = CommandOutput::ok(format_table(&[&stored]));
+            for w in validate(&stored, None, Utc::now()) {
+                out.warn(w);
+            }
+            out
+        }
+        Err(e) => CommandOutput::fail("import", e),
+    }
+}
+
+/// `cert list [--verbose]`.
+pub fn list(cert_dir: &Path, verbose: bool) -> CommandOutput {
+    let (mut certs, errors) = CertStore::scan(cert_dir);
+    certs.sort_by(|a, b| {
+        a.info
+            .subject
+            .cmp(&b.info.subject)
+            .then(a.thumbprint.cmp(&b.thumbprint))
+    });
+    let refs: Vec<&Certificate> = certs.iter().collect();
+    let mut out = CommandOutput::ok(if refs.is_empty() {
+        String::new()
+    } else if verbose {
+        format_list(&refs)
+    } else {
+        format_table(&refs)
+    });
+    for e in errors {
+        out.warn(format!("skipped {e}"));
+    }
+    out
+}
+
+fn parse_thumbprint(verb: &str, text: &str) -> Result<Thumbprint, CommandOutput> {
+    text.parse::<Thumbprint>()
+        .map_err(|e| CommandOutput::fail(verb, e))
+}
+
+/// `cert delete THUMBPRINT [--force]`.
+pub fn delete(cert_dir: &Path, thumbprint: &str, force: bool) -> CommandOutput {
+    let thumb = match parse_thumbprint("delete", thumbprint) {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    // An unknown thumbprint is reported as such, bound or not.
+    let own_files = [
+        cert_dir.join(format!("{thumb}.pem")),
+        cert_dir.join(format!("{thumb}.key")),
+    ];
+    if !own_files.iter().any(|f| f.is_file()) {
+        if let Err(e) = CertStore::find(cert_dir, &thumb) {
+            return CommandOutput::fail("delete", e);
+        }
+    }
+    let store = Store::in_cert_dir(cert_dir);
+    let users: Vec<String> = match store.load() {
+        Ok(data) => data
+            .sslcert
+            .iter()
+            .filter(|b| b.certhash == thumb.to_string())
+            .map(|b| format!("{}={}", b.key.param_name(), b.key))
+            .collect(),
+        Err(e) if !force => {
+            return CommandOutput::fail(
+                "delete",
+                format!("cannot check the SSL bindings: {e} (--force deletes anyway)"),
+            )
+        }
+        Err(_) => Vec::new(),
+    };
+    if !users.is_empty() && !force {
+        return CommandOutput::fail(
+            "delete",
+            format!(
+                "certificate {} is used by the SSL binding(s) {}; delete or update them first \
+                 (portshare http delete sslcert {}), or pass --force",
+                thumb.to_upper(),
+                users.join(", "),
+                users[0]
+            ),
+        );
+    }
+    match CertStore::delete(cert_dir, &thumb) {
+        Ok(removed) => {
+            let files: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            let mut out = CommandOutput::ok(format!(
+                "Deleted certificate {} ({}).\n",
+                thumb.to_upper(),
+                files.join(", ")
+            ));
+            if !users.is_empty() {
+                out.warn(format!(
+                    "the SSL binding(s) {} still name this certificate; a running server keeps \
+                     serving the copy it has loaded until they are updated or deleted",
+                    users.join(", ")
+                ));
+            }
+            out
+        }
+        Err(e) => CommandOutput::fail("delete", e),
+    }
+}
+
+enum ExportKind {
+    Pem,
+    Der,
+    Pfx,
+}
+
+/// `cert export THUMBPRINT --out FILE [--password P] [--include-key]`.
+pub fn export(
+    cert_dir: &Path,
+    thumbprint: &str,
+    out_path: &Path,
+    password: Option<&str>,
+    include_key: bool,
+) -> CommandOutput {
+    let thumb = match parse_thumbprint("export", thumbprint) {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    let ext = out_path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let kind = match ext.as_str() {
+        "pem" | "crt" => ExportKind::Pem,
+        "cer" | "der" => ExportKind::Der,
+        "pfx" | "p12" => ExportKind::Pfx,
+        _ => {
+            return CommandOutput::fail(
+                "export",
+                format!(
+                    "--out {}: unknown file type; use .pem or .crt (PEM chain), .cer or .der \
+                     (DER certificate) or .pfx or .p12 (with the private key)",
+                    out_path.display()
+                ),
+            )
+        }
+    };
+    if password.is_some() && !matches!(kind, ExportKind::Pfx) {
+        return CommandOutput::fail(
+            "export",
+            format!(
+                "--password applies to .pfx/.p12 files only, not {}",
+                out_path.display()
+            ),
+        );
+    }
+    if include_key && !matches!(kind, ExportKind::Pem) {
+        return CommandOutput::fail(
+            "export",
+            format!(
+                "--include-key applies to .pem/.crt files only (a .pfx always has the key), not {}",
+                out_path.display()
+            ),
+        );
+    }
+    let cert = match CertStore::find(cert_dir, &thumb) {
+        Ok(c) => c,
+        Err(e) => return CommandOutput::fail("export", e),
+    };
+    let (data, private, what): (Vec<u8>, bool, &str) = match kind {
+        ExportKind::Pem => {
+            let (chain, key) = match to_pem(&cert) {
+                Ok(p) => p,
+                Err(e) => return CommandOutput::fail("export", e),
+            };
+            match (include_key, key) {
+                (false, _) => (chain.into_bytes(), false, "certificate chain (PEM)"),
+                (true, Some(k)) => (
+                    (chain + &k).into_bytes(),
+                    true,
+                    "certificate chain and private key (PEM)",
+                ),
+                (true, None) => {
+                    return CommandOutput::fail(
+                        "export",
+                        format!(
+                            "certificate {} has no private key in the store ({})",
+                            thumb.to_upper(),
+                            cert.source.display()
+                        ),
+                    )
+                }
+            }
+        }
+        ExportKind::Der => match cert.chain.first() {
+            Some(leaf) => (leaf.as_ref().to_vec(), false, "certificate (DER)"),
+            None => return CommandOutput::fail("export", "the certificate chain is empty"),
+        },
+        ExportKind::Pfx => {
+            if let Err(e) = cert.require_key() {
+                return CommandOutput::fail("export", e);
+            }
+            match to_pfx(&cert, password.unwrap_or("")) {
+                Ok(bytes) => (bytes, true, "certificate chain and private key (PKCS#12)"),
+                Err(e) => return CommandOutput::fail("export", e),
+            }
+        }
+    };
+    if let Err(e) = write_file(out_path, &data, private) {
+        return CommandOutput::fail(
+            "export",
+            format!("--out {}: cannot write it: {e}", out_path.display()),
+        );
+    }
+    let mut out = CommandOutput::ok(format!(
+        "Exported the {what} of {} to {}.\n",
+        thumb.to_upper(),
+        out_path.display()
+    ));
+    if matches!(kind, ExportKind::Pfx) && password.is_none_or(str::is_empty) {
+        out.warn("the PFX file is protected with an empty password; pass --password to set one");
+    }
+    out
+}
+
+static TMP: AtomicU64 = AtomicU64::new(0);
+
+/// Writes via a temporary file and rename; `private` files are 0600 on Unix from the
+/// start.
+fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        TMP.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
