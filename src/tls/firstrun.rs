@@ -21,7 +21,10 @@ pub(crate) enum FirstRun {
     /// A wildcard IP binding exists already.
     NotNeeded,
     /// Bound `cert` (newly created when `created`).
-    Bound { cert: Certificate, created: bool },
+    Bound {
+        cert: Box<Certificate>,
+        created: bool,
+    },
 }
 
 fn wildcard_keys(port: u16) -> [BindingKey; 2] {
@@ -75,7 +78,10 @@ pub(crate) fn ensure(cert_dir: &Path, port: u16) -> Result<FirstRun, TlsError> {
         Ok(true)
     });
     match added {
-        Ok(true) => Ok(FirstRun::Bound { cert, created }),
+        Ok(true) => Ok(FirstRun::Bound {
+            cert: Box::new(cert),
+            created,
+        }),
         Ok(false) => Ok(FirstRun::NotNeeded),
         Err(UpdateError::Store(e)) => Err(e.into()),
         Err(UpdateError::Rejected(())) => Ok(FirstRun::NotNeeded),
