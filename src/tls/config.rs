@@ -27,7 +27,9 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// - TLS 1.2 and 1.3 only (`disablelegacytls` is therefore always in effect);
 ///   `disabletls12` / `disabletls13` drop one of them, both is an error;
 /// - ALPN `h2`, `http/1.1`, or only `http/1.1` with `disablehttp2`;
-/// - `clientcertnegotiation`: a client certificate is requested, not required.
+/// - `clientcertnegotiation`: a client certificate is requested, not required;
+/// - the server's cipher suite order wins (rustls's defaults: AES-256-GCM,
+///   AES-128-GCM, ChaCha20-Poly1305; ECDHE only).
 ///
 /// The whole chain from the certificate's file is sent.
 pub fn server_config(cert: &Certificate, flags: &BindingFlags) -> Result<ServerConfig, String> {
@@ -61,6 +63,8 @@ pub fn server_config(cert: &Certificate, flags: &BindingFlags) -> Result<ServerC
     let mut config = builder
         .with_single_cert(cert.chain.clone(), key)
         .map_err(|e| format!("rustls cannot use the certificate and key: {e}"))?;
+    // Server cipher order, as Schannel does (and testssl.sh expects).
+    config.ignore_client_order = true;
     config.alpn_protocols = if flags.disablehttp2 {
         vec![ALPN_HTTP11.to_vec()]
     } else {

@@ -363,3 +363,165 @@ fn ccs_table(
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::new_self_signed;
+    use crate::store::BindingFlags;
+
+    fn bind(dir: &Path, key: BindingKey, certhash: &str, flags: BindingFlags) {
+        Store::in_cert_dir(dir)
+            .update(|d| {
+                d.sslcert.retain(|b| b.key != key);
+                d.sslcert.push(SslBinding {
+                    key,
+                    certhash: certhash.to_owned(),
+                    appid: "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}".into(),
+                    certstorename: "MY".into(),
+                    flags,
+                });
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+    }
+
+    fn cert(dir: &Path, names: &[&str]) -> Thumbprint {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let c = new_self_signed(&names, 30).unwrap();
+        CertStore::save(dir, &c).unwrap().thumbprint
+    }
+
+    fn thumb(sel: Selection<'_>) -> Option<Thumbprint> {
+        match sel {
+            Selection::Serve(_, s) => Some(s.thumbprint),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn select_follows_httpsys_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let any4 = cert(d, &["any4.test"]);
+        let any6 = cert(d, &["any6.test"]);
+        let exact = cert(d, &["exact.test"]);
+        let host = cert(d, &["host.test"]);
+        let wild = cert(d, &["*.wild.test"]);
+        let f = BindingFlags::default;
+        bind(
+            d,
+            BindingKey::IpPort("0.0.0.0:443".parse().unwrap()),
+            &any4.to_string(),
+            f(),
+        );
+        bind(
+            d,
+            BindingKey::IpPort("[::]:443".parse().unwrap()),
+            &any6.to_string(),
+            f(),
+        );
+        bind(
+            d,
+            BindingKey::IpPort("10.0.0.1:443".parse().unwrap()),
+            &exact.to_string(),
+            f(),
+        );
+        bind(
+            d,
+            BindingKey::HostnamePort("host.test".into(), 443),
+            &host.to_string(),
+            f(),
+        );
+        bind(d, BindingKey::Ccs(443), "", f());
+        let mut rej = f();
+        rej.reject = true;
+        bind(
+            d,
+            BindingKey::HostnamePort("no.test".into(), 443),
+            &host.to_string(),
+            rej,
+        );
+        let s = build(d, &Snapshot::default()).unwrap();
+        let sel = |local: &str, sni: Option<&str>| thumb(s.select(local.parse().unwrap(), sni));
+
+        assert_eq!(sel("10.0.0.1:443", Some("host.test")), Some(exact));
+        assert_eq!(sel("[::ffff:10.0.0.1]:443", None), Some(exact));
+        assert_eq!(sel("10.0.0.2:443", Some("HOST.test.")), Some(host));
+        assert_eq!(sel("10.0.0.2:443", Some("a.wild.test")), Some(wild));
+        assert_eq!(sel("10.0.0.2:443", Some("exact.test")), Some(exact));
+        assert_eq!(sel("10.0.0.2:443", Some("a.b.wild.test")), Some(any4));
+        assert_eq!(sel("10.0.0.2:443", None), Some(any4));
+        assert_eq!(sel("[::1]:443", Some("x.test")), Some(any6));
+        assert!(matches!(
+            s.select("10.0.0.2:443".parse().unwrap(), Some("no.test")),
+            Selection::Reject(_)
+        ));
+        assert!(matches!(
+            s.select("10.0.0.2:444".parse().unwrap(), None),
+            Selection::NoBinding
+        ));
+    }
+
+    #[test]
+    fn broken_changes_keep_the_last_good_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let a = cert(d, &["a.test"]);
+        let key = BindingKey::IpPort("0.0.0.0:443".parse().unwrap());
+        bind(d, key.clone(), &a.to_string(), BindingFlags::default());
+        let s1 = build(d, &Snapshot::default()).unwrap();
+        let local: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        assert_eq!(thumb(s1.select(local, None)), Some(a));
+
+        // The certificate file is damaged: the copy loaded before stays.
+        std::fs::write(
+            d.join(format!("{a}.pem")),
+            "-----BEGIN CERTIFICATE-----\nx\n",
+        )
+        .unwrap();
+        let s2 = build(d, &s1).unwrap();
+        assert_eq!(thumb(s2.select(local, None)), Some(a));
+
+        // The binding names an unknown certificate: the previous one stays.
+        bind(d, key.clone(), &"ab".repeat(20), BindingFlags::default());
+        let s3 = build(d, &s2).unwrap();
+        assert_eq!(thumb(s3.select(local, None)), Some(a));
+        // ... but a binding that never worked refuses handshakes.
+        let fresh = build(d, &Snapshot::default()).unwrap();
+        assert!(matches!(fresh.select(local, None), Selection::Broken(..)));
+
+        // Both TLS versions disabled is unusable too.
+        let b = cert(d, &["b.test"]);
+        let mut flags = BindingFlags::default();
+        flags.disabletls12 = true;
+        flags.disabletls13 = true;
+        bind(d, key, &b.to_string(), flags);
+        let s4 = build(d, &s3).unwrap();
+        assert_eq!(thumb(s4.select(local, None)), Some(a));
+
+        // An unreadable sslcert.json is an error (the caller keeps the old snapshot).
+        std::fs::write(d.join("sslcert.json"), "{").unwrap();
+        assert!(build(d, &s4).is_err());
+    }
+
+    #[test]
+    fn unchanged_bindings_reuse_their_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let a = cert(d, &["a.test"]);
+        bind(
+            d,
+            BindingKey::IpPort("0.0.0.0:443".parse().unwrap()),
+            &a.to_string(),
+            BindingFlags::default(),
+        );
+        let s1 = build(d, &Snapshot::default()).unwrap();
+        let s2 = build(d, &s1).unwrap();
+        let local: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        match (s1.select(local, None), s2.select(local, None)) {
+            (Selection::Serve(_, x), Selection::Serve(_, y)) => assert!(Arc::ptr_eq(x, y)),
+            _ => panic!("not served"),
+        }
+    }
+}

@@ -220,3 +220,58 @@ async fn next_hangup(sig: &mut Hangup) {
 async fn next_hangup(_sig: &mut Hangup) {
     std::future::pending::<()>().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{new_self_signed, CertStore};
+    use crate::store::{BindingFlags, BindingKey, SslBinding, Store};
+
+    #[test]
+    fn fingerprint_sees_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let f0 = fingerprint(d);
+        std::fs::write(d.join("a.pem"), "x").unwrap();
+        let f1 = fingerprint(d);
+        assert_ne!(f0, f1);
+        assert_eq!(f1, fingerprint(d));
+        // Same size, replaced by rename: the inode differs.
+        std::fs::write(d.join(".tmp"), "y").unwrap();
+        std::fs::rename(d.join(".tmp"), d.join("a.pem")).unwrap();
+        assert_ne!(f1, fingerprint(d));
+        assert_ne!(fingerprint(&d.join("missing")), fingerprint(d));
+    }
+
+    /// No notify events at all: polling alone picks up a change within 2 s.
+    #[tokio::test]
+    async fn polling_alone_reloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_path_buf();
+        let reloader = Arc::new(Reloader::new(d.clone(), Snapshot::default()));
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(reloader.clone(), rx));
+        // Let the task take its first fingerprint.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let c = new_self_signed(&["a.test".into()], 30).unwrap();
+        CertStore::save(&d, &c).unwrap();
+        Store::in_cert_dir(&d)
+            .update(|data| {
+                data.sslcert.push(SslBinding {
+                    key: BindingKey::Ccs(443),
+                    certhash: String::new(),
+                    appid: "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}".into(),
+                    certstorename: String::new(),
+                    flags: BindingFlags::default(),
+                });
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let start = Instant::now();
+        while reloader.snapshot.load().describe().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(2), "not reloaded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+    }
+}
