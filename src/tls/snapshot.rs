@@ -434,8 +434,10 @@ mod tests {
             f(),
         );
         bind(d, BindingKey::Ccs(443), "", f());
-        let mut rej = f();
-        rej.reject = true;
+        let rej = BindingFlags {
+            reject: true,
+            ..f()
+        };
         bind(
             d,
             BindingKey::HostnamePort("no.test".into(), 443),
@@ -493,9 +495,11 @@ mod tests {
 
         // Both TLS versions disabled is unusable too.
         let b = cert(d, &["b.test"]);
-        let mut flags = BindingFlags::default();
-        flags.disabletls12 = true;
-        flags.disabletls13 = true;
+        let flags = BindingFlags {
+            disabletls12: true,
+            disabletls13: true,
+            ..BindingFlags::default()
+        };
         bind(d, key, &b.to_string(), flags);
         let s4 = build(d, &s3).unwrap();
         assert_eq!(thumb(s4.select(local, None)), Some(a));
