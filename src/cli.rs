@@ -37,7 +37,7 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
-    /// The certificate store (like PowerShell's cert:\\LocalMachine\\My): new, import, list, delete, export
+    /// The certificate store (like PowerShell's cert:\LocalMachine\My): new, import, list, delete, export
     Cert {
         #[command(subcommand)]
         command: CertCommand,
