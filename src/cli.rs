@@ -16,8 +16,7 @@ use crate::store::Store;
 #[command(
     name = "portshare",
     version,
-    about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands",
-    args_conflicts_with_subcommands = true
+    about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands"
 )]
 pub struct Cli {
     /// GLOBAL.INI to use (else $PORTSHARE_CONFIG, ./GLOBAL.INI, GLOBAL.INI beside the program)
@@ -37,6 +36,26 @@ pub enum Command {
         /// netsh arguments, e.g. `add sslcert ipport=0.0.0.0:443 certhash=… appid={…}`
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
+    },
+    /// Register URL prefixes for a backend on the running server; the
+    /// registration lasts until Ctrl-C
+    Register {
+        /// URL prefixes, e.g. http://+:8080/api/
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// Where requests go, e.g. http://127.0.0.1:3000
+        #[arg(long, value_name = "URL")]
+        backend: String,
+    },
+    /// Start CMD with PORT set to a free port and register PREFIX… for
+    /// http://127.0.0.1:PORT while it runs; exits with CMD's exit code
+    Run {
+        /// URL prefixes, e.g. --prefix http://+:8080/api/
+        #[arg(long = "prefix", required = true, num_args = 1.., value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
     },
 }
 
@@ -83,15 +102,37 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
     }
     let store = Store::in_cert_dir(&settings.cert_dir);
     let lookup = StoreCerts(certs);
+    // Fetched from the running server only if `show servicestate` asks.
+    let live = crate::control::commands::LiveServiceState::new(&settings);
     let ctx = NetshContext {
         certs: &lookup,
-        service_state: None,
+        service_state: Some(&live),
     };
     let mut words = vec!["http".to_owned()];
     words.extend_from_slice(args);
     let out = netsh::run(&words, &store, &ctx);
+    if let Some((text, code)) = live.failure() {
+        print!("{text}");
+        return exit_code(code as i32);
+    }
     print!("{}", out.stdout);
     exit_code(out.exit_code)
+}
+
+/// `portshare register PREFIX… --backend URL`.
+pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> ExitCode {
+    match settings(config) {
+        Ok(s) => crate::control::commands::register(&s, prefixes, backend),
+        Err(code) => code,
+    }
+}
+
+/// `portshare run --prefix PREFIX… -- CMD ARGS`.
+pub fn run(config: Option<&Path>, prefixes: &[String], command: &[String]) -> ExitCode {
+    match settings(config) {
+        Ok(s) => crate::control::commands::run(&s, prefixes, command),
+        Err(code) => code,
+    }
 }
 
 /// Windows error numbers as exit codes; Unix keeps the low 8 bits, so a
