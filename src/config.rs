@@ -83,6 +83,9 @@ pub struct AppConfig {
     pub name: String,
     pub prefixes: Vec<UrlPrefix>,
     pub backend: String,
+    /// `timeout=` seconds for the backend's response head (None: the
+    /// proxy's default).
+    pub timeout: Option<Duration>,
 }
 
 /// How files with a given extension in `public_dir` are run as CGI scripts.
@@ -570,7 +573,7 @@ fn parse_app(
         key: key.into(),
         message,
     };
-    check_keys(file, section, keys, &["prefix", "backend"])?;
+    check_keys(file, section, keys, &["prefix", "backend", "timeout"])?;
     let prefixes: Vec<UrlPrefix> = keys
         .get("prefix")
         .map(|v| {
@@ -600,10 +603,21 @@ fn parse_app(
                 "is missing; give http://host:port or a Unix socket path".into(),
             )
         })?;
+    let timeout = keys
+        .get("timeout")
+        .map(|v| match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+            _ => Err(err(
+                "timeout",
+                format!("'{v}' is not a number of seconds greater than 0"),
+            )),
+        })
+        .transpose()?;
     Ok(AppConfig {
         name,
         prefixes,
         backend,
+        timeout,
     })
 }
 

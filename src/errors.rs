@@ -170,7 +170,10 @@ impl HttpSysError {
         format!(
             "HTTP/1.1 {} {}\r\nContent-Type: text/html; charset=us-ascii\r\nServer: Microsoft-HTTPAPI/2.0\r\nDate: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
             p.status.as_u16(),
-            p.status.canonical_reason().unwrap_or(""),
+            match p.status.as_u16() {
+                414 => "Request-URI Too Long",
+                s => p.status.canonical_reason().unwrap_or(if s >= 500 { "Error" } else { "Bad Request" }),
+            },
             httpdate::fmt_http_date(std::time::SystemTime::now()),
             body.len(),
             body
@@ -256,9 +259,24 @@ fn cgi_error_response(err: &CgiError) -> Response<Body> {
     }
 }
 
-/// A proxied application's failure: gone or unreachable → HTTP.sys's 503;
-/// too slow → 504.
+/// A proxied application's failure: gone or unreachable → HTTP.sys's 503
+/// (what HTTP.sys answers when a request queue has no process behind it);
+/// too slow → 504; an answer that isn't HTTP → 502.
 pub fn proxy_error_response(err: &crate::proxy::ProxyError) -> Response<Body> {
+    use crate::proxy::ProxyError;
     tracing::warn!(error = %err, "forwarding to the application failed");
-    HttpSysError::ServiceUnavailable.response()
+    match err {
+        ProxyError::Timeout(_) => own_page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The application did not answer in time.",
+        ),
+        ProxyError::BadResponse(_) => own_page(
+            StatusCode::BAD_GATEWAY,
+            "The application did not send a valid response.",
+        ),
+        ProxyError::Unreachable(_)
+        | ProxyError::Gone(_)
+        | ProxyError::BadBackend(_)
+        | ProxyError::Invalid { .. } => HttpSysError::ServiceUnavailable.response(),
+    }
 }

@@ -12,6 +12,7 @@ pub mod control;
 pub mod dispatch;
 pub mod errors;
 pub mod logs;
+pub mod maintenance;
 pub mod netsh;
 pub mod proxy;
 pub mod registry;

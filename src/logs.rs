@@ -96,6 +96,7 @@ async fn open(target: &Target) -> std::io::Result<Box<dyn tokio::io::AsyncWrite 
 pub struct Logs {
     pub access: LineSink,
     pub httperr: LineSink,
+    pub maintenance: LineSink,
     writers: Vec<JoinHandle<()>>,
 }
 
@@ -116,10 +117,18 @@ impl Logs {
             },
             None => Target::Stdout,
         });
+        let (maintenance, m) = spawn_writer(match log_dir {
+            Some(d) => Target::File {
+                path: d.join("maintenance.log"),
+                header: None,
+            },
+            None => Target::Stdout,
+        });
         Logs {
             access,
             httperr,
-            writers: vec![a, h],
+            maintenance,
+            writers: vec![a, h, m],
         }
     }
 
@@ -128,6 +137,7 @@ impl Logs {
     pub async fn finish(self) {
         drop(self.access);
         drop(self.httperr);
+        drop(self.maintenance);
         for w in self.writers {
             let _ = w.await;
         }

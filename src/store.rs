@@ -58,6 +58,22 @@ pub struct StoreData {
     pub urlacl: Vec<UrlReservation>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The last daily-maintenance run, kept for `portshare maintenance status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceRecord>,
+}
+
+/// Outcome of one maintenance run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRecord {
+    /// RFC 3339, local time with offset.
+    pub started: String,
+    pub url: String,
+    /// HTTP status, or `None` when no answer came.
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    /// First line of the output, or the error.
+    pub summary: String,
 }
 
 impl Default for StoreData {
@@ -67,6 +83,7 @@ impl Default for StoreData {
             sslcert: Vec::new(),
             urlacl: Vec::new(),
             timeouts: Timeouts::default(),
+            maintenance: None,
         }
     }
 }

@@ -395,23 +395,24 @@ fn first_line(b: &[u8]) -> &[u8] {
     &b[..end.min(2048)]
 }
 
-/// Limits that can be judged before the head is complete.
+/// Limits that can be judged before the head is complete, in HTTP.sys's
+/// order: the request line, then one header line, then the whole head.
 fn partial_head_error(b: &[u8], limits: &Limits) -> Option<HttpSysError> {
-    let first_end = b.iter().position(|c| *c == b'\n');
-    match first_end {
-        None if b.len() > limits.max_field_length => Some(HttpSysError::UrlTooLong),
-        _ if b.len() > limits.max_request_bytes => Some(HttpSysError::RequestTooLong),
-        _ => {
-            // A header line (not the request line) longer than allowed.
-            let rest = &b[first_end? + 1..];
-            let longest = rest
-                .split(|c| *c == b'\n')
-                .map(<[u8]>::len)
-                .max()
-                .unwrap_or(0);
-            (longest > limits.max_field_length).then_some(HttpSysError::FieldTooLong)
-        }
+    let Some(first_end) = b.iter().position(|c| *c == b'\n') else {
+        return (b.len() > limits.max_field_length).then_some(HttpSysError::UrlTooLong);
+    };
+    if first_end > limits.max_field_length {
+        return Some(HttpSysError::UrlTooLong);
     }
+    let longest = b[first_end + 1..]
+        .split(|c| *c == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    if longest > limits.max_field_length {
+        return Some(HttpSysError::FieldTooLong);
+    }
+    (b.len() > limits.max_request_bytes).then_some(HttpSysError::RequestTooLong)
 }
 
 struct RequestLine<'a> {
@@ -445,15 +446,12 @@ fn is_token(s: &str) -> bool {
 
 /// Checks a complete head; on success returns the phase for what follows.
 fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
-    if head.len() > limits.max_request_bytes {
-        return Err(HttpSysError::RequestTooLong);
+    if let Some(err) = partial_head_error(head, limits) {
+        return Err(err);
     }
     let text = std::str::from_utf8(head).map_err(|_| HttpSysError::BadRequest)?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().unwrap_or("");
-    if request_line.len() > limits.max_field_length {
-        return Err(HttpSysError::UrlTooLong);
-    }
     let rl = RequestLine::parse(request_line).ok_or(HttpSysError::BadRequest)?;
     if !is_token(rl.method) {
         return Err(HttpSysError::BadRequest);

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::dispatch::{self, ConnInfo, Shared};
 use crate::logs::Logs;
+use crate::maintenance::Maintenance;
 use crate::proxy::Backend;
 use crate::registry::{Handler, Owner, PortSet, Registry};
 use crate::site::Site;
@@ -85,10 +86,13 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
             })?;
     }
     for app in &settings.apps {
-        let backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
+        let mut backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
             app: app.name.clone(),
             source,
         })?;
+        if let Some(timeout) = app.timeout {
+            backend.set_timeout(timeout);
+        }
         registry
             .register(
                 Owner::Config {
@@ -106,11 +110,53 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
     Ok(())
 }
 
+/// Timers set with `portshare http add timeout` (kept in the store) take
+/// precedence over GLOBAL.INI's `[http]` values, as netsh's settings do
+/// over the registry defaults on Windows. Read at start-up.
+fn apply_netsh_timeouts(settings: &mut Settings) {
+    let store = crate::store::Store::in_cert_dir(&settings.cert_dir);
+    match store.load() {
+        Ok(data) => {
+            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+            if let Some(s) = data.timeouts.idle_connection {
+                settings.limits.idle_connection_timeout = secs(s);
+            }
+            if let Some(s) = data.timeouts.header_wait {
+                settings.limits.header_wait_timeout = secs(s);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the store's timeouts are ignored"),
+    }
+}
+
+/// `daily_maintenance` names a URL nothing is registered for: the server
+/// still starts, but says so.
+fn warn_if_unrouted(registry: &Registry, url: &str) {
+    let path = url.split('?').next().unwrap_or(url);
+    let Ok(key) = crate::urlprefix::normalize_path(path) else {
+        tracing::warn!(key = "[param] daily_maintenance", %url, "not a valid URL path; the maintenance run will fail");
+        return;
+    };
+    let table = registry.snapshot();
+    let served = table
+        .prefixes
+        .iter()
+        .any(|(p, _)| p.scheme() == Scheme::Http && key.starts_with(p.path_key()));
+    if !served {
+        tracing::warn!(
+            key = "[param] daily_maintenance",
+            %url,
+            "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
+        );
+    }
+}
+
 /// A running server, for callers that need more than `run` (the control
 /// channel, the maintenance scheduler).
 pub struct Running {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
+    pub maintenance: Arc<Maintenance>,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -128,6 +174,8 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     started: impl FnOnce(&Running),
 ) -> Result<(), ServerError> {
+    let mut settings = settings;
+    apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
     let site = Site::new(&settings).map_err(|source| ServerError::PublicDir {
         path: settings.public_dir.display().to_string(),
@@ -170,9 +218,15 @@ pub async fn run_with(
         return Err(ServerError::NoPorts);
     }
     listeners.sync(&initial, true)?;
+    let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
+    if let Some(url) = &settings.daily_maintenance {
+        warn_if_unrouted(&registry, url);
+        tokio::spawn(maintenance.clone().schedule(stop_rx.clone()));
+    }
     started(&Running {
         registry: registry.clone(),
         settings: settings.clone(),
+        maintenance: maintenance.clone(),
     });
 
     // Follow registrations until shutdown.

@@ -57,7 +57,7 @@ impl TestServer {
 
     /// A server on a fresh port with `[param]` defaults for tests plus the
     /// INI text `extra` (which may add keys to `[param]` and further
-    /// sections). `prepare` may put files into the public folder first.
+    /// sections; `{port}` in it is replaced by the server's port). `prepare` may put files into the public folder first.
     pub fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> TestServer {
         let s = TestServer::prepare(extra, prepare);
         s.launch(&[])
@@ -74,6 +74,9 @@ impl TestServer {
         std::fs::create_dir_all(&public).expect("public dir");
         prepare(&public);
         let port = free_port();
+        // `{port}` in the extra text stands for the server's port.
+        let extra = extra.replace("{port}", &port.to_string());
+        let extra = extra.as_str();
         let config = dir.path().join("GLOBAL.INI");
         let (param_extra, sections) = match extra.find("\n[") {
             Some(i) => (&extra[..i], &extra[i..]),

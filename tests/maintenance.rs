@@ -1,0 +1,64 @@
+//! The daily maintenance call on the real clock: scheduled a few seconds
+//! ahead, it runs exactly once, through the router, and is recorded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, TestServer};
+
+#[test]
+fn scheduled_run_happens_once_and_is_recorded() {
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let time = at.format("%H:%M:%S").to_string();
+    let s = TestServer::prepare(
+        &format!(
+            "daily_maintenance=/tasks/daily.sh?x=1\nmaintenance_time={time}\n\n[cgi]\n.sh = sh\n"
+        ),
+        |p| {
+            std::fs::create_dir_all(p.join("tasks")).unwrap();
+            std::fs::write(
+                p.join("tasks/daily.sh"),
+                "printf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"cleaned up ($HTTP_X_PORTSHARE_MAINTENANCE from $REMOTE_ADDR, $QUERY_STRING)\"\n",
+            )
+            .unwrap();
+        },
+    );
+    let s = s.launch(&[("TZ", "UTC")]);
+    let log = s.logs().join("maintenance.log");
+    let line = wait_for(Duration::from_secs(20), "the maintenance run", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+    });
+    assert!(
+        line.contains(" /tasks/daily.sh?x=1 200 ")
+            && line.ends_with("cleaned up (daily from 127.0.0.1, x=1)"),
+        "{line}"
+    );
+    // The result is kept in the store.
+    let store = s.dir.path().join("certs/sslcert.json");
+    let json = wait_for(Duration::from_secs(5), "the stored result", || {
+        std::fs::read_to_string(&store)
+            .ok()
+            .filter(|t| t.contains("maintenance"))
+    });
+    assert!(json.contains("\"status\": 200"), "{json}");
+    // It went through the router like a client request: access log line.
+    let access = s.logs().join("access.log");
+    wait_for(Duration::from_secs(2), "the access log line", || {
+        std::fs::read_to_string(&access)
+            .ok()
+            .filter(|t| t.contains("\"GET /tasks/daily.sh?x=1 HTTP/1.1\" 200"))
+    });
+    // Exactly one run: nothing more within the next two seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let n = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        assert_eq!(n, 1, "more than one run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
