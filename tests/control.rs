@@ -142,11 +142,11 @@ fn run_registers_for_the_childs_lifetime() {
         "{run_pid} missing: {state}"
     );
 
-    // The prefix now belongs to the app: the child's answer once the proxy
-    // forwards, 503 while forwarding is not available.
+    // The prefix now belongs to the app: the child's answer (an error page
+    // from the proxy only while the child is still starting).
     wait_for(WAIT, "/api/x.txt to reach the application", || {
         let r = server.get("/api/x.txt");
-        (r.status == 503 || (r.status == 200 && r.text() == "child")).then_some(())
+        (r.status == 200 && r.text() == "child").then_some(())
     });
     // The rest of the site is untouched.
     std::fs::write(server.public().join("index.txt"), "root").expect("index");
