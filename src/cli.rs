@@ -42,6 +42,40 @@ pub enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// The daily maintenance call: run it now, or show its status
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
+    /// Register URL prefixes for a backend on the running server; the
+    /// registration lasts until Ctrl-C
+    Register {
+        /// URL prefixes, e.g. http://+:8080/api/
+        #[arg(required = true, value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// Where requests go, e.g. http://127.0.0.1:3000
+        #[arg(long, value_name = "URL")]
+        backend: String,
+    },
+    /// Start CMD with PORT set to a free port and register PREFIX… for
+    /// http://127.0.0.1:PORT while it runs; exits with CMD's exit code
+    Run {
+        /// URL prefixes, e.g. --prefix http://+:8080/api/
+        #[arg(long = "prefix", required = true, num_args = 1.., value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+}
+
+/// `portshare maintenance …`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MaintenanceAction {
+    /// Run the maintenance URL now in the running server and print the result
+    Run,
+    /// Show the configured URL and time, the last run and the next run
+    Status,
 }
 
 /// `portshare cert …`.
@@ -185,15 +219,37 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
     }
     let store = Store::in_cert_dir(&settings.cert_dir);
     let lookup = StoreCerts(certs);
+    // Fetched from the running server only if `show servicestate` asks.
+    let live = crate::control::commands::LiveServiceState::new(&settings);
     let ctx = NetshContext {
         certs: &lookup,
-        service_state: None,
+        service_state: Some(&live),
     };
     let mut words = vec!["http".to_owned()];
     words.extend_from_slice(args);
     let out = netsh::run(&words, &store, &ctx);
+    if let Some((text, code)) = live.failure() {
+        print!("{text}");
+        return exit_code(code as i32);
+    }
     print!("{}", out.stdout);
     exit_code(out.exit_code)
+}
+
+/// `portshare register PREFIX… --backend URL`.
+pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> ExitCode {
+    match settings(config) {
+        Ok(s) => crate::control::commands::register(&s, prefixes, backend),
+        Err(code) => code,
+    }
+}
+
+/// `portshare run --prefix PREFIX… -- CMD ARGS`.
+pub fn run(config: Option<&Path>, prefixes: &[String], command: &[String]) -> ExitCode {
+    match settings(config) {
+        Ok(s) => crate::control::commands::run(&s, prefixes, command),
+        Err(code) => code,
+    }
 }
 
 /// Windows error numbers as exit codes; Unix keeps the low 8 bits, so a
@@ -203,5 +259,89 @@ pub fn exit_code(code: i32) -> ExitCode {
         0 => ExitCode::SUCCESS,
         c if c % 256 == 0 => ExitCode::FAILURE,
         c => ExitCode::from((c % 256) as u8),
+    }
+}
+
+/// Handlers the control channel calls for `portshare maintenance …`.
+pub fn control_hooks(running: &crate::server::Running) -> crate::control::ControlHooks {
+    use crate::maintenance::RunOutcome;
+    let run = running.maintenance.clone();
+    let status = running.maintenance.clone();
+    crate::control::ControlHooks {
+        maintenance_run: Some(std::sync::Arc::new(move || {
+            let m = run.clone();
+            Box::pin(async move {
+                match m.run_now().await {
+                    RunOutcome::Done(r) if r.status.is_some_and(|s| (200..300).contains(&s)) => {
+                        Ok(RunOutcome::Done(r).describe())
+                    }
+                    other => Err(other.describe()),
+                }
+            })
+        })),
+        maintenance_status: Some(std::sync::Arc::new(move || {
+            let m = status.clone();
+            Box::pin(async move { Ok(m.status()) })
+        })),
+    }
+}
+
+/// `portshare maintenance run|status`: asks the running server.
+pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode {
+    use crate::control::client::{self, ClientError};
+    let settings = match settings(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let path = match crate::control::socket_path(&settings) {
+        Ok(p) => p.to_path_buf(),
+        Err(e) => {
+            eprintln!("portshare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portshare: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let answer = rt.block_on(async {
+        match action {
+            MaintenanceAction::Run => client::maintenance_run(&path).await,
+            MaintenanceAction::Status => client::maintenance_status(&path).await,
+        }
+    });
+    match answer {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ ClientError::NotRunning(_)) => {
+            eprintln!("portshare: {e}");
+            if matches!(action, MaintenanceAction::Status) {
+                print!("{}", crate::maintenance::status_report(&settings, None));
+            } else {
+                eprintln!("portshare: start the server first ('portshare serve'); the run happens inside it");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!(
+                "portshare: maintenance {}: {e}",
+                match action {
+                    MaintenanceAction::Run => "run failed",
+                    MaintenanceAction::Status => "status failed",
+                }
+            );
+            ExitCode::FAILURE
+        }
     }
 }

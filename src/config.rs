@@ -135,6 +135,10 @@ pub struct Settings {
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
     pub cgi: CgiSettings,
+    /// `control_socket`: where applications register prefixes at run time
+    /// (a Unix socket path; on Windows a named pipe `\\.\pipe\NAME`).
+    /// `None` (the key set to an empty value) disables the control channel.
+    pub control_socket: Option<PathBuf>,
 }
 
 const PARAM_KEYS: &[&str] = &[
@@ -148,6 +152,7 @@ const PARAM_KEYS: &[&str] = &[
     "daily_maintenance",
     "maintenance_time",
     "shutdown_grace",
+    "control_socket",
 ];
 
 const HTTP_KEYS: &[&str] = &[
@@ -379,6 +384,11 @@ impl Settings {
             })?),
         };
         let limits = parse_limits(&file, sections.get("http").unwrap_or(&empty))?;
+        let control_socket = match get("control_socket") {
+            Some("") => None,
+            Some(v) => Some(control_socket_path(base_dir, v)),
+            None => Some(default_control_socket(&origin, base_dir)),
+        };
         Ok(Settings {
             origin,
             host_name,
@@ -395,7 +405,41 @@ impl Settings {
             limits,
             apps,
             cgi,
+            control_socket,
         })
+    }
+}
+
+/// The control socket named in GLOBAL.INI: a path relative to the file's
+/// folder on Unix; on Windows a pipe name, `\\.\pipe\` added when missing.
+fn control_socket_path(base_dir: &Path, value: &str) -> PathBuf {
+    if cfg!(windows) && !value.starts_with(r"\\") {
+        PathBuf::from(format!(r"\\.\pipe\{value}"))
+    } else {
+        resolve(base_dir, value)
+    }
+}
+
+/// Default control socket: `portshare.sock` beside the configuration file
+/// (in the current folder with built-in defaults). On Windows, where a pipe
+/// has no folder, `\\.\pipe\portshare-` plus 16 hex digits of the SHA-1 of
+/// the canonical configuration path (or of the canonical current folder).
+fn default_control_socket(origin: &Origin, base_dir: &Path) -> PathBuf {
+    if cfg!(windows) {
+        use sha1::{Digest, Sha1};
+        let key = match origin {
+            Origin::File(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+            Origin::Defaults => std::fs::canonicalize(base_dir)
+                .unwrap_or_else(|_| base_dir.to_path_buf())
+                .join(DEFAULT_FILE_NAME),
+        };
+        let digest = Sha1::digest(key.to_string_lossy().to_lowercase().as_bytes());
+        PathBuf::from(format!(
+            r"\\.\pipe\portshare-{}",
+            &hex::encode(digest)[..16]
+        ))
+    } else {
+        base_dir.join("portshare.sock")
     }
 }
 

@@ -8,6 +8,7 @@ pub mod body;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod errors;
 pub mod logs;

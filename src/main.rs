@@ -10,7 +10,12 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Http { args } => cli::http(cli.config.as_deref(), &args),
+        Command::Maintenance { action } => cli::maintenance(cli.config.as_deref(), action),
         Command::Cert { command } => cli::cert(cli.config.as_deref(), &command),
+        Command::Register { prefixes, backend } => {
+            cli::register(cli.config.as_deref(), &prefixes, &backend)
+        }
+        Command::Run { prefixes, command } => cli::run(cli.config.as_deref(), &prefixes, &command),
     }
 }
 
@@ -39,10 +44,18 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         }
     };
     tracing::info!(config = %settings.origin, public = %settings.public_dir.display(), "portshare {} starting", env!("CARGO_PKG_VERSION"));
-    let result = runtime.block_on(portshare::server::run(
-        settings,
-        portshare::server::signals::shutdown_requested(),
-    ));
+    let result = runtime.block_on(async {
+        // Applications register over the control socket once listeners are up.
+        let mut control = portshare::control::ControlServer::bind(&settings)?;
+        portshare::server::run_with(
+            settings,
+            portshare::server::signals::shutdown_requested(),
+            |running| control.start(running, cli::control_hooks(running)),
+        )
+        .await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+        // `control` drops here: stops accepting, removes the socket file.
+    });
     // Connections still open after the grace period are abandoned here.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

@@ -94,6 +94,29 @@ impl RunOutcome {
     }
 }
 
+/// The text of `portshare maintenance status`. `next` is `None` when no
+/// server is running (nothing is scheduled then).
+pub fn status_report(settings: &Settings, next: Option<DateTime<Local>>) -> String {
+    let Some(url) = &settings.daily_maintenance else {
+        return "Maintenance URL : (none; set daily_maintenance in GLOBAL.INI)\n".to_owned();
+    };
+    let last = match Store::in_cert_dir(&settings.cert_dir).load() {
+        Ok(data) => match data.maintenance {
+            Some(r) => RunOutcome::Done(r).describe(),
+            None => "never".to_owned(),
+        },
+        Err(e) => format!("unknown ({e})"),
+    };
+    let next = match next {
+        Some(n) => n.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        None => "none: no portshare server is running".to_owned(),
+    };
+    format!(
+        "Maintenance URL : {url}\nTime            : {} (local time)\nLast run        : {last}\nNext run        : {next}\n",
+        settings.maintenance_time.format("%H:%M:%S")
+    )
+}
+
 pub struct Maintenance {
     settings: Arc<Settings>,
     log: LineSink,
@@ -140,6 +163,16 @@ impl Maintenance {
             ip = *s.listen.first()?;
         }
         Some((SocketAddr::new(ip, port), host))
+    }
+
+    /// `portshare maintenance status`, answered by the running server.
+    pub fn status(&self) -> String {
+        let next = self
+            .settings
+            .daily_maintenance
+            .as_ref()
+            .map(|_| next_run(self.settings.maintenance_time, &Local::now()));
+        status_report(&self.settings, next)
     }
 
     /// Runs the maintenance call now, unless one is already running.

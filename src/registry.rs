@@ -90,6 +90,14 @@ impl RegisterError {
 
 pub type PortSet = BTreeSet<(Scheme, u16)>;
 
+/// A registration to be made.
+pub struct NewRegistration {
+    pub owner: Owner,
+    pub queue: String,
+    pub prefixes: Vec<UrlPrefix>,
+    pub handler: Handler,
+}
+
 pub struct Registry {
     current: ArcSwap<RouteTable>,
     registrations: Mutex<BTreeMap<RegistrationId, Arc<Registration>>>,
@@ -144,24 +152,45 @@ impl Registry {
         prefixes: Vec<UrlPrefix>,
         handler: Handler,
     ) -> Result<RegistrationId, RegisterError> {
-        if prefixes.is_empty() {
-            return Err(RegisterError::NoPrefixes);
-        }
-        let mut regs = self.lock();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let reg = Arc::new(Registration {
-            id,
+        let ids = self.register_all(vec![NewRegistration {
             owner,
             queue,
             prefixes,
             handler,
-        });
+        }])?;
+        ids.first().copied().ok_or(RegisterError::NoPrefixes)
+    }
+
+    /// Registers several owners at once (start-up: thousands of `[app:]`
+    /// sections cost one table build, not one each), all or none.
+    pub fn register_all(
+        &self,
+        new: Vec<NewRegistration>,
+    ) -> Result<Vec<RegistrationId>, RegisterError> {
+        if new.iter().any(|n| n.prefixes.is_empty()) {
+            return Err(RegisterError::NoPrefixes);
+        }
+        let mut regs = self.lock();
         let mut candidate = regs.clone();
-        candidate.insert(id, reg);
+        let mut ids = Vec::with_capacity(new.len());
+        for n in new {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            ids.push(id);
+            candidate.insert(
+                id,
+                Arc::new(Registration {
+                    id,
+                    owner: n.owner,
+                    queue: n.queue,
+                    prefixes: n.prefixes,
+                    handler: n.handler,
+                }),
+            );
+        }
         let table = build_table(&candidate)?;
         *regs = candidate;
         self.publish(table);
-        Ok(id)
+        Ok(ids)
     }
 
     /// Removes a registration; its prefixes are free at once.

@@ -62,3 +62,104 @@ fn scheduled_run_happens_once_and_is_recorded() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+fn portshare(s: &TestServer, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_and_status_commands() {
+    let s = TestServer::prepare(
+        "daily_maintenance=/m.sh\nmaintenance_time=04:05:06\n\n[cgi]\n.sh = sh\n",
+        |p| {
+            std::fs::write(
+                p.join("m.sh"),
+                "printf 'Content-Type: text/plain\\r\\n\\r\\nall tidy\\n'\n",
+            )
+            .unwrap();
+        },
+    );
+    // No server yet: both commands say so.
+    let out = portshare(&s, &["maintenance", "run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no portshare server is running"));
+    let out = portshare(&s, &["maintenance", "status"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Maintenance URL : /m.sh") && text.contains("Last run        : never"),
+        "{text}"
+    );
+    assert!(text.contains("no portshare server is running"), "{text}");
+
+    let s = s.launch(&[]);
+    let out = portshare(&s, &["maintenance", "run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("/m.sh -> 200") && text.contains("all tidy"),
+        "{text}"
+    );
+    let out = portshare(&s, &["maintenance", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("Time            : 04:05:06"), "{text}");
+    assert!(
+        text.contains("Last run        : ") && text.contains("all tidy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Next run        : 20") && text.contains("T04:05:06"),
+        "{text}"
+    );
+}
+
+#[test]
+fn runs_never_overlap() {
+    let s = TestServer::start_with("daily_maintenance=/slow.sh\n\n[cgi]\n.sh = sh\n", |p| {
+        std::fs::write(
+                p.join("slow.sh"),
+                "touch started.flag\nsleep 2\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n",
+            )
+            .unwrap();
+    });
+    let config = s.config.clone();
+    let first = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["maintenance", "run"])
+            .output()
+            .unwrap()
+    });
+    // Wait until the first run's script is running.
+    let flag = s.public().join("started.flag");
+    wait_for(Duration::from_secs(10), "the first run to start", || {
+        flag.exists().then_some(())
+    });
+    let second = portshare(&s, &["maintenance", "run"]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("skipped"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let first = first.join().unwrap();
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("slow done"));
+    let log = std::fs::read_to_string(s.logs().join("maintenance.log")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("skipped")).count(),
+        1,
+        "{log}"
+    );
+}

@@ -31,7 +31,7 @@ use crate::dispatch::{self, ConnInfo, Shared};
 use crate::logs::Logs;
 use crate::maintenance::Maintenance;
 use crate::proxy::Backend;
-use crate::registry::{Handler, Owner, PortSet, Registry};
+use crate::registry::{Handler, NewRegistration, Owner, PortSet, Registry};
 use crate::site::Site;
 use crate::tls::Tls;
 use crate::urlprefix::Scheme;
@@ -68,22 +68,19 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// Registers the built-in site and every `[app:NAME]` from the settings.
+/// Registers the built-in site and every `[app:NAME]` from the settings,
+/// in one step (one routing-table build however many there are).
 fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), ServerError> {
+    let mut all = Vec::with_capacity(settings.apps.len() + 1);
     if !settings.site_prefixes.is_empty() {
-        registry
-            .register(
-                Owner::Config {
-                    name: "site".into(),
-                },
-                "site".into(),
-                settings.site_prefixes.clone(),
-                Handler::Site,
-            )
-            .map_err(|source| ServerError::Register {
-                what: "the built-in site (host_name)".into(),
-                source,
-            })?;
+        all.push(NewRegistration {
+            owner: Owner::Config {
+                name: "site".into(),
+            },
+            queue: "site".into(),
+            prefixes: settings.site_prefixes.clone(),
+            handler: Handler::Site,
+        });
     }
     for app in &settings.apps {
         let mut backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
@@ -93,20 +90,21 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
         if let Some(timeout) = app.timeout {
             backend.set_timeout(timeout);
         }
-        registry
-            .register(
-                Owner::Config {
-                    name: format!("app:{}", app.name),
-                },
-                app.name.clone(),
-                app.prefixes.clone(),
-                Handler::Proxy(Arc::new(backend)),
-            )
-            .map_err(|source| ServerError::Register {
-                what: format!("[app:{}]", app.name),
-                source,
-            })?;
+        all.push(NewRegistration {
+            owner: Owner::Config {
+                name: format!("app:{}", app.name),
+            },
+            queue: app.name.clone(),
+            prefixes: app.prefixes.clone(),
+            handler: Handler::Proxy(Arc::new(backend)),
+        });
     }
+    registry
+        .register_all(all)
+        .map_err(|source| ServerError::Register {
+            what: "the prefixes of host_name and the [app:NAME] sections".into(),
+            source,
+        })?;
     Ok(())
 }
 

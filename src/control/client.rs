@@ -1,0 +1,128 @@
+//! The client end of the control channel.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+
+use super::platform::{self, ClientStream};
+use super::protocol::{OkBody, Request, Response, MAX_LINE};
+use crate::netsh::ServiceStateSnapshot;
+
+/// Why a control request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no portshare server is running for this configuration (nothing answers on the control socket {})", .0.display())]
+    NotRunning(PathBuf),
+    #[error("cannot connect to the control socket {}: {source}", path.display())]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the server closed the control connection")]
+    Closed,
+    #[error("control connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server sent something that is not a control response: {0}")]
+    Protocol(String),
+    /// The server refused: Windows error number and its sentence.
+    #[error("{message}")]
+    Refused { code: u32, message: String },
+}
+
+impl ClientError {
+    /// The Windows error number to report (and exit with).
+    pub fn code(&self) -> u32 {
+        match self {
+            ClientError::Refused { code, .. } => *code,
+            // ERROR_SERVICE_NOT_ACTIVE: "The service has not been started."
+            ClientError::NotRunning(_) => 1062,
+            _ => crate::netsh::ERROR_GEN_FAILURE,
+        }
+    }
+}
+
+/// One control connection.
+pub struct Session {
+    reader: BufReader<ReadHalf<ClientStream>>,
+    writer: WriteHalf<ClientStream>,
+}
+
+impl Session {
+    pub async fn connect(path: &Path) -> Result<Session, ClientError> {
+        let stream = platform::connect(path).await.map_err(|source| {
+            if platform::is_not_running(&source) {
+                ClientError::NotRunning(path.to_path_buf())
+            } else {
+                ClientError::Connect {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        let (read, writer) = tokio::io::split(stream);
+        Ok(Session {
+            reader: BufReader::new(read),
+            writer,
+        })
+    }
+
+    /// Sends one request and reads its response.
+    pub async fn request(&mut self, req: &Request) -> Result<OkBody, ClientError> {
+        let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.writer.write_all(&line).await?;
+        self.writer.flush().await?;
+        let mut answer = Vec::new();
+        let n = (&mut self.reader)
+            .take(16 * MAX_LINE as u64)
+            .read_until(b'\n', &mut answer)
+            .await?;
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        match serde_json::from_slice::<Response>(&answer) {
+            Ok(Response::Ok(body)) => Ok(body),
+            Ok(Response::Error(e)) => Err(ClientError::Refused {
+                code: e.code,
+                message: e.message,
+            }),
+            Err(e) => Err(ClientError::Protocol(e.to_string())),
+        }
+    }
+
+    /// Resolves when the server closes the connection (or it fails).
+    pub async fn closed(&mut self) {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // nothing unsolicited is expected; ignore
+            }
+        }
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn request_once(path: &Path, req: &Request) -> Result<OkBody, ClientError> {
+    Session::connect(path).await?.request(req).await
+}
+
+/// The live registrations of the server at `path`.
+pub async fn service_state(path: &Path) -> Result<ServiceStateSnapshot, ClientError> {
+    let body = request_once(path, &Request::ServiceState {}).await?;
+    body.servicestate
+        .map(Into::into)
+        .ok_or_else(|| ClientError::Protocol("the answer carries no servicestate".into()))
+}
+
+/// Asks the server at `path` to run the daily maintenance now; its report.
+pub async fn maintenance_run(path: &Path) -> Result<String, ClientError> {
+    let body = request_once(path, &Request::MaintenanceRun {}).await?;
+    Ok(body.output.unwrap_or_default())
+}
+
+/// The server's maintenance status report.
+pub async fn maintenance_status(path: &Path) -> Result<String, ClientError> {
+    let body = request_once(path, &Request::MaintenanceStatus {}).await?;
+    Ok(body.output.unwrap_or_default())
+}

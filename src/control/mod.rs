@@ -1,0 +1,577 @@
+//! The control channel: applications in other processes register and
+//! unregister URL prefixes while the server runs.
+//!
+//! A local stream socket ([`unix`]: Unix domain socket; [`windows`]: named
+//! pipe) carries the newline-delimited JSON of [`protocol`]. A registration
+//! lives exactly as long as the connection it was made on, the way an
+//! HTTP.sys request queue lives as long as its process: when the stream ends
+//! (EOF, error, the app crashed) the server unregisters it and its prefixes
+//! are free at once.
+//!
+//! Registering checks, in this order: the prefixes parse (87), the backend
+//! parses (87), the peer may register them ([`acl`], URL reservations reloaded
+//! from the store on each registration → 5), no conflict in the same
+//! precedence category (183, from [`Registry::register`]).
+//!
+//! [`client`] is the other end, used by `portshare register`, `portshare
+//! run` and `portshare http show servicestate` ([`commands`]).
+
+pub mod acl;
+pub mod client;
+pub mod commands;
+pub mod protocol;
+#[cfg(unix)]
+pub mod unix;
+#[cfg(windows)]
+pub mod windows;
+
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+use windows as platform;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::netsh::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER};
+use crate::proxy::Backend;
+use crate::registry::{Handler, Owner, RegistrationId, Registry};
+use crate::server::Running;
+use crate::store::Store;
+use crate::urlprefix::UrlPrefix;
+
+use acl::PeerUser;
+use protocol::{OkBody, RegisterRequest, Request, Response, WireRegistration, WireServiceState};
+
+/// `ERROR_NOT_SUPPORTED`: a command this server has no handler for.
+pub const ERROR_NOT_SUPPORTED: u32 = 50;
+
+/// Why the control channel could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control socket {}: {source}", path.display())]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket {}: another portshare server is running with this configuration (it answers on the socket); stop it first, or give this one another control_socket", .0.display())]
+    InUse(PathBuf),
+}
+
+/// What a maintenance command runs: resolves to the report to show the
+/// client (`Ok`) or why it failed (`Err`, sent as error 31).
+pub type MaintenanceHook =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// Optional handlers for commands that other parts of the server provide.
+/// A command without a handler is answered with error 50 (not supported).
+#[derive(Clone, Default)]
+pub struct ControlHooks {
+    /// `portshare maintenance run`.
+    pub maintenance_run: Option<MaintenanceHook>,
+    /// `portshare maintenance status`.
+    pub maintenance_status: Option<MaintenanceHook>,
+}
+
+/// The control channel of a running server. Dropping it stops accepting and
+/// removes the socket file.
+pub struct ControlServer {
+    listener: Option<platform::Listener>,
+    cleanup: Option<(PathBuf, (u64, u64))>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Opens the control socket named by `settings.control_socket` (nothing
+    /// when it is disabled). Must run inside a Tokio runtime.
+    pub fn bind(settings: &Settings) -> Result<ControlServer, ControlError> {
+        let Some(path) = &settings.control_socket else {
+            return Ok(ControlServer {
+                listener: None,
+                cleanup: None,
+                task: None,
+            });
+        };
+        let listener = platform::Listener::bind(path)?;
+        Ok(ControlServer {
+            cleanup: Some(listener.cleanup_token()),
+            listener: Some(listener),
+            task: None,
+        })
+    }
+
+    /// Starts accepting connections for the running server. Call once, from
+    /// the `started` callback of [`crate::server::run_with`].
+    pub fn start(&mut self, running: &Running, hooks: ControlHooks) {
+        let Some(mut listener) = self.listener.take() else {
+            return;
+        };
+        let state = Arc::new(State {
+            registry: running.registry.clone(),
+            store: Store::in_cert_dir(&running.settings.cert_dir),
+            server_user: listener.server_user(),
+            pids: Mutex::new(HashMap::new()),
+            hooks,
+        });
+        if let Some((path, _)) = &self.cleanup {
+            tracing::info!(path = %path.display(), "control socket ready");
+        }
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(serve_connection(stream, peer, state.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some((path, ident)) = self.cleanup.take() {
+            platform::Listener::cleanup(&path, ident);
+        }
+    }
+}
+
+/// Shared by all connections.
+struct State {
+    registry: Arc<Registry>,
+    store: Store,
+    server_user: PeerUser,
+    /// Processes attached to control registrations, for `show servicestate`.
+    pids: Mutex<HashMap<RegistrationId, Vec<u32>>>,
+    hooks: ControlHooks,
+}
+
+impl State {
+    fn pids(&self) -> std::sync::MutexGuard<'_, HashMap<RegistrationId, Vec<u32>>> {
+        // Edits are single inserts/removes; a poisoned map is still whole.
+        self.pids.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Registrations made on one connection; dropped (connection over, or the
+/// task cancelled at shutdown) → unregistered.
+struct Owned {
+    state: Arc<State>,
+    ids: Vec<RegistrationId>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            self.state.registry.unregister(id);
+            self.state.pids().remove(&id);
+            tracing::info!(id, "control connection closed; registration removed");
+        }
+    }
+}
+
+async fn serve_connection<S>(stream: S, peer: platform::Peer, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, mut write) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read);
+    let mut owned = Owned {
+        state: state.clone(),
+        ids: Vec::new(),
+    };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(protocol::MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "control connection read failed");
+                break;
+            }
+        };
+        if n == 0 {
+            break; // EOF
+        }
+        let too_long = !line.ends_with(b"\n") && n >= protocol::MAX_LINE;
+        let response = if too_long {
+            Response::error(
+                ERROR_INVALID_PARAMETER,
+                format!("request line longer than {} bytes", protocol::MAX_LINE),
+            )
+        } else if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => handle(req, &peer, &state, &mut owned).await,
+                Err(e) => Response::error(
+                    ERROR_INVALID_PARAMETER,
+                    format!("not a control request: {e}"),
+                ),
+            }
+        };
+        let mut out = match serde_json::to_vec(&response) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "control response could not be encoded");
+                break;
+            }
+        };
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() || write.flush().await.is_err() {
+            break;
+        }
+        if too_long {
+            break; // the rest of the line cannot be resynchronised
+        }
+    }
+    drop(owned);
+}
+
+async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut Owned) -> Response {
+    match req {
+        Request::Register(r) => match register(r, peer, state) {
+            Ok(id) => {
+                owned.ids.push(id);
+                Response::Ok(OkBody {
+                    id: Some(id),
+                    ..OkBody::default()
+                })
+            }
+            Err(e) => e,
+        },
+        Request::Attach { id, pid } => {
+            if !owned.ids.contains(&id) {
+                return not_yours(id);
+            }
+            let mut pids = state.pids();
+            let list = pids.entry(id).or_default();
+            if !list.contains(&pid) {
+                list.push(pid);
+            }
+            Response::Ok(OkBody::default())
+        }
+        Request::Unregister { id } => {
+            let Some(pos) = owned.ids.iter().position(|&i| i == id) else {
+                return not_yours(id);
+            };
+            owned.ids.remove(pos);
+            state.registry.unregister(id);
+            state.pids().remove(&id);
+            Response::Ok(OkBody::default())
+        }
+        Request::ServiceState {} => match service_state(state) {
+            Ok(s) => Response::Ok(OkBody {
+                servicestate: Some(s),
+                ..OkBody::default()
+            }),
+            Err(e) => Response::error(crate::netsh::ERROR_GEN_FAILURE, e),
+        },
+        Request::MaintenanceRun {} => {
+            run_hook(&state.hooks.maintenance_run, "maintenance run").await
+        }
+        Request::MaintenanceStatus {} => {
+            run_hook(&state.hooks.maintenance_status, "maintenance status").await
+        }
+    }
+}
+
+fn not_yours(id: u64) -> Response {
+    Response::error(
+        crate::netsh::ERROR_FILE_NOT_FOUND,
+        format!("registration {id} was not made on this connection"),
+    )
+}
+
+async fn run_hook(hook: &Option<MaintenanceHook>, what: &str) -> Response {
+    match hook {
+        None => Response::error(
+            ERROR_NOT_SUPPORTED,
+            format!("this server does not offer '{what}'"),
+        ),
+        Some(h) => match h().await {
+            Ok(output) => Response::Ok(OkBody {
+                output: Some(output),
+                ..OkBody::default()
+            }),
+            Err(e) => Response::error(crate::netsh::ERROR_GEN_FAILURE, e),
+        },
+    }
+}
+
+fn register(
+    r: RegisterRequest,
+    peer: &platform::Peer,
+    state: &State,
+) -> Result<RegistrationId, Response> {
+    let prefixes = r
+        .prefixes
+        .iter()
+        .map(|p| {
+            UrlPrefix::parse(p).map_err(|e| {
+                Response::error(
+                    e.netsh_code(),
+                    format!("'{p}' is not a valid URL prefix: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if prefixes.is_empty() {
+        return Err(Response::error(
+            ERROR_INVALID_PARAMETER,
+            "at least one URL prefix is needed",
+        ));
+    }
+    let backend = Backend::parse(&r.backend)
+        .map_err(|e| Response::error(ERROR_INVALID_PARAMETER, format!("backend: {e}")))?;
+    check_reservations(&state.store, &peer.user, &state.server_user, &prefixes)?;
+    let pid = r.pid.or(peer.pid);
+    let owner = Owner::Process {
+        pid,
+        user: Some(peer.user.name.clone()),
+    };
+    let queue = r.queue.unwrap_or_default();
+    let id = state
+        .registry
+        .register(
+            owner,
+            queue,
+            prefixes.clone(),
+            Handler::Proxy(Arc::new(backend)),
+        )
+        .map_err(|e| Response::error(e.netsh_code(), e.to_string()))?;
+    let mut pids: Vec<u32> = pid.into_iter().collect();
+    if let Some(p) = peer.pid.filter(|p| !pids.contains(p)) {
+        pids.push(p);
+    }
+    state.pids().insert(id, pids);
+    tracing::info!(
+        id,
+        user = %peer.user.name,
+        pid = ?pid,
+        backend = %r.backend,
+        prefixes = %prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" "),
+        "registered over the control socket"
+    );
+    Ok(id)
+}
+
+/// URL reservations, read from the store each time (always current).
+fn check_reservations(
+    store: &Store,
+    peer: &PeerUser,
+    server: &PeerUser,
+    prefixes: &[UrlPrefix],
+) -> Result<(), Response> {
+    // The server's own user needs no reservation: don't even read the store.
+    if acl::check_access(peer, server, &[], prefixes).is_ok() {
+        return Ok(());
+    }
+    let data = store.load().map_err(|e| {
+        Response::error(
+            ERROR_ACCESS_DENIED,
+            format!("the URL reservations could not be read ({e}), so access is denied"),
+        )
+    })?;
+    acl::check_access(peer, server, &data.urlacl, prefixes)
+        .map_err(|e| Response::error(e.netsh_code(), e.to_string()))
+}
+
+/// Every live registration (configured ones included), with timeouts.
+fn service_state(state: &State) -> Result<WireServiceState, String> {
+    let timeouts = state
+        .store
+        .load()
+        .map(|d| d.timeouts)
+        .map_err(|e| format!("the store could not be read: {e}"))?;
+    let pids = state.pids();
+    let registrations = state
+        .registry
+        .list()
+        .iter()
+        .map(|reg| WireRegistration {
+            urls: reg.prefixes.iter().map(|p| p.to_string()).collect(),
+            pids: match &reg.owner {
+                Owner::Config { .. } => vec![std::process::id()],
+                Owner::Process { pid, .. } => pids
+                    .get(&reg.id)
+                    .cloned()
+                    .unwrap_or_else(|| pid.iter().copied().collect()),
+            },
+            queue_name: Some(reg.queue.clone()).filter(|q| !q.is_empty()),
+        })
+        .collect();
+    Ok(WireServiceState {
+        timeouts,
+        registrations,
+    })
+}
+
+/// The control socket for `settings`, or a message saying it is disabled.
+pub fn socket_path(settings: &Settings) -> Result<&Path, String> {
+    settings.control_socket.as_deref().ok_or_else(|| {
+        format!(
+            "the control socket is disabled in {} (control_socket is empty), so there is no way to reach the server",
+            settings.origin
+        )
+    })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn load(ini: &str, env: &[(&str, &str)]) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("public")).unwrap();
+        let file = dir.path().join("GLOBAL.INI");
+        std::fs::write(&file, ini).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let s = Settings::load_with_env(Some(&file), &env).unwrap();
+        // The paths are checked below; the folder may go.
+        std::mem::forget(dir);
+        s
+    }
+
+    #[test]
+    fn control_socket_setting() {
+        let s = load("[param]\n", &[]);
+        let path = s.control_socket.clone().unwrap();
+        assert_eq!(path.file_name().unwrap(), "portshare.sock");
+        assert_eq!(path.parent(), s.public_dir.parent());
+
+        let s = load("[param]\ncontrol_socket=run/ps.sock\n", &[]);
+        assert!(s.control_socket.unwrap().ends_with("run/ps.sock"));
+        let s = load("[param]\ncontrol_socket=/tmp/x.sock\n", &[]);
+        assert_eq!(s.control_socket.unwrap(), PathBuf::from("/tmp/x.sock"));
+
+        let s = load("[param]\ncontrol_socket=\n", &[]);
+        assert!(s.control_socket.is_none());
+        assert!(socket_path(&s).unwrap_err().contains("disabled"));
+        let s = load("[param]\n", &[("PORTSHARE_CONTROL_SOCKET", "")]);
+        assert!(s.control_socket.is_none());
+    }
+
+    #[test]
+    fn registration_checks_reservations_for_other_users() {
+        use crate::store::UrlReservation;
+        let dir = tempfile::tempdir().unwrap();
+        let state = State {
+            registry: Arc::new(Registry::new()),
+            store: Store::in_cert_dir(dir.path()),
+            server_user: PeerUser {
+                uid: Some(1000),
+                name: "owner".into(),
+            },
+            pids: Mutex::new(HashMap::new()),
+            hooks: ControlHooks::default(),
+        };
+        let peer = |uid: u32, name: &str| platform::Peer {
+            user: PeerUser {
+                uid: Some(uid),
+                name: name.into(),
+            },
+            pid: Some(77),
+        };
+        let req = |prefix: &str| RegisterRequest {
+            prefixes: vec![prefix.into()],
+            backend: "http://127.0.0.1:9".into(),
+            pid: None,
+            queue: None,
+        };
+        let code = |r: Result<RegistrationId, Response>| match r {
+            Ok(_) => 0,
+            Err(Response::Error(e)) => e.code,
+            Err(other) => panic!("{other:?}"),
+        };
+        // The owner needs no reservation; bob does.
+        assert_eq!(
+            code(register(
+                req("http://+:80/own/"),
+                &peer(1000, "owner"),
+                &state
+            )),
+            0
+        );
+        assert_eq!(
+            code(register(
+                req("http://+:80/api/"),
+                &peer(1001, "bob"),
+                &state
+            )),
+            5
+        );
+        // A reservation added while the server runs counts at once.
+        state
+            .store
+            .update(|d| {
+                d.urlacl.push(UrlReservation {
+                    url: "http://+:80/api/".into(),
+                    user: "bob".into(),
+                    listen: true,
+                    delegate: false,
+                    sddl: "D:(A;;GX;;;bob)".into(),
+                });
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(
+            code(register(
+                req("http://+:80/api/v1/"),
+                &peer(1001, "bob"),
+                &state
+            )),
+            0
+        );
+        assert_eq!(
+            code(register(
+                req("http://+:80/other/"),
+                &peer(1001, "bob"),
+                &state
+            )),
+            5
+        );
+        assert_eq!(
+            code(register(
+                req("http://+:80/api/"),
+                &peer(1002, "carol"),
+                &state
+            )),
+            5
+        );
+        // Conflicts still apply to permitted users.
+        assert_eq!(
+            code(register(
+                req("http://+:80/API/V1/"),
+                &peer(1001, "bob"),
+                &state
+            )),
+            183
+        );
+        // The peer's PID is used when the request names none.
+        let list = state.registry.list();
+        assert!(list
+            .iter()
+            .all(|r| matches!(r.owner, Owner::Process { pid: Some(77), .. })));
+    }
+}
