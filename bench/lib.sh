@@ -1,0 +1,561 @@
+# shellcheck shell=bash
+# Shared helpers for the portshare benchmark scripts (bench/static.sh,
+# bench/run.sh). Source it, don't run it:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# Sourcing creates one temporary directory ($BENCH_TMP) and installs an EXIT
+# trap (stop_all) that stops every process started through these helpers, and
+# only those, then removes the directory (KEEP_TMP=1 keeps it for a look at
+# the configs, logs and raw tool outputs).
+#
+# Everything listens on 127.0.0.1 only; every load run is bounded by DUR.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+: "${DUR:=10}"
+
+BENCH_PIDS=()   # processes we started (direct children of this shell)
+LAST_PID=""     # pid of the process the last start_* call started
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/portshare-bench.XXXXXX")
+chmod 755 "$BENCH_TMP"
+mkdir -p "$BENCH_TMP/raw"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# --------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${st%% *} != Z ]]
+}
+
+# descendants PID: every descendant of PID (children, grandchildren, ...).
+descendants() {
+    local kid
+    for kid in $(pgrep -P "$1" 2>/dev/null || true); do
+        echo "$kid"
+        descendants "$kid"
+    done
+}
+
+# stop_pid PID: SIGTERM PID and its descendants, SIGKILL whatever is left
+# after 5 s, reap PID if it is our child.
+stop_pid() {
+    local pid=$1 p i left
+    local -a all
+    mapfile -t all < <(
+        echo "$pid"
+        descendants "$pid"
+    )
+    kill -TERM "${all[@]}" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for p in "${all[@]}"; do alive "$p" && left=1; done
+        ((left)) || break
+        sleep 0.1
+    done
+    for p in "${all[@]}"; do
+        if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+# stop_all: stop every server started through this library (EXIT trap),
+# then whatever else this script itself started and is still running (a
+# load generator cut short by an error or Ctrl-C): only descendants of $$.
+stop_all() {
+    local pid
+    local -a rest
+    for pid in "${BENCH_PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    BENCH_PIDS=()
+    mapfile -t rest < <(descendants $$)
+    for pid in "${rest[@]}"; do
+        [[ $pid == "$BASHPID" ]] && continue
+        alive "$pid" && { kill -TERM "$pid" 2>/dev/null || true; }
+    done
+    if ((${#rest[@]})); then
+        sleep 0.5
+        for pid in "${rest[@]}"; do
+            [[ $pid == "$BASHPID" ]] && continue
+            alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
+        done
+    fi
+    return 0
+}
+
+# forget_pid PID: stop PID now and drop it from the list.
+forget_pid() {
+    local pid=$1 p keep=()
+    stop_pid "$pid"
+    for p in "${BENCH_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+_bench_exit() {
+    local rc=$?
+    set +e
+    trap - EXIT
+    stop_all
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        log "kept $BENCH_TMP"
+    else
+        rm -rf "$BENCH_TMP"
+    fi
+    exit "$rc"
+}
+trap _bench_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_port PORT [PID] [TIMEOUT_S]: wait until 127.0.0.1:PORT accepts
+# connections; fails early if PID dies, and after TIMEOUT_S (default 15).
+wait_port() {
+    local port=$1 pid=${2:-} timeout=${3:-15} i
+    for ((i = 0; i < timeout * 10; i++)); do
+        port_open "$port" && return 0
+        if [[ -n $pid ]] && ! alive "$pid"; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# need_free_port PORT...: fail if one of the ports is already taken (by
+# something this script did not start).
+need_free_port() {
+    local p
+    for p in "$@"; do
+        [[ $p == 0 ]] && continue
+        port_open "$p" && die "port $p on 127.0.0.1 is already in use (set BASE_PORT= to move the benchmark ports)"
+    done
+    return 0
+}
+
+# raise_nofile: soft open-file limit up to the hard limit (the 10 000
+# connection test needs more than the usual 1024).
+raise_nofile() {
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# --------------------------------------------------------------------------
+# Tools, files, certificates
+# --------------------------------------------------------------------------
+
+# install_tools: install the Debian packages that are missing (one
+# apt-get update at most). Command → package: wrk, h2load → nghttp2-client,
+# nginx, caddy, curl, openssl.
+install_tools() {
+    local -A pkg_of=([wrk]=wrk [h2load]=nghttp2-client [nginx]=nginx [caddy]=caddy
+        [curl]=curl [openssl]=openssl [python3]=python3)
+    local cmd missing=()
+    for cmd in "${!pkg_of[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg_of[$cmd]}")
+    done
+    ((${#missing[@]})) || return 0
+    log "installing ${missing[*]}"
+    local sudo=""
+    [[ $EUID == 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# nginx lives in /usr/sbin, which is not always on a user's PATH.
+NGINX_BIN=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+
+# make_docroot DIR: small.txt (100 B), index.html (1 KiB), large.bin (1 MiB,
+# pseudo-random bytes from a fixed seed, so every run serves the same file).
+make_docroot() {
+    local dir=$1
+    mkdir -p "$dir"
+    head -c 99 /dev/zero | tr '\0' 'a' >"$dir/small.txt"
+    echo >>"$dir/small.txt"
+    {
+        printf '<!doctype html>\n<html><head><title>portshare bench</title></head><body>\n'
+        local i
+        for ((i = 0; i < 40; i++)); do printf '<p>portshare bench page</p>\n'; done
+    } | head -c 1000 >"$dir/index.html"
+    printf '\n</body></html>\n' >>"$dir/index.html"
+    truncate -s 1024 "$dir/index.html"
+    openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass pass:portshare-bench </dev/zero 2>/dev/null |
+        head -c 1048576 >"$dir/large.bin" || true
+    [[ $(stat -c %s "$dir/large.bin") == 1048576 ]] || head -c 1048576 /dev/urandom >"$dir/large.bin"
+    chmod -R a+rX "$dir"
+}
+
+# make_cert DIR: self-signed ECDSA P-256 certificate for 127.0.0.1 and
+# localhost → DIR/cert.pem, DIR/key.pem.
+make_cert() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 7 \
+        -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        >/dev/null 2>&1 || die "openssl could not make the test certificate"
+    chmod 644 "$dir/key.pem" "$dir/cert.pem"
+}
+
+# --------------------------------------------------------------------------
+# Servers. Each start_* function starts one server in the foreground of a
+# background job, records its pid in BENCH_PIDS and LAST_PID, waits for its
+# port and returns non-zero (with the server stopped) when it doesn't come up.
+# START_TIMEOUT (seconds, default 15) bounds the wait for the port.
+# Every server writes an access log to a file under $BENCH_TMP, like
+# portshare does, so all pay the same logging cost.
+# --------------------------------------------------------------------------
+
+_started() { # _started NAME PID PORT LOGFILE
+    local name=$1 pid=$2 port=$3 logf=$4
+    BENCH_PIDS+=("$pid")
+    LAST_PID=$pid
+    if ! wait_port "$port" "$pid" "${START_TIMEOUT:-15}"; then
+        log "$name did not come up on port $port within ${START_TIMEOUT:-15} s; its output:"
+        tail -n 20 "$logf" >&2 || true
+        forget_pid "$pid"
+        return 1
+    fi
+}
+
+# start_nginx PORT DOCROOT [TLS_PORT CERT KEY]
+# Env: PROXY_BACKEND=PORT adds location /proxy/ → 127.0.0.1:PORT (with an
+# upstream keep-alive pool, as a tuned nginx would have).
+start_nginx() {
+    local port=$1 docroot=$2 tls_port=${3:-0} cert=${4:-} key=${5:-}
+    local dir="$BENCH_TMP/nginx-$port"
+    mkdir -p "$dir/tmp"
+    local mime="" user="" tls="" proxy="" upstream=""
+    [[ -f /etc/nginx/mime.types ]] && mime="include /etc/nginx/mime.types;"
+    [[ $EUID == 0 ]] && user="user root;"
+    if [[ $tls_port != 0 ]]; then
+        tls="listen 127.0.0.1:$tls_port ssl http2 backlog=4096;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;"
+    fi
+    if [[ -n ${PROXY_BACKEND:-} ]]; then
+        upstream="upstream bench_backend { server 127.0.0.1:$PROXY_BACKEND; keepalive 64; }"
+        proxy="location /proxy/ {
+            proxy_pass http://bench_backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }"
+    fi
+    cat >"$dir/nginx.conf" <<EOF
+$user
+worker_processes auto;
+worker_rlimit_nofile $(ulimit -n);
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 12000; }
+http {
+    $mime
+    default_type application/octet-stream;
+    access_log $dir/access.log combined ${NGINX_LOG_BUFFER-buffer=64k flush=1s};
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+    server_tokens off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    $upstream
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        $tls
+        root $docroot;
+        location / { }
+        $proxy
+    }
+}
+EOF
+    "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+    _started nginx $! "$port" "$dir/out.log"
+}
+
+# start_backend PORT: the trivial proxied application — an nginx with one
+# worker answering every request with 200 "ok" (no access log).
+start_backend() {
+    local port=$1 dir="$BENCH_TMP/backend-$1"
+    mkdir -p "$dir/tmp"
+    local user=""
+    [[ $EUID == 0 ]] && user="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+$user
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / { default_type text/plain; return 200 'ok'; }
+    }
+}
+EOF
+    "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+    _started backend $! "$port" "$dir/out.log"
+}
+
+# start_caddy PORT DOCROOT [TLS_PORT CERT KEY]
+# Env: PROXY_BACKEND=PORT adds reverse_proxy /proxy/* → 127.0.0.1:PORT.
+start_caddy() {
+    local port=$1 docroot=$2 tls_port=${3:-0} cert=${4:-} key=${5:-}
+    local dir="$BENCH_TMP/caddy-$port"
+    mkdir -p "$dir/data" "$dir/config"
+    local proxy=""
+    [[ -n ${PROXY_BACKEND:-} ]] && proxy="reverse_proxy /proxy/* 127.0.0.1:$PROXY_BACKEND"
+    {
+        cat <<EOF
+{
+    admin off
+    auto_https off
+    servers {
+        protocols h1 h2
+    }
+}
+http://127.0.0.1:$port {
+    bind 127.0.0.1
+    root * $docroot
+    file_server
+    $proxy
+    log {
+        output file $dir/access.log
+    }
+}
+EOF
+        if [[ $tls_port != 0 ]]; then
+            cat <<EOF
+https://127.0.0.1:$tls_port {
+    bind 127.0.0.1
+    tls $cert $key
+    root * $docroot
+    file_server
+    $proxy
+    log {
+        output file $dir/access-tls.log
+    }
+}
+EOF
+        fi
+    } >"$dir/Caddyfile"
+    HOME=$dir XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+        caddy run --config "$dir/Caddyfile" --adapter caddyfile >"$dir/out.log" 2>&1 &
+    _started caddy $! "$port" "$dir/out.log"
+}
+
+# portshare binary: BENCH_PORTSHARE_BIN, else the release build of this checkout.
+portshare_bin() {
+    echo "${BENCH_PORTSHARE_BIN:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/portshare}"
+}
+
+# build_portshare: cargo build --release (skipped when BENCH_PORTSHARE_BIN is set).
+build_portshare() {
+    if [[ -n ${BENCH_PORTSHARE_BIN:-} ]]; then
+        [[ -x $BENCH_PORTSHARE_BIN ]] || die "BENCH_PORTSHARE_BIN=$BENCH_PORTSHARE_BIN is not executable"
+        return 0
+    fi
+    log "building portshare (cargo build --release)"
+    (cd "$REPO_DIR" && cargo build --release --quiet --bin portshare) >&2 ||
+        die "cargo build --release failed"
+}
+
+# portshare_tls_files CERT_DIR CERT KEY: put the benchmark certificate where
+# portshare looks for certificates (PEM pair in cert_dir). Adjust here once
+# the TLS layer settles how certificates are bound to ports.
+portshare_tls_files() {
+    local certdir=$1 cert=$2 key=$3
+    mkdir -p "$certdir"
+    cp "$cert" "$certdir/bench.pem"
+    cp "$key" "$certdir/bench.key"
+}
+
+# start_portshare NAME PORT DOCROOT [TLS_PORT CERT KEY] [EXTRA_INI_FILE]
+# NAME names its directory (several instances can run). EXTRA_INI_FILE is
+# appended to the generated GLOBAL.INI (e.g. [app:...] sections).
+# The access log goes to a file (log_dir in $BENCH_TMP), as for the peers.
+start_portshare() {
+    local name=$1 port=$2 docroot=$3 tls_port=${4:-0} cert=${5:-} key=${6:-} extra=${7:-}
+    local dir="$BENCH_TMP/portshare-$name"
+    mkdir -p "$dir/logs" "$dir/certs"
+    [[ $tls_port != 0 ]] && portshare_tls_files "$dir/certs" "$cert" "$key"
+    {
+        cat <<EOF
+[param]
+host_name=+
+listen=127.0.0.1
+http_port=$port
+https_port=$tls_port
+public_dir=$docroot
+cert_dir=$dir/certs
+log_dir=$dir/logs
+EOF
+        [[ -n $extra ]] && cat "$extra"
+    } >"$dir/GLOBAL.INI"
+    # portshare reads PORTSHARE_* variables as settings (and rejects unknown
+    # ones): run it without any, so only the generated file counts.
+    local -a unset_env=()
+    local v
+    for v in $(compgen -e); do
+        [[ $v == PORTSHARE_* ]] && unset_env+=(-u "$v")
+    done
+    env "${unset_env[@]}" "$(portshare_bin)" --config "$dir/GLOBAL.INI" >"$dir/out.log" 2>&1 &
+    _started "portshare ($name)" $! "$port" "$dir/out.log"
+}
+
+# --------------------------------------------------------------------------
+# Checks and load generators. Each prints one number on success; on failure
+# it logs why and returns non-zero (callers record "err"). Raw tool outputs
+# are kept under $BENCH_TMP/raw.
+# --------------------------------------------------------------------------
+
+_raw_file() { # _raw_file TAG → a fresh file name under raw/
+    local f
+    f=$(mktemp "$BENCH_TMP/raw/$1.XXXX")
+    echo "$f"
+}
+
+# http_ok URL [--body TEXT] [--size BYTES] [curl args...]: the URL answers
+# 200 (and, if asked, with exactly TEXT or a body of BYTES bytes).
+http_ok() {
+    local url=$1 body="" size="" out
+    shift
+    while (($#)); do
+        case $1 in
+        --body) body=$2; shift 2 ;;
+        --size) size=$2; shift 2 ;;
+        *) break ;;
+        esac
+    done
+    out=$(curl -sk --max-time 5 -o "$BENCH_TMP/raw/body" -w '%{http_code} %{size_download}' "$@" "$url" 2>/dev/null) || return 1
+    [[ ${out%% *} == 200 ]] || return 1
+    [[ -z $size || ${out#* } == "$size" ]] || return 1
+    [[ -z $body || $(cat "$BENCH_TMP/raw/body") == "$body" ]] || return 1
+}
+
+# tls_ok PORT [PATH]: an HTTPS request to 127.0.0.1:PORT succeeds (-k).
+tls_ok() {
+    [[ ${1:-0} != 0 ]] && http_ok "https://127.0.0.1:$1${2:-/small.txt}" --size 100
+}
+
+# wrk_run TAG URL [wrk args...]: run wrk (-t2 -c${CONNS:-100} -d${DUR}s),
+# fail on errors, leave the output in $WRK_OUT.
+WRK_OUT=""
+wrk_run() {
+    local tag=$1 url=$2
+    shift 2
+    WRK_OUT=$(_raw_file "$tag")
+    if ! timeout $((DUR + 30)) wrk -t2 -c"${CONNS:-100}" -d"${DUR}s" "$@" "$url" >"$WRK_OUT" 2>&1; then
+        log "wrk failed on $url: $(tail -n 3 "$WRK_OUT" | tr '\n' ' ')"
+        return 1
+    fi
+    if grep -q 'Non-2xx or 3xx responses' "$WRK_OUT"; then
+        log "wrk on $url: $(grep 'Non-2xx' "$WRK_OUT") — result discarded"
+        return 1
+    fi
+    if grep -q 'Socket errors' "$WRK_OUT"; then
+        log "wrk on $url: $(grep 'Socket errors' "$WRK_OUT" | sed 's/^ *//')"
+    fi
+    return 0
+}
+
+# wrk_rps URL [wrk args...]: requests per second.
+wrk_rps() {
+    wrk_run wrk "$@" || return 1
+    local rps
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$WRK_OUT")
+    [[ -n $rps ]] && awk -v r="$rps" 'BEGIN { exit !(r > 0) }' || {
+        log "wrk on $1 gave no requests"
+        return 1
+    }
+    echo "$rps"
+}
+
+# h2load_rps URL [h2load args...]: requests per second with
+# h2load -t2 -c${CONNS:-100} -m${STREAMS:-10} -D ${DUR}; fails on any failed
+# or errored request or a non-2xx status.
+h2load_rps() {
+    local url=$1 out
+    shift
+    out=$(_raw_file h2load)
+    if ! timeout $((DUR + 30)) h2load -t2 -c"${CONNS:-100}" -m"${STREAMS:-10}" -D "$DUR" "$@" "$url" >"$out" 2>&1; then
+        log "h2load failed on $url: $(tail -n 3 "$out" | tr '\n' ' ')"
+        return 1
+    fi
+    # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
+    local reqline codes
+    reqline=$(grep '^requests:' "$out" || true)
+    codes=$(grep '^status codes:' "$out" || true)
+    if [[ -z $reqline ]] || ! awk '{ exit !($10 == 0 && $12 == 0 && $8 > 0) }' <<<"$reqline"; then
+        log "h2load on $url: ${reqline:-no summary} — result discarded"
+        return 1
+    fi
+    if ! awk '{ exit !($5 == 0 && $7 == 0 && $9 == 0) }' <<<"${codes//,/}"; then
+        log "h2load on $url: $codes — result discarded"
+        return 1
+    fi
+    if [[ -n ${H2LOAD_PROTO:-} ]] && ! grep -q "Application protocol: $H2LOAD_PROTO" "$out"; then
+        log "h2load on $url did not negotiate $H2LOAD_PROTO: $(grep 'Application protocol' "$out" || echo none)"
+        return 1
+    fi
+    # finished in 3.00s, 81234.50 req/s, 12.34MB/s
+    grep '^finished in' "$out" | sed -E 's/.* ([0-9.]+) req\/s.*/\1/'
+}
+
+# median V...: median of the numeric arguments ("n/a" when none).
+median() {
+    printf '%s\n' "$@" | grep -E '^[0-9]+(\.[0-9]+)?$' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            if (NR == 0) { print "n/a"; exit }
+            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# fmt_num V: 12345.6 → 12,346; 12.345 → 12.3; non-numbers unchanged.
+fmt_num() {
+    if [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+        LC_ALL=C awk -v v="$1" 'BEGIN {
+            if (v >= 1000) { s = sprintf("%.0f", v); o = "";
+                while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+                print s o }
+            else if (v >= 100) printf "%.0f\n", v
+            else if (v >= 10) printf "%.1f\n", v
+            else printf "%.2f\n", v }'
+    else
+        echo "$1"
+    fi
+}
+
+# ratio A B: A/B to two decimals, "–" if either is not a number.
+ratio() {
+    if [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ && $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'
+    else
+        echo "–"
+    fi
+}
