@@ -87,7 +87,7 @@ impl<S> Guarded<S> {
             inner,
             ctx,
             phase: Phase::Head,
-            pending: BytesMut::with_capacity(4096),
+            pending: BytesMut::new(),
             ready_out: Bytes::new(),
             error_out: Bytes::new(),
             timer: Box::pin(sleep(idle)),
@@ -282,6 +282,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                 _ => {}
             }
             if this.advance() && !this.ready_out.is_empty() {
+                if this.pending.is_empty() && this.pending.capacity() > 0 {
+                    // Let the allocation go once hyper has taken the bytes.
+                    this.pending = BytesMut::new();
+                }
                 let n = this.ready_out.len().min(buf.remaining());
                 buf.put_slice(&this.ready_out[..n]);
                 this.ready_out.advance(n);
@@ -303,20 +307,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                 return Poll::Ready(Ok(()));
             }
             let was_empty = this.pending.is_empty();
-            this.pending.reserve(8192);
-            let n = {
-                let chunk = this.pending.spare_capacity_mut();
-                let mut rb = ReadBuf::uninit(chunk);
-                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-                rb.filled().len()
-            };
+            // Read into a stack buffer: an idle keep-alive connection then
+            // holds no receive buffer of its own.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+            let mut rb = ReadBuf::uninit(&mut chunk);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
             if n == 0 {
                 // Client closed. Anything half-received is dropped.
                 this.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
-            // SAFETY: `poll_read` initialised `n` bytes of the spare capacity.
-            unsafe { this.pending.set_len(this.pending.len() + n) };
+            this.pending.extend_from_slice(rb.filled());
             match this.phase {
                 Phase::Head if was_empty => {
                     let t = this.ctx.limits.header_wait_timeout;

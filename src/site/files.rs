@@ -20,7 +20,9 @@ use super::path::SitePath;
 use super::SiteError;
 
 /// Files up to this size are kept in memory.
-const SMALL_FILE: u64 = 256 * 1024;
+const SMALL_FILE: u64 = 2 * 1024 * 1024;
+/// Memory the cached file contents may use in all.
+const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 4096;
 
@@ -60,17 +62,38 @@ struct CacheEntry {
     checked: Instant,
 }
 
+impl Resolved {
+    /// Bytes of file content this entry keeps in memory.
+    fn cached_bytes(&self) -> usize {
+        match self {
+            Resolved::Directory => 0,
+            Resolved::File(f) => [Some(&f.plain), f.brotli.as_ref(), f.gzip.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.data.as_ref().map(Bytes::len))
+                .sum(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, CacheEntry>,
+    /// Sum of `cached_bytes` over the entries.
+    bytes: usize,
+}
+
 /// Resolves request paths under one canonical root.
 pub struct FileResolver {
     root: PathBuf,
-    cache: RwLock<HashMap<String, CacheEntry>>,
+    cache: RwLock<Cache>,
 }
 
 impl FileResolver {
     pub fn new(root: &Path) -> io::Result<FileResolver> {
         Ok(FileResolver {
             root: root.canonicalize()?,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache::default()),
         })
     }
 
@@ -81,7 +104,7 @@ impl FileResolver {
     pub async fn resolve(&self, path: &SitePath) -> Result<Arc<Resolved>, SiteError> {
         let key = path.key();
         if let Ok(cache) = self.cache.read() {
-            if let Some(e) = cache.get(&key) {
+            if let Some(e) = cache.entries.get(&key) {
                 if e.checked.elapsed() < REVALIDATE_AFTER {
                     return Ok(e.resolved.clone());
                 }
@@ -96,10 +119,18 @@ impl FileResolver {
                 .map_err(|e| SiteError::Io(io::Error::other(e)))??;
         let resolved = Arc::new(resolved);
         if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= MAX_ENTRIES {
-                cache.clear();
+            let size = resolved.cached_bytes();
+            if let Some(old) = cache.entries.remove(&key) {
+                cache.bytes -= old.resolved.cached_bytes();
             }
-            cache.insert(
+            // Simple and bounded: start over when full. Hot files come
+            // back on their next request.
+            if cache.entries.len() >= MAX_ENTRIES || cache.bytes + size > MAX_CACHED_BYTES {
+                cache.entries.clear();
+                cache.bytes = 0;
+            }
+            cache.bytes += size;
+            cache.entries.insert(
                 key,
                 CacheEntry {
                     resolved: resolved.clone(),
