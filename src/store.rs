@@ -29,11 +29,10 @@
 //! writers lock two different inodes).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -573,53 +572,18 @@ impl Store {
     }
 
     fn write_atomically(&self, data: &StoreData) -> Result<(), StoreError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut text = serde_json::to_vec_pretty(data).map_err(|e| StoreError::Io {
-            path: self.path.clone(),
-            action: "serialising",
-            source: io::Error::other(e),
-        })?;
-        text.push(b'\n');
-
-        let dir = self.dir();
-        let file_name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| STORE_FILE_NAME.to_owned());
-        let tmp = dir.join(format!(
-            ".{file_name}.tmp-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let io_err = |path: &Path, action: &'static str| {
-            let path = path.to_path_buf();
+        let io_err = |action: &'static str| {
+            let path = self.path.clone();
             move |source| StoreError::Io {
                 path,
                 action,
                 source,
             }
         };
-        let result = (|| {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp, "creating temp file"))?;
-            f.write_all(&text)
-                .map_err(io_err(&tmp, "writing temp file"))?;
-            f.sync_all().map_err(io_err(&tmp, "syncing temp file"))?;
-            drop(f);
-            fs::rename(&tmp, &self.path).map_err(io_err(&self.path, "replacing"))?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-            return result;
-        }
-        // Make the rename durable. Directories cannot be opened as files on
-        // Windows; there the rename is already durable enough (MoveFileEx).
-        #[cfg(unix)]
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let mut text = serde_json::to_vec_pretty(data)
+            .map_err(|e| io_err("serialising")(io::Error::other(e)))?;
+        text.push(b'\n');
+        crate::atomic_file::write_atomic(&self.path, &text, false).map_err(io_err("replacing"))
     }
 }
 

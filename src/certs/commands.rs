@@ -23,10 +23,8 @@
 //!   unless `--force`; it then warns that those bindings point nowhere (a running server
 //!   keeps serving the certificate it has loaded for them until they change).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fs;
+use std::path::Path;
 
 use chrono::{Local, Utc};
 
@@ -391,42 +389,7 @@ pub fn export(
     out
 }
 
-static TMP: AtomicU64 = AtomicU64::new(0);
-
-/// Writes via a temporary file and rename; `private` files are 0600 on Unix from the
-/// start.
+/// Writes via a temporary file and rename; `private` files are 0600 on Unix.
 fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TMP.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic_file::write_atomic(path, data, private)
 }

@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{pem, pfx, read, to_pem, CertError, Certificate, Result, Thumbprint};
 
@@ -82,45 +81,12 @@ fn load_file(path: &Path, password: Option<&str>) -> Result<Option<Certificate>>
     super::load_bytes(path, &data, key_path, password.unwrap_or("")).map(Some)
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Write via a temporary file in the same directory and rename over `path`. `private`
-/// files are created 0600 on Unix (never readable by others, even briefly).
+/// Write via a temporary file and rename; `private` files are 0600 on Unix.
 fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
-    let werr = |source: io::Error| CertError::Write {
+    crate::atomic_file::write_atomic(path, data, private).map_err(|source| CertError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+    })
 }
 
 impl CertStore {
