@@ -252,6 +252,20 @@ pub fn run(config: Option<&Path>, prefixes: &[String], command: &[String]) -> Ex
     }
 }
 
+/// A tokio runtime for a command (multi-threaded for the server), or the
+/// exit code after saying why there is none.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("portshare: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Windows error numbers as exit codes; Unix keeps the low 8 bits, so a
 /// multiple of 256 (e.g. 1280) must not turn into success.
 pub fn exit_code(code: i32) -> ExitCode {
@@ -300,15 +314,9 @@ pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("portshare: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let answer = rt.block_on(async {
         match action {

@@ -33,15 +33,9 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cli::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("portshare: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     tracing::info!(config = %settings.origin, public = %settings.public_dir.display(), "portshare {} starting", env!("CARGO_PKG_VERSION"));
     let result = runtime.block_on(async {

@@ -50,13 +50,7 @@ fn fail(code: u32, explain: &str) -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("portshare: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        })
+    crate::cli::runtime(false)
 }
 
 fn control_path(settings: &Settings) -> Result<PathBuf, ExitCode> {

@@ -121,6 +121,22 @@ impl<S> Guarded<S> {
         self.phase = Phase::Failing;
     }
 
+    /// Hands up to `n` pending body bytes to hyper; the phase becomes
+    /// `more(left)` or, when all `n` are through, `done`. False when no
+    /// bytes are pending.
+    fn pass_body(&mut self, n: u64, more: fn(u64) -> Phase, done: Phase) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let take = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.pending.len());
+        self.ready_out = self.pending.split_to(take).freeze();
+        let left = n - take as u64;
+        self.phase = if left == 0 { done } else { more(left) };
+        true
+    }
+
     /// Moves checked bytes from `pending` to `ready_out`, advancing the
     /// phase; returns false when more input is needed.
     fn advance(&mut self) -> bool {
@@ -184,19 +200,9 @@ impl<S> Guarded<S> {
                     }
                 }
                 Phase::Body(n) => {
-                    if self.pending.is_empty() {
+                    if !self.pass_body(n, Phase::Body, Phase::Head) {
                         return false;
                     }
-                    let take = usize::try_from(n)
-                        .unwrap_or(usize::MAX)
-                        .min(self.pending.len());
-                    self.ready_out = self.pending.split_to(take).freeze();
-                    let left = n - take as u64;
-                    self.phase = if left == 0 {
-                        Phase::Head
-                    } else {
-                        Phase::Body(left)
-                    };
                 }
                 Phase::ChunkSize => {
                     let Some(eol) = find_crlf(&self.pending) else {
@@ -223,19 +229,9 @@ impl<S> Guarded<S> {
                     };
                 }
                 Phase::ChunkData(n) => {
-                    if self.pending.is_empty() {
+                    if !self.pass_body(n, Phase::ChunkData, Phase::ChunkSize) {
                         return false;
                     }
-                    let take = usize::try_from(n)
-                        .unwrap_or(usize::MAX)
-                        .min(self.pending.len());
-                    self.ready_out = self.pending.split_to(take).freeze();
-                    let left = n - take as u64;
-                    self.phase = if left == 0 {
-                        Phase::ChunkSize
-                    } else {
-                        Phase::ChunkData(left)
-                    };
                 }
                 Phase::Trailers => {
                     let Some(eol) = find_crlf(&self.pending) else {
