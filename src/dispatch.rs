@@ -34,6 +34,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     pub access_log: LineSink,
     pub httperr_log: LineSink,
+    /// `MaxConnections`: `None` when unlimited (0).
+    pub connection_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Shared {
@@ -43,7 +45,9 @@ impl Shared {
         registry: Arc<Registry>,
         logs: &Logs,
     ) -> Shared {
+        let max = settings.limits.max_connections;
         Shared {
+            connection_slots: (max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max))),
             settings,
             site,
             registry,

@@ -97,6 +97,13 @@ fn sample_global_ini_equals_built_in_defaults() {
         defaults.public_dir.canonicalize().unwrap()
     );
     assert_eq!(from_file.shutdown_grace, Duration::from_secs(10));
+    // The sample enables the bundled maintenance script, at the default time.
+    assert_eq!(
+        from_file.daily_maintenance.as_deref(),
+        Some("/maintenance.cgi")
+    );
+    assert_eq!(defaults.daily_maintenance, None);
+    assert_eq!(from_file.cgi.runners.get("cgi"), Some(&CgiRunner::Direct));
 }
 
 #[test]

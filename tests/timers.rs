@@ -143,3 +143,33 @@ fn netsh_timeout_overrides_global_ini() {
         "default would be 120 s"
     );
 }
+
+#[test]
+fn max_connections_refuses_the_extra_connection() {
+    let s = TestServer::start_with("\n[http]\nMaxConnections=2\n", |p| {
+        std::fs::write(p.join("a.txt"), "a").unwrap()
+    });
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(s.addr()).unwrap();
+            c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let n = c.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            c
+        })
+        .collect();
+    // A third connection is accepted by the OS but closed without an answer.
+    let mut third = TcpStream::connect(s.addr()).unwrap();
+    let _ = third.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (bytes, _) = read_to_close(&mut third);
+    assert!(bytes.is_empty());
+    // Once one closes, a new connection is served again.
+    drop(held.pop());
+    let r = wait_for(Duration::from_secs(5), "a free connection slot", || {
+        let raw = s.raw(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        raw.starts_with(b"HTTP/1.1 200").then_some(raw)
+    });
+    assert!(r.ends_with(b"a"));
+}

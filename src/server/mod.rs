@@ -381,6 +381,17 @@ async fn accept_loop(
         let Ok(local) = stream.local_addr() else {
             continue;
         };
+        // MaxConnections: over the limit, the connection is closed at once.
+        let slot = match &shared.connection_slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::debug!(%peer, "MaxConnections reached; connection refused");
+                    continue;
+                }
+            },
+        };
         let info = Arc::new(ConnInfo {
             peer,
             local,
@@ -397,6 +408,7 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 dispatch::handle(shared.clone(), info.clone(), req)
             });
