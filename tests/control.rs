@@ -428,3 +428,37 @@ fn registration_lives_as_long_as_the_connection() {
         (server.get("/a/x").status == 404).then_some(())
     });
 }
+
+#[test]
+fn listener_follows_registrations_on_a_new_port() {
+    let server = site_server();
+    let other = common::free_port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], other).into();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing on the new port yet"
+    );
+    // The backend is the server itself: /api/x.txt on its own port.
+    let backend = format!("http://127.0.0.1:{}", server.port);
+    let prefix = format!("http://+:{other}/api/");
+    let mut holder = spawn(&server, &["register", &prefix, "--backend", &backend]);
+    wait_registered(&server, &prefix.to_uppercase());
+    let answer = wait_for(WAIT, "the new port to answer", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        let r = common::RawResponse::parse(&common::raw_exchange(
+            addr,
+            b"GET /api/x.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        ));
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(answer.text(), "site");
+    // The last prefix on the port goes: the listener closes.
+    kill_term(holder.id());
+    let _ = holder.wait();
+    wait_unregistered(&server, &prefix.to_uppercase());
+    wait_for(WAIT, "the port to close", || {
+        std::net::TcpStream::connect(addr).is_err().then_some(())
+    });
+    // The server's own port is unaffected.
+    assert_eq!(server.get("/api/x.txt").text(), "site");
+}

@@ -163,3 +163,21 @@ fn runs_never_overlap() {
         "{log}"
     );
 }
+
+#[test]
+fn unrouted_maintenance_url_is_a_warning_not_an_error() {
+    let mut s = TestServer::start_with(
+        "host_name=http://+:{port}/site/\ndaily_maintenance=/elsewhere/m.cgi",
+        |_| {},
+    );
+    // The server keeps serving.
+    assert_eq!(s.get("/site/").status, 404);
+    let out = s.terminate();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("daily_maintenance")
+            && text.contains("no registered URL prefix serves this path"),
+        "{text}"
+    );
+}
