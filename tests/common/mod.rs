@@ -25,15 +25,31 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// A port that is free on both 127.0.0.1 and ::1 right now.
+/// A port that is free on both 127.0.0.1 and ::1 right now, and not
+/// handed to another test of this process before. Picked at random below
+/// the kernel's ephemeral range (32768+), so a port just released by one
+/// test process is not handed straight to another by `bind(…:0)`.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
-        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        let port = 10_000 + (h.finish() % 22_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_err()
+            || TcpListener::bind(("::1", port)).is_err()
+        {
             continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if TcpListener::bind(("::1", addr.port())).is_ok() {
-            return addr.port();
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
         }
     }
 }
