@@ -67,6 +67,28 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Windows service: install|uninstall|start|stop (installs `service run --config FILE`)
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+}
+
+/// `portshare service …` (Windows only; elsewhere it says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ServiceAction {
+    /// Install the "portshare" service (automatic start, LocalSystem) for --config FILE
+    /// (default: the GLOBAL.INI found as for `serve`, made absolute)
+    Install,
+    /// Stop and remove the service
+    Uninstall,
+    /// Start the installed service
+    Start,
+    /// Stop the service (gracefully, as Ctrl-C) and wait for it
+    Stop,
+    /// What the service control manager starts; not for interactive use
+    #[command(hide = true)]
+    Run,
 }
 
 /// `portshare maintenance …`.

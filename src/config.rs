@@ -632,6 +632,9 @@ fn read_ini(path: &Path) -> Result<Sections, ConfigError> {
         file: file.clone(),
         message,
     })?;
+    // The INI parser treats `\` as an escape (`\t` → tab) and a trailing `\`
+    // as a line continuation; Windows paths (`C:\sites\top\`) need it literal.
+    let text = text.replace('\\', "\\\\");
     let cfg = config::Config::builder()
         .add_source(config::File::from_str(&text, config::FileFormat::Ini))
         .build()

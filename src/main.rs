@@ -2,11 +2,21 @@
 
 use std::process::ExitCode;
 
-use portshare::cli::{self, Command};
+use portshare::cli::{self, Command, ServiceAction};
+
+mod service;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    init_tracing();
+    // A service has no console: `service run` logs to a file in log_dir.
+    if !matches!(
+        cli.command,
+        Some(Command::Service {
+            action: ServiceAction::Run
+        })
+    ) {
+        init_tracing();
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Http { args } => cli::http(cli.config.as_deref(), &args),
@@ -16,6 +26,7 @@ fn main() -> ExitCode {
             cli::register(cli.config.as_deref(), &prefixes, &backend)
         }
         Command::Run { prefixes, command } => cli::run(cli.config.as_deref(), &prefixes, &command),
+        Command::Service { action } => service::command(cli.config.as_deref(), action),
     }
 }
 
@@ -33,30 +44,44 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = match cli::runtime(true) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    tracing::info!(config = %settings.origin, public = %settings.public_dir.display(), "portshare {} starting", env!("CARGO_PKG_VERSION"));
-    let result = runtime.block_on(async {
-        // Applications register over the control socket once listeners are up.
-        let mut control = portshare::control::ControlServer::bind(&settings)?;
-        portshare::server::run_with(
-            settings,
-            portshare::server::signals::shutdown_requested(),
-            |running| control.start(running, cli::control_hooks(running)),
-        )
-        .await?;
-        Ok::<(), Box<dyn std::error::Error>>(())
-        // `control` drops here: stops accepting, removes the socket file.
-    });
-    // Connections still open after the grace period are abandoned here.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
+    match serve_with(
+        settings,
+        portshare::server::signals::shutdown_requested(),
+        || {},
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portshare: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the server with its control channel until `shutdown` resolves;
+/// `started` is called once the listeners are up. Shared by `serve` and the
+/// Windows service (whose `shutdown` is the service-control stop).
+fn serve_with(
+    settings: portshare::config::Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(),
+) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    tracing::info!(config = %settings.origin, public = %settings.public_dir.display(), "portshare {} starting", env!("CARGO_PKG_VERSION"));
+    let result = runtime.block_on(async {
+        // Applications register over the control socket once listeners are up.
+        let mut control = portshare::control::ControlServer::bind(&settings)?;
+        portshare::server::run_with(settings, shutdown, |running| {
+            control.start(running, cli::control_hooks(running));
+            started();
+        })
+        .await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+        // `control` drops here: stops accepting, removes the socket file.
+    });
+    // Connections still open after the grace period are abandoned here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

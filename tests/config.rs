@@ -157,6 +157,36 @@ fn utf16_config_is_read() {
 }
 
 #[test]
+fn backslashes_in_paths_are_literal() {
+    // Windows paths: `\t` is not a tab, a trailing `\` does not continue the line.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site\\top")).unwrap();
+    let file = dir.path().join("GLOBAL.INI");
+    std::fs::write(
+        &file,
+        "[param]\r\npublic_dir=site\\top\r\ncert_dir=keys\\\r\nlog_dir=logs\\new\r\n",
+    )
+    .unwrap();
+    let s = Settings::load_with_env(Some(&file), &[]).unwrap();
+    assert!(
+        s.public_dir.ends_with("site\\top"),
+        "{}",
+        s.public_dir.display()
+    );
+    assert!(
+        s.cert_dir.to_string_lossy().ends_with("keys\\"),
+        "{}",
+        s.cert_dir.display()
+    );
+    let logs = s.log_dir.unwrap();
+    assert!(
+        logs.to_string_lossy().ends_with("logs\\new"),
+        "{}",
+        logs.display()
+    );
+}
+
+#[test]
 fn server_port_comes_from_environment() {
     let port = free_port();
     let server = TestServer::prepare("", |p| std::fs::write(p.join("a.txt"), "env").unwrap());

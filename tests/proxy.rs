@@ -7,7 +7,6 @@ mod common;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,7 +113,7 @@ impl Backend {
     }
 
     #[cfg(unix)]
-    fn unix(path: &Path) -> Backend {
+    fn unix(path: &std::path::Path) -> Backend {
         let l = std::os::unix::net::UnixListener::bind(path).expect("bind backend socket");
         Backend::run(Listen::Unix(l))
     }

@@ -328,6 +328,7 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
     assert_eq!(bindings[1]["certhash"].as_str(), Some(hash.as_str()));
     let key_file = certs_dir(&s).join(format!("{hash}.key"));
     assert!(certs_dir(&s).join(format!("{hash}.pem")).is_file());
+    assert!(key_file.is_file());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

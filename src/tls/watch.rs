@@ -185,8 +185,9 @@ pub(crate) async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver
 
 #[cfg(unix)]
 type Hangup = Option<tokio::signal::unix::Signal>;
+/// No SIGHUP off Unix (never `Some`; not `()`, which clippy flags at `let mut hup`).
 #[cfg(not(unix))]
-type Hangup = ();
+type Hangup = Option<std::convert::Infallible>;
 
 #[cfg(unix)]
 fn hangup_signal() -> Hangup {
@@ -201,7 +202,9 @@ fn hangup_signal() -> Hangup {
 }
 
 #[cfg(not(unix))]
-fn hangup_signal() -> Hangup {}
+fn hangup_signal() -> Hangup {
+    None
+}
 
 #[cfg(unix)]
 async fn next_hangup(sig: &mut Hangup) {
