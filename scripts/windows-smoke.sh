@@ -47,15 +47,19 @@ T=""
 PIDS=()
 cleanup() {
   local pid
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null
-  done
-  if [ -n "$T" ] && [ -d "$T/prefix" ] && [ -n "${WINESERVER:-}" ]; then
-    WINEPREFIX=$T/prefix timeout 20 "$WINESERVER" -k >/dev/null 2>&1
-  fi
-  for pid in "${PIDS[@]}"; do
-    { wait "$pid"; } 2>/dev/null # no "Killed" job notice
-  done
+  { # (stderr: no "Killed" job notices)
+    for pid in "${PIDS[@]}"; do
+      kill -KILL "$pid"
+    done
+    if [ -n "$T" ] && [ -d "$T/prefix" ] && [ -n "${WINESERVER:-}" ]; then
+      WINEPREFIX=$T/prefix timeout 20 "$WINESERVER" -k
+      WINEPREFIX=$T/prefix timeout 20 "$WINESERVER" -w
+    fi
+    for pid in "${PIDS[@]}"; do
+      wait "$pid"
+    done
+  } >/dev/null 2>&1
+  PIDS=()
   if [ -n "$T" ] && [ -d "$T" ]; then
     if [ "${SMOKE_KEEP:-}" = 1 ] || [ "$FAILED" -ne 0 ]; then
       echo "logs kept in $T"
@@ -148,18 +152,38 @@ unset DISPLAY WAYLAND_DISPLAY
 # Variables named PORTSHARE_* would override the test's GLOBAL.INI.
 while IFS= read -r v; do unset "$v"; done < <(env | sed -n 's/^\(PORTSHARE_[A-Za-z0-9_]*\)=.*/\1/p')
 t0=$(date +%s)
-if ! timeout 180 "$WINE" wineboot -i >"$T/wineboot.log" 2>&1; then
+if ! timeout 180 "$WINE" wineboot -i </dev/null >"$T/wineboot.log" 2>&1; then
   fatal "wineboot (private WINEPREFIX)" "$(tail -5 "$T/wineboot.log")"
 fi
+# Let the first-boot session end: services installed right after it are not
+# found again by Wine's service manager (StartService: error 1060).
+timeout 60 "$WINESERVER" -w
+# A persistent wineserver, and a boot whose daemons (services.exe, …) inherit
+# only /dev/null and a log file.
+"$WINESERVER" -p </dev/null >/dev/null 2>&1
+timeout 120 "$WINE" wineboot </dev/null >>"$T/wineboot.log" 2>&1
+# Keep one Wine process running throughout: without any, Wine shuts the
+# prefix's service manager down (stopping services) and boots it again for
+# the next command.
+(exec "$WINE" ping -n 100000 127.0.0.1) </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
 pass "private WINEPREFIX ready ($(($(date +%s) - t0))s)"
 
 EXE=$T/app/portshare.exe
-# Runs portshare.exe in $T/run (no GLOBAL.INI there: the one beside the .exe is used).
-ps_exe() { (cd "$T/run" && timeout 60 "$WINE" "$EXE" "$@"); }
+# Runs portshare.exe in $PS_DIR (default $T/run: no GLOBAL.INI there, so the
+# one beside the .exe is used); its output lands in $out. Through a file, not
+# $(…): a Wine daemon the command starts could inherit the pipe and hold it.
+ps_exe() {
+  local rc
+  (cd "${PS_DIR:-$T/run}" && exec timeout 60 "$WINE" "$EXE" "$@") </dev/null >"$T/out.txt" 2>&1
+  rc=$?
+  out=$(cat "$T/out.txt")
+  return $rc
+}
 # Windows path of a Unix path (Wine maps Z: to /).
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 
-if out=$(ps_exe --version 2>&1) && [[ $out == portshare* ]]; then
+if ps_exe --version && [[ $out == portshare* ]]; then
   pass "portshare.exe runs under Wine ($out)"
 else
   fatal "portshare.exe --version" "$out"
@@ -185,13 +209,13 @@ info "ports: http $HTTP, https $HTTPS, second app $OTHER; public_dir=$(winpath "
 
 # ---------------------------------------------------------------- certificate
 THUMB=$(awk '$1 == "rsa.pem" { print $2 }' "$FIXTURES/thumbprints.txt")
-out=$(ps_exe cert import "$(winpath "$FIXTURES/rsa-aes.pfx")" --password test 2>&1)
+ps_exe cert import "$(winpath "$FIXTURES/rsa-aes.pfx")" --password test
 if [ $? -eq 0 ] && grep -qi "$THUMB" <<<"$out" && [ -d "$T/app/certs" ]; then
   pass "cert import rsa-aes.pfx → $THUMB (into certs\\ beside the GLOBAL.INI found beside the .exe)"
 else
   fail "cert import rsa-aes.pfx --password test" "$out"
 fi
-out=$(ps_exe http add sslcert "ipport=0.0.0.0:$HTTPS" "certhash=$THUMB" "appid=$APPID" 2>&1)
+ps_exe http add sslcert "ipport=0.0.0.0:$HTTPS" "certhash=$THUMB" "appid=$APPID"
 if [ $? -eq 0 ]; then
   pass "http add sslcert ipport=0.0.0.0:$HTTPS certhash=$THUMB"
 else
@@ -200,8 +224,10 @@ fi
 
 # A GLOBAL.INI in the working folder wins over the one beside the .exe.
 printf '[param]\r\npublic_dir=%s\r\ncert_dir=other-certs\r\n' "$(winpath "$T/site")" >"$T/cwd/GLOBAL.INI"
-out_exe=$(ps_exe http show sslcert 2>&1)
-out_cwd=$(cd "$T/cwd" && timeout 60 "$WINE" "$EXE" http show sslcert 2>&1)
+ps_exe http show sslcert
+out_exe=$out
+PS_DIR=$T/cwd ps_exe http show sslcert
+out_cwd=$out
 if grep -q "0.0.0.0:$HTTPS" <<<"$out_exe" && ! grep -q "0.0.0.0:$HTTPS" <<<"$out_cwd"; then
   pass "GLOBAL.INI: beside the .exe, and the working folder's one first"
 else
@@ -209,7 +235,7 @@ else
 fi
 
 # ---------------------------------------------------------------- serve
-(cd "$T/run" && exec "$WINE" "$EXE" serve) >"$T/serve.log" 2>&1 &
+(cd "$T/run" && exec "$WINE" "$EXE" serve) </dev/null >"$T/serve.log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 get() { curl -s --max-time 10 "$@"; }
@@ -236,7 +262,7 @@ python3 -m http.server "$OTHER" --bind 127.0.0.1 --directory "$T/backend" >"$T/b
 PIDS+=($!)
 backend_up() { [ "$(get "http://127.0.0.1:$OTHER/app/x.txt")" = "answer from the second app" ]; }
 wait_for 30 backend_up || fail "second app (python3 http.server on $OTHER) did not start"
-(cd "$T/run" && exec "$WINE" "$EXE" register "http://+:$HTTP/app/" --backend "http://127.0.0.1:$OTHER") >"$T/register.log" 2>&1 &
+(cd "$T/run" && exec "$WINE" "$EXE" register "http://+:$HTTP/app/" --backend "http://127.0.0.1:$OTHER") </dev/null >"$T/register.log" 2>&1 &
 REGISTER=$!
 PIDS+=("$REGISTER")
 app_answers() { [ "$(get "http://127.0.0.1:$HTTP/app/x.txt")" = "answer from the second app" ]; }
@@ -247,7 +273,7 @@ else
 fi
 
 # ---------------------------------------------------------------- maintenance
-out=$(ps_exe maintenance run 2>&1)
+ps_exe maintenance run
 if [ $? -eq 0 ] && grep -q 200 <<<"$out"; then
   pass "maintenance run (/maint.txt): $(head -1 <<<"$out")"
 else
@@ -283,27 +309,25 @@ else
 fi
 
 # ---------------------------------------------------------------- service
-# Wine has a service control manager (services.exe); it stops services once
-# no other Wine process is left in the prefix, so keep one alive meanwhile.
-(exec "$WINE" ping -n 300 127.0.0.1) >/dev/null 2>&1 &
-PIDS+=($!)
-out=$(ps_exe service install --config "$(winpath "$T/app/GLOBAL.INI")" 2>&1)
+# Wine has a service control manager (services.exe); the ping started above
+# keeps it (and the service) running between the commands.
+ps_exe service install --config "$(winpath "$T/app/GLOBAL.INI")"
 if [ $? -eq 0 ]; then
   pass "service install --config $(winpath "$T/app/GLOBAL.INI")"
-  out=$(ps_exe service start 2>&1)
+  ps_exe service start
   if [ $? -eq 0 ] && wait_for 30 static_ok; then
     pass "service start: the service serves http://127.0.0.1:$HTTP/hello.txt"
   else
     fail "service start" "$out" "$(cat "$T/app/logs/service.log" 2>&1)"
   fi
-  out=$(ps_exe service stop 2>&1)
+  ps_exe service stop
   if [ $? -eq 0 ] && ! static_ok && grep -q "service stop requested" "$T/app/logs/service.log" &&
      grep -q "all connections closed" "$T/app/logs/service.log"; then
     pass "service stop: graceful (service.log in log_dir)"
   else
     fail "service stop" "$out" "$(cat "$T/app/logs/service.log" 2>&1)"
   fi
-  out=$(ps_exe service uninstall 2>&1)
+  ps_exe service uninstall
   if [ $? -eq 0 ]; then pass "service uninstall"; else fail "service uninstall" "$out"; fi
 else
   fail "service install" "$out"

@@ -27,6 +27,7 @@ use windows_service::{define_windows_service, service_dispatcher};
 const NAME: &str = "portshare";
 const DISPLAY_NAME: &str = "portshare web server";
 const ERROR_ACCESS_DENIED: i32 = 5;
+const ERROR_SERVICE_ALREADY_RUNNING: i32 = 1056;
 const ERROR_SERVICE_NOT_ACTIVE: i32 = 1062;
 /// `service run` started from a console instead of by the SCM.
 const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
@@ -55,11 +56,13 @@ pub fn command(config: Option<&Path>, action: ServiceAction) -> ExitCode {
     }
 }
 
+/// The Windows error itself (the crate's Display says only "IO error in winapi call").
 fn describe(e: windows_service::Error) -> String {
     match e {
         windows_service::Error::Winapi(io) if io.raw_os_error() == Some(ERROR_ACCESS_DENIED) => {
             format!("{io}; run this from an elevated (Administrator) prompt")
         }
+        windows_service::Error::Winapi(io) => io.to_string(),
         e => e.to_string(),
     }
 }
@@ -163,7 +166,16 @@ fn uninstall() -> Result<(), String> {
 
 fn start() -> Result<(), String> {
     let service = open(ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
-    service.start::<&str>(&[]).map_err(describe)?;
+    match service.start::<&str>(&[]) {
+        Ok(()) => {}
+        Err(windows_service::Error::Winapi(e))
+            if e.raw_os_error() == Some(ERROR_SERVICE_ALREADY_RUNNING) =>
+        {
+            println!("The service '{NAME}' is already running.");
+            return Ok(());
+        }
+        Err(e) => return Err(describe(e)),
+    }
     let status = wait_for(&service, ServiceState::Running, Duration::from_secs(30))?;
     match status.current_state {
         ServiceState::Running => {
