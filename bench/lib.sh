@@ -352,7 +352,7 @@ http://127.0.0.1:$port {
 EOF
         if [[ $tls_port != 0 ]]; then
             cat <<EOF
-https://127.0.0.1:$tls_port {
+https://127.0.0.1:$tls_port, https://localhost:$tls_port {
     bind 127.0.0.1
     tls $cert $key
     root * $docroot
@@ -386,14 +386,83 @@ build_portshare() {
         die "cargo build --release failed"
 }
 
-# portshare_tls_files CERT_DIR CERT KEY: put the benchmark certificate where
-# portshare looks for certificates (PEM pair in cert_dir). Adjust here once
-# the TLS layer settles how certificates are bound to ports.
-portshare_tls_files() {
-    local certdir=$1 cert=$2 key=$3
-    mkdir -p "$certdir"
-    cp "$cert" "$certdir/bench.pem"
-    cp "$key" "$certdir/bench.key"
+# portshare_cli INI ARGS...: run a portshare subcommand (cert …, http …) on
+# the GLOBAL.INI INI. portshare reads PORTSHARE_* variables as settings (and
+# rejects unknown ones): run it without any, so only the generated file counts.
+portshare_cli() {
+    local ini=$1 v
+    shift
+    local -a unset_env=()
+    for v in $(compgen -e); do
+        [[ $v == PORTSHARE_* ]] && unset_env+=(-u "$v")
+    done
+    env "${unset_env[@]}" "$(portshare_bin)" --config "$ini" "$@"
+}
+
+# cert_sha1 CERT: the certificate's thumbprint, lowercase hex SHA-1 of the
+# leaf's DER (what netsh calls certhash).
+cert_sha1() {
+    openssl x509 -in "$1" -outform DER | sha1sum | cut -d' ' -f1
+}
+
+# BENCH_APPID: the appid of the benchmark's SSL bindings (any GUID will do).
+BENCH_APPID='{00112233-4455-6677-8899-aabbccddeeff}'
+
+# portshare_bind_cert INI TLS_PORT CERT KEY: give portshare the benchmark
+# certificate the way a user does. Copying files into cert_dir is not enough:
+# portshare serves a certificate only when an SSL binding names it (without
+# one it makes its own self-signed localhost certificate on first run). So:
+# `portshare cert import` (one PEM with the certificate and its key, into
+# the store in cert_dir), then `portshare http add sslcert
+# ipport=0.0.0.0:TLS_PORT certhash=<thumbprint> appid=…`, netsh-style; the
+# 0.0.0.0 binding covers listen=127.0.0.1 (IPv4). Runs before the server
+# starts; check_served_cert checks the result once it runs.
+portshare_bind_cert() {
+    local ini=$1 port=$2 cert=$3 key=$4 dir tp
+    dir=$(dirname "$ini")
+    tp=$(cert_sha1 "$cert") || return 1
+    cat "$cert" "$key" >"$dir/bench-cert+key.pem"
+    chmod 600 "$dir/bench-cert+key.pem"
+    if ! portshare_cli "$ini" cert import "$dir/bench-cert+key.pem" >"$dir/cert-import.log" 2>&1; then
+        log "portshare cert import failed: $(tail -n 3 "$dir/cert-import.log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! portshare_cli "$ini" http add sslcert "ipport=0.0.0.0:$port" "certhash=$tp" "appid=$BENCH_APPID" \
+        >"$dir/sslcert.log" 2>&1; then
+        log "portshare http add sslcert failed: $(tail -n 3 "$dir/sslcert.log" | tr '\n' ' ')"
+        return 1
+    fi
+    portshare_cli "$ini" http show sslcert "ipport=0.0.0.0:$port" >>"$dir/sslcert.log" 2>&1 || true
+    grep -qiE "Certificate Hash +: +$tp" "$dir/sslcert.log" || {
+        log "portshare http show sslcert does not list certhash $tp for 0.0.0.0:$port"
+        return 1
+    }
+}
+
+# served_sha1 PORT: thumbprint of the leaf certificate served on
+# 127.0.0.1:PORT (no SNI, as for a client connecting to an IP address).
+served_sha1() {
+    openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
+        openssl x509 -outform DER 2>/dev/null | sha1sum | cut -d' ' -f1
+}
+
+# check_served_cert NAME PORT CERT: the server on PORT serves exactly CERT
+# (same SHA-1 thumbprint), and curl verifies it with CERT as the only trusted
+# CA (no -k). Logs the result; fails on a mismatch.
+check_served_cert() {
+    local name=$1 port=$2 cert=$3 want got
+    want=$(cert_sha1 "$cert")
+    got=$(served_sha1 "$port")
+    if [[ $got != "$want" ]]; then
+        log "$name on :$port serves certificate $got, not the benchmark one ($want)"
+        return 1
+    fi
+    if ! curl -sS --max-time 5 --cacert "$cert" -o /dev/null "https://127.0.0.1:$port/small.txt" \
+        2>"$BENCH_TMP/raw/curl-cacert"; then
+        log "$name on :$port: curl --cacert failed: $(cat "$BENCH_TMP/raw/curl-cacert")"
+        return 1
+    fi
+    log "$name on :$port serves the benchmark certificate (sha1 $got, curl --cacert ok)"
 }
 
 # start_portshare NAME PORT DOCROOT [TLS_PORT CERT KEY] [EXTRA_INI_FILE]
@@ -404,7 +473,6 @@ start_portshare() {
     local name=$1 port=$2 docroot=$3 tls_port=${4:-0} cert=${5:-} key=${6:-} extra=${7:-}
     local dir="$BENCH_TMP/portshare-$name"
     mkdir -p "$dir/logs" "$dir/certs"
-    [[ $tls_port != 0 ]] && portshare_tls_files "$dir/certs" "$cert" "$key"
     {
         cat <<EOF
 [param]
@@ -418,8 +486,10 @@ log_dir=$dir/logs
 EOF
         [[ -n $extra ]] && cat "$extra"
     } >"$dir/GLOBAL.INI"
-    # portshare reads PORTSHARE_* variables as settings (and rejects unknown
-    # ones): run it without any, so only the generated file counts.
+    if [[ $tls_port != 0 ]]; then
+        portshare_bind_cert "$dir/GLOBAL.INI" "$tls_port" "$cert" "$key" || return 1
+    fi
+    # Without PORTSHARE_* variables (see portshare_cli).
     local -a unset_env=()
     local v
     for v in $(compgen -e); do
@@ -526,6 +596,57 @@ h2load_rps() {
     fi
     # finished in 3.00s, 81234.50 req/s, 12.34MB/s
     grep '^finished in' "$out" | sed -E 's/.* ([0-9.]+) req\/s.*/\1/'
+}
+
+# TLS_HOST: the host the HTTPS load generators (wrk, h2load) put in their
+# URLs, and so send as SNI. wrk and h2load send even an IP address as SNI,
+# which RFC 6066 forbids and which rustls answers with a warning per
+# handshake ("Illegal SNI extension: ignoring IP address presented as
+# hostname") that portshare logs — a cost no browser would cause. So
+# "localhost" (in the certificate) when it resolves to 127.0.0.1 first,
+# else 127.0.0.1. Set TLS_HOST= to choose.
+if [[ -z ${TLS_HOST:-} ]]; then
+    if [[ $(getent ahosts localhost 2>/dev/null | awk 'NR == 1 { print $1 }') == 127.0.0.1 ]]; then
+        TLS_HOST=localhost
+    else
+        TLS_HOST=127.0.0.1
+    fi
+fi
+
+# tls_new_conns PORT: full TLS handshakes per second. ${TLS_CLIENTS:-4} parallel
+# `openssl s_time -new` loops (a new session every connection, never resumed),
+# each connection: handshake, one HTTP/1.0 GET /small.txt, close.
+tls_new_conns() {
+    local port=$1 i total=0 t0 t1 n bytes f
+    local req=$'/small.txt HTTP/1.0\r\nHost: 127.0.0.1:'"$port"$'\r\nX-Bench: 1'
+    local -a pids files
+    t0=$(date +%s.%N)
+    for ((i = 0; i < ${TLS_CLIENTS:-4}; i++)); do
+        f=$(_raw_file s_time)
+        files+=("$f")
+        timeout $((DUR + 30)) openssl s_time -connect "127.0.0.1:$port" -new -www "$req" -time "$DUR" \
+            >"$f" 2>&1 </dev/null &
+        pids+=($!)
+    done
+    local failed=0
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || {
+            log "openssl s_time on :$port failed: $(tail -n 2 "${files[$i]}" | tr '\n' ' ')"
+            failed=1
+        }
+    done
+    ((failed == 0)) || return 1
+    t1=$(date +%s.%N)
+    for f in "${files[@]}"; do
+        # "N connections in T real seconds, B bytes read per connection"
+        read -r n bytes < <(sed -nE 's/^([0-9]+) connections in [0-9]+ real seconds, ([0-9]+) bytes read.*/\1 \2/p' "$f")
+        if [[ -z ${n:-} || ${bytes:-0} -le 100 ]]; then
+            log "openssl s_time on :$port: no full responses ($(tail -n 1 "$f"))"
+            return 1
+        fi
+        total=$((total + n))
+    done
+    awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
 }
 
 # median V...: median of the numeric arguments ("n/a" when none).

@@ -87,12 +87,26 @@ for s in "${SERVERS[@]}"; do
     http_ok "http://127.0.0.1:$hp/small.txt" --size 100 || die "$s does not serve /small.txt"
     http_ok "http://127.0.0.1:$hp/large.bin" --size 1048576 || die "$s does not serve /large.bin"
     if tls_ok "$tp"; then
+        # the same ECDSA P-256 certificate everywhere (portshare: bound with
+        # `portshare http add sslcert`, see portshare_bind_cert in lib.sh)
+        check_served_cert "$s" "$tp" "$CERT" || die "$s does not serve the benchmark certificate"
         TLS[$s]=1
         [[ $(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$tp/small.txt") == 2 ]] && H2[$s]=1
     fi
     http_ok "http://127.0.0.1:$hp/proxy/x" --body ok && PROXY[$s]=1
     log "$s: http :$hp ok; https :$tp $(yes_no "${TLS[$s]:-}"); h2 $(yes_no "${H2[$s]:-}"); proxy $(yes_no "${PROXY[$s]:-}")"
 done
+
+# startup_ms LOG: ", its log: N ms from \"starting\" to \"listening on\"" from
+# portshare's own timestamps (tracing, UTC), or nothing.
+startup_ms() {
+    local a b
+    a=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '/ starting / { print $1; exit }')
+    b=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '/ listening on / { print $1; exit }')
+    [[ -n $a && -n $b ]] || return 0
+    a=$(date -d "$a" +%s.%N 2>/dev/null) && b=$(date -d "$b" +%s.%N 2>/dev/null) || return 0
+    awk -v a="$a" -v b="$b" 'BEGIN { printf " (its log: %.0f ms from \"starting\" to \"listening on\")", (b - a) * 1000 }'
+}
 
 # (g): a second portshare with $PREFIXES [app:aN] sections, /aN/ → backend.
 MANY="" MANY_NOTE=""
@@ -103,7 +117,7 @@ if [[ -n ${PROXY[portshare]:-} ]]; then
     last="/a$((PREFIXES - 1))/x"
     t0=$(date +%s.%N)
     if START_TIMEOUT=$MANY_START_TIMEOUT start_portshare many "$MANY_PORT" "$DOCROOT" 0 "" "" "$BENCH_TMP/apps-many.ini" &&
-        MANY_NOTE="portshare with $PREFIXES prefixes accepted connections $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after start" &&
+        MANY_NOTE="portshare with $PREFIXES prefixes accepted connections $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after start$(startup_ms "$BENCH_TMP/portshare-many/out.log")" &&
         http_ok "http://127.0.0.1:$MANY_PORT$last" --body ok &&
         http_ok "http://127.0.0.1:$MANY_PORT/a0/x" --body ok &&
         http_ok "http://127.0.0.1:$MANY_PORT/small.txt" --size 100; then
@@ -157,42 +171,6 @@ ROWS=(a b c d d2 e f g1 g2 h0 h i)
 declare -A LOWER=([h0]=1 [h]=1 [i]=1) # lower is better
 declare -A PS_ONLY=([g1]=1 [g2]=1)
 
-# tls_new_conns PORT: full TLS handshakes per second. TLS_CLIENTS parallel
-# `openssl s_time -new` loops (a new session every connection, never resumed),
-# each connection: handshake, one HTTP/1.0 GET /small.txt, close.
-tls_new_conns() {
-    local port=$1 i total=0 t0 t1 n bytes f
-    local req=$'/small.txt HTTP/1.0\r\nHost: 127.0.0.1:'"$port"$'\r\nX-Bench: 1'
-    local -a pids files
-    t0=$(date +%s.%N)
-    for ((i = 0; i < TLS_CLIENTS; i++)); do
-        f=$(_raw_file s_time)
-        files+=("$f")
-        timeout $((DUR + 30)) openssl s_time -connect "127.0.0.1:$port" -new -www "$req" -time "$DUR" \
-            >"$f" 2>&1 </dev/null &
-        pids+=($!)
-    done
-    local failed=0
-    for i in "${!pids[@]}"; do
-        wait "${pids[$i]}" || {
-            log "openssl s_time on :$port failed: $(tail -n 2 "${files[$i]}" | tr '\n' ' ')"
-            failed=1
-        }
-    done
-    ((failed == 0)) || return 1
-    t1=$(date +%s.%N)
-    for f in "${files[@]}"; do
-        # "N connections in T real seconds, B bytes read per connection"
-        read -r n bytes < <(sed -nE 's/^([0-9]+) connections in [0-9]+ real seconds, ([0-9]+) bytes read.*/\1 \2/p' "$f")
-        if [[ -z ${n:-} || ${bytes:-0} -le 100 ]]; then
-            log "openssl s_time on :$port: no full responses ($(tail -n 1 "$f"))"
-            return 1
-        fi
-        total=$((total + n))
-    done
-    awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
-}
-
 # latency_p99 URL: p99 in ms at a fixed pace (see latency.lua).
 latency_p99() {
     CONNS=$LAT_CONNS wrk_run latency "$1" --latency -s "$BENCH_TMP/latency.lua" || return 1
@@ -234,10 +212,10 @@ measure() {
     local m=$1 s=$2 hp=${HTTP_PORT[$2]} tp=${TLS_PORT[$2]} v
     case $m in
     a) wrk_rps "http://127.0.0.1:$hp/small.txt" ;;
-    b) wrk_rps "https://127.0.0.1:$tp/small.txt" ;;
-    c) H2LOAD_PROTO=h2 h2load_rps "https://127.0.0.1:$tp/small.txt" ;;
+    b) wrk_rps "https://$TLS_HOST:$tp/small.txt" ;;
+    c) H2LOAD_PROTO=h2 h2load_rps "https://$TLS_HOST:$tp/small.txt" ;;
     d) tls_new_conns "$tp" ;;
-    d2) wrk_rps "https://127.0.0.1:$tp/small.txt" -s "$BENCH_TMP/close.lua" ;;
+    d2) wrk_rps "https://$TLS_HOST:$tp/small.txt" -s "$BENCH_TMP/close.lua" ;;
     e)
         v=$(wrk_rps "http://127.0.0.1:$hp/large.bin") || return 1
         echo "$v" # 1 MiB per request: req/s = MiB/s
