@@ -160,12 +160,11 @@ pub struct AccessRecord<'a> {
 impl AccessRecord<'_> {
     pub fn line(&self) -> String {
         let mut s = String::with_capacity(160);
-        let now = Local::now();
+        let _ = write!(s, "{} - - [", self.client.ip());
+        push_clf_time(&mut s);
         let _ = write!(
             s,
-            "{} - - [{}] \"{} {} {}\" {} ",
-            self.client.ip(),
-            now.format("%d/%b/%Y:%H:%M:%S %z"),
+            "] \"{} {} {}\" {} ",
             self.method,
             escape(self.target),
             self.version,
@@ -180,23 +179,56 @@ impl AccessRecord<'_> {
         let _ = writeln!(
             s,
             " \"{}\" \"{}\"",
-            self.referer.map(escape).unwrap_or_else(|| "-".into()),
-            self.user_agent.map(escape).unwrap_or_else(|| "-".into())
+            self.referer
+                .map(escape)
+                .unwrap_or(std::borrow::Cow::Borrowed("-")),
+            self.user_agent
+                .map(escape)
+                .unwrap_or(std::borrow::Cow::Borrowed("-"))
         );
         s
     }
 }
 
+/// Appends the current local time as `23/Nov/2026:10:00:00 +0000`. The
+/// text changes once a second, so each thread formats it once a second
+/// rather than once a request.
+fn push_clf_time(out: &mut String) {
+    thread_local! {
+        static CACHED: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != second {
+            c.1 = Local::now().format("%d/%b/%Y:%H:%M:%S %z").to_string();
+            c.0 = second;
+        }
+        out.push_str(&c.1);
+    });
+}
+
 /// Quotes and control characters would break a log line's fields.
-fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c if c.is_control() => format!("\\x{:02x}", c as u32).chars().collect(),
-            c => vec![c],
-        })
-        .collect()
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One line of the httperr log.
