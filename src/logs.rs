@@ -1,18 +1,26 @@
 //! Access log (NCSA combined) and httperr log (HTTP.sys W3C format).
 //!
-//! Request handlers only format a line and hand it to a channel; one writer
-//! task per log appends it. The writer flushes whenever the channel runs dry,
-//! so `tail -f` sees a line at once when the server is idle, and lines are
-//! batched under load.
+//! Request handlers only format a line and hand it to a bounded channel;
+//! one writer thread per log appends it with plain blocking writes (no file
+//! I/O on the async workers). The writer flushes whenever the channel runs
+//! dry, so `tail -f` sees a line at once when the server is idle, and lines
+//! are batched under load. If the disk can't keep up and the channel is
+//! full, lines are dropped and counted rather than queued without bound or
+//! stalling requests; the writer reports how many.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use chrono::{DateTime, Local, Utc};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+
+/// Lines a log may have waiting before new ones are dropped.
+const QUEUE_LINES: usize = 65_536;
 
 /// Header of a new httperr log, as HTTP.sys writes it.
 fn httperr_header(now: DateTime<Utc>) -> String {
@@ -22,16 +30,22 @@ fn httperr_header(now: DateTime<Utc>) -> String {
     )
 }
 
-/// Sends lines to one log's writer task. Cloning is cheap.
+/// Sends lines to one log's writer. Cloning is cheap.
 #[derive(Clone)]
 pub struct LineSink {
-    tx: mpsc::UnboundedSender<String>,
+    tx: SyncSender<String>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl LineSink {
     pub fn send(&self, line: String) {
-        // The writer only stops at shutdown; a line after that is dropped.
-        let _ = self.tx.send(line);
+        match self.tx.try_send(line) {
+            // Disconnected: the writer only stops at shutdown.
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -43,48 +57,68 @@ enum Target {
     Stdout,
 }
 
-fn spawn_writer(target: Target) -> (LineSink, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let task = tokio::spawn(async move {
-        let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match open(&target).await {
-            Ok(w) => w,
-            Err(e) => {
-                if let Target::File { path, .. } = &target {
-                    tracing::error!(file = %path.display(), error = %e, "cannot open log file; its lines go to stdout");
-                }
-                Box::new(tokio::io::stdout())
-            }
-        };
-        let mut out = tokio::io::BufWriter::new(&mut out);
-        while let Some(line) = rx.recv().await {
-            let mut ok = out.write_all(line.as_bytes()).await.is_ok();
-            while let Ok(more) = rx.try_recv() {
-                ok &= out.write_all(more.as_bytes()).await.is_ok();
-            }
-            if !ok || out.flush().await.is_err() {
-                tracing::warn!("writing a log line failed");
-            }
+impl Target {
+    fn name(&self) -> String {
+        match self {
+            Target::File { path, .. } => path.display().to_string(),
+            Target::Stdout => "stdout".to_owned(),
         }
-        let _ = out.flush().await;
-    });
-    (LineSink { tx }, task)
+    }
 }
 
-async fn open(target: &Target) -> std::io::Result<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> {
+fn spawn_writer(target: Target) -> (LineSink, Option<JoinHandle<()>>) {
+    let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counter = dropped.clone();
+    let thread = std::thread::Builder::new()
+        .name("portshare-log".into())
+        .spawn(move || {
+            let out: Box<dyn std::io::Write + Send> = match open(&target) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(file = %target.name(), error = %e, "cannot open log file; its lines go to stdout");
+                    Box::new(std::io::stdout())
+                }
+            };
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+            while let Ok(line) = rx.recv() {
+                let mut ok = out.write_all(line.as_bytes()).is_ok();
+                while let Ok(more) = rx.try_recv() {
+                    ok &= out.write_all(more.as_bytes()).is_ok();
+                }
+                if !ok || out.flush().is_err() {
+                    tracing::warn!(file = %target.name(), "writing a log line failed");
+                }
+                let lost = counter.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    tracing::warn!(file = %target.name(), lines = lost, "log lines dropped: the log could not keep up");
+                }
+            }
+            let _ = out.flush();
+        });
+    match thread {
+        Ok(handle) => (LineSink { tx, dropped }, Some(handle)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a log writer; its lines are lost");
+            (LineSink { tx, dropped }, None)
+        }
+    }
+}
+
+fn open(target: &Target) -> std::io::Result<Box<dyn std::io::Write + Send>> {
     match target {
-        Target::Stdout => Ok(Box::new(tokio::io::stdout())),
+        Target::Stdout => Ok(Box::new(std::io::stdout())),
         Target::File { path, header } => {
             if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
+                std::fs::create_dir_all(dir)?;
             }
-            let mut file = tokio::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
-                .await?;
+                .open(path)?;
             if let Some(header) = header {
-                if file.metadata().await?.len() == 0 {
-                    file.write_all(header(Utc::now()).as_bytes()).await?;
+                if file.metadata()?.len() == 0 {
+                    file.write_all(header(Utc::now()).as_bytes())?;
                 }
             }
             Ok(Box::new(file))
@@ -97,7 +131,7 @@ pub struct Logs {
     pub access: LineSink,
     pub httperr: LineSink,
     pub maintenance: LineSink,
-    writers: Vec<JoinHandle<()>>,
+    writers: Vec<Option<JoinHandle<()>>>,
 }
 
 impl Logs {
@@ -138,9 +172,13 @@ impl Logs {
         drop(self.access);
         drop(self.httperr);
         drop(self.maintenance);
-        for w in self.writers {
-            let _ = w.await;
-        }
+        let writers = self.writers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in writers.into_iter().flatten() {
+                let _ = w.join();
+            }
+        })
+        .await;
     }
 }
 
