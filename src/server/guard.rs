@@ -259,6 +259,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // HTTP/2 and upgraded connections: once nothing is buffered here,
+        // read straight into hyper's buffer.
+        if this.phase == Phase::Passthrough && this.pending.is_empty() && this.ready_out.is_empty()
+        {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
         loop {
             match this.phase {
                 Phase::Closed => return Poll::Ready(Ok(())),

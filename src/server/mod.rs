@@ -362,7 +362,14 @@ async fn accept_loop(
         .timer(TokioTimer::new())
         // HTTP.sys writes header names in their usual case.
         .title_case_headers(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Larger windows than h2's 64 KiB defaults: fewer WINDOW_UPDATE
+        // round trips for many concurrent streams.
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(4 << 20)
+        .max_concurrent_streams(256);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop_all.changed() => break,
