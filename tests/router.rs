@@ -91,40 +91,33 @@ fn ipv6_ip_bound_prefix() {
     assert_eq!(get(s.addr(), "localhost", "/f").status, 400);
 }
 
-#[test]
-fn a_port_serves_one_scheme() {
+/// Starts portshare with `ini` and expects it to refuse; returns stderr.
+fn refused(ini: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("public")).unwrap();
-    let port = common::free_port();
-    let ini = dir.path().join("GLOBAL.INI");
-    std::fs::write(
-        &ini,
-        format!("[param]\nlisten=127.0.0.1\nhttp_port={port}\nhttps_port=0\n\n[app:x]\nprefix=https://+:{port}/x/\nbackend=http://127.0.0.1:9\n"),
-    )
-    .unwrap();
+    let file = dir.path().join("GLOBAL.INI");
+    std::fs::write(&file, ini).unwrap();
     let out = std::process::Command::new(common::BIN)
         .arg("--config")
-        .arg(&ini)
+        .arg(&file)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should refuse: {ini}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_port_serves_one_scheme() {
+    let port = common::free_port();
+    let err = refused(&format!(
+        "[param]\nlisten=127.0.0.1\nhttp_port={port}\nhttps_port=0\n\n[app:x]\nprefix=https://+:{port}/x/\nbackend=http://127.0.0.1:9\n"
+    ));
     assert!(err.contains("a port serves one scheme"), "{err}");
 }
 
 #[test]
 fn invalid_prefix_in_config_is_refused_with_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("public")).unwrap();
-    let ini = dir.path().join("GLOBAL.INI");
-    std::fs::write(&ini, "[param]\nhost_name=http://+:80/api\n").unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .arg("--config")
-        .arg(&ini)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("[param]\nhost_name=http://+:80/api\n");
     assert!(
         err.contains("[param] host_name") && err.contains("must end with '/'"),
         "{err}"
