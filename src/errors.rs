@@ -125,8 +125,7 @@ impl HttpSysError {
         }
     }
 
-    /// Whether HTTP.sys logs this in httperr (404 for an unregistered path is
-    /// not an error of the API; it is logged like the others for diagnosis).
+    /// The HTML page, in HTTP.sys's template (CRLF line ends).
     pub fn body(self) -> String {
         let p = self.page();
         format!(

@@ -175,6 +175,30 @@ impl Maintenance {
         status_report(&self.settings, next)
     }
 
+    /// Whether the router would serve the maintenance call: the same lookup
+    /// a real run's request gets (address, Host and path).
+    pub fn is_routed(&self, table: &crate::registry::RouteTable) -> bool {
+        let Some(url) = &self.settings.daily_maintenance else {
+            return true;
+        };
+        let Some((local, host)) = self.target() else {
+            return false;
+        };
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            return false;
+        };
+        let mut headers = http::HeaderMap::new();
+        if let Ok(h) = http::HeaderValue::from_str(&host) {
+            headers.insert(http::header::HOST, h);
+        }
+        let conn = crate::dispatch::ConnInfo {
+            peer: SocketAddr::new(local.ip(), 0),
+            local,
+            https: false,
+        };
+        crate::dispatch::route(table, &conn, &uri, &headers).is_ok()
+    }
+
     /// Runs the maintenance call now, unless one is already running.
     pub async fn run_now(&self) -> RunOutcome {
         let Some(url) = self.settings.daily_maintenance.clone() else {

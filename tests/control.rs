@@ -26,32 +26,27 @@ fn socket(server: &TestServer) -> PathBuf {
     server.dir.path().join("portshare.sock")
 }
 
-/// `portshare --config <server's> ARGS…`, not waited for.
-fn spawn(server: &TestServer, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&server.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portshare")
-}
-
-/// `portshare --config <config> ARGS…`, waited for.
-fn run_cli(config: &Path, args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .arg("--config")
+/// `portshare --config <config> ARGS…`, output captured.
+fn cli(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
         .arg(config)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portshare");
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// `portshare --config <server's> ARGS…`, not waited for.
+fn spawn(server: &TestServer, args: &[&str]) -> Child {
+    cli(&server.config, args).spawn().expect("start portshare")
+}
+
+/// `portshare --config <config> ARGS…`, waited for.
+fn run_cli(config: &Path, args: &[&str]) -> Output {
+    let child = cli(config, args).spawn().expect("start portshare");
     wait_output(child, WAIT)
 }
 

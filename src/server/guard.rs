@@ -95,6 +95,15 @@ impl<S> Guarded<S> {
         }
     }
 
+    /// A response is going out: between requests, the idle timer counts
+    /// from its end.
+    fn response_written(&mut self) {
+        if self.phase == Phase::Head && self.pending.is_empty() {
+            let t = self.ctx.limits.idle_connection_timeout;
+            self.arm(t);
+        }
+    }
+
     fn arm(&mut self, after: Duration) {
         self.timer.as_mut().reset(Instant::now() + after);
     }
@@ -343,11 +352,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.phase == Phase::Head && this.pending.is_empty() {
-            // A response is going out: the idle timer counts from its end.
-            let t = this.ctx.limits.idle_connection_timeout;
-            this.arm(t);
-        }
+        this.response_written();
         Pin::new(&mut this.inner).poll_write(cx, data)
     }
 
@@ -357,10 +362,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.phase == Phase::Head && this.pending.is_empty() {
-            let t = this.ctx.limits.idle_connection_timeout;
-            this.arm(t);
-        }
+        this.response_written();
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 

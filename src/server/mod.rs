@@ -127,28 +127,6 @@ fn apply_netsh_timeouts(settings: &mut Settings) {
     }
 }
 
-/// `daily_maintenance` names a URL nothing is registered for: the server
-/// still starts, but says so.
-fn warn_if_unrouted(registry: &Registry, url: &str) {
-    let path = url.split('?').next().unwrap_or(url);
-    let Ok(key) = crate::urlprefix::normalize_path(path) else {
-        tracing::warn!(key = "[param] daily_maintenance", %url, "not a valid URL path; the maintenance run will fail");
-        return;
-    };
-    let table = registry.snapshot();
-    let served = table
-        .prefixes
-        .iter()
-        .any(|(p, _)| p.scheme() == Scheme::Http && key.starts_with(p.path_key()));
-    if !served {
-        tracing::warn!(
-            key = "[param] daily_maintenance",
-            %url,
-            "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
-        );
-    }
-}
-
 /// A running server, for callers that need more than `run` (the control
 /// channel, the maintenance scheduler).
 pub struct Running {
@@ -211,7 +189,14 @@ pub async fn run_with(
     listeners.sync(&initial, true)?;
     let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
     if let Some(url) = &settings.daily_maintenance {
-        warn_if_unrouted(&registry, url);
+        // Still start: an application may register the URL later.
+        if !maintenance.is_routed(&registry.snapshot()) {
+            tracing::warn!(
+                key = "[param] daily_maintenance",
+                %url,
+                "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
+            );
+        }
         tokio::spawn(maintenance.clone().schedule(stop_rx.clone()));
     }
     started(&Running {
