@@ -11,6 +11,7 @@
 mod guard;
 mod listener;
 pub mod signals;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -38,6 +39,7 @@ use crate::urlprefix::Scheme;
 
 pub use guard::{GuardContext, Guarded};
 pub use listener::bind_port;
+use workers::Workers;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start the connection workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// Registers the built-in site and every `[app:NAME]` from the settings,
@@ -174,8 +178,10 @@ pub async fn run_with(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
+    let workers = Arc::new(Workers::per_core().map_err(ServerError::Workers)?);
     let mut listeners = Listeners {
         shared: shared.clone(),
+        workers: workers.clone(),
         tls,
         graceful: graceful.clone(),
         stop: stop_rx.clone(),
@@ -244,6 +250,8 @@ pub async fn run_with(
         }
     }
     drop(shared);
+    // Stops the workers: whatever still runs there ends now.
+    drop(workers);
     // Connections cut at the end of the grace period may still hold log
     // senders; what they sent is written already, so don't wait for them.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), logs.finish()).await;
@@ -253,6 +261,7 @@ pub async fn run_with(
 /// The open listening sockets, one entry per (scheme, port).
 struct Listeners {
     shared: Arc<Shared>,
+    workers: Arc<Workers>,
     tls: Option<Arc<Tls>>,
     graceful: Arc<GracefulShutdown>,
     stop: watch::Receiver<bool>,
@@ -313,6 +322,7 @@ impl Listeners {
                     l,
                     tls.clone(),
                     self.shared.clone(),
+                    self.workers.clone(),
                     self.stop.clone(),
                     stop_rx.clone(),
                     self.graceful.clone(),
@@ -337,6 +347,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     shared: Arc<Shared>,
+    workers: Arc<Workers>,
     mut stop_all: watch::Receiver<bool>,
     mut stop_this: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
@@ -399,8 +410,15 @@ async fn accept_loop(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        // The connection moves to a worker's reactor.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        workers.spawn(async move {
             let _slot = slot;
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 dispatch::handle(shared.clone(), info.clone(), req)
             });
