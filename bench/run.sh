@@ -9,7 +9,8 @@
 # default 4), LAT_RATE (request rate for (i), default 1000/s), IDLE_CONNS
 # (connections held for (h), default 10000), PREFIXES (for (g), default
 # 10000), MANY_START_TIMEOUT (seconds the (g) instance may take to start,
-# default 60), KEEP_TMP=1 (keep configs, logs and raw tool outputs).
+# default 60), METRICS (a subset, e.g. "a f"; default all), KEEP_TMP=1
+# (keep configs, logs and raw tool outputs).
 #
 # Installs what is missing (Debian packages), builds portshare in release
 # mode, starts every server once, interleaves the servers over ROUNDS rounds
@@ -152,7 +153,8 @@ EOF
 # --------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------
-METRICS=(a b c d d2 e f g1 g2 i h)
+# METRICS="a f" runs only those (for a quick look while tuning).
+read -r -a METRICS <<<"${METRICS:-a b c d d2 e f g1 g2 i h}"
 declare -A LABEL=(
     [a]="(a) 100 B file, HTTP/1.1 keep-alive, req/s"
     [b]="(b) 100 B file, HTTPS HTTP/1.1 keep-alive, req/s"

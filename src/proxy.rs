@@ -35,8 +35,9 @@
 //! header; when the backend answers `101 Switching Protocols`, both
 //! connections are taken over from hyper and bytes are copied between them.
 //!
-//! Each backend has one pooled hyper client, so connections to the backend
-//! are kept alive and reused. The time to the backend's response head is
+//! Each backend has a pooled hyper client per worker runtime, so
+//! connections to the backend are kept alive and reused, and a request is
+//! forwarded by the thread that received it. The time to the backend's response head is
 //! bounded ([`DEFAULT_TIMEOUT`], `timeout=` in `[app:NAME]`): past it the
 //! client gets 504. A backend that can't be reached or drops the connection
 //! is "gone": the client gets HTTP.sys's 503 page, as when an application's
@@ -57,6 +58,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::server::workers::PerWorker;
 
 use crate::body::Body;
 use crate::dispatch::ConnInfo;
@@ -119,14 +122,17 @@ pub struct Backend {
     timeout: Duration,
 }
 
+/// One pool per worker runtime: a pooled connection is driven by the
+/// runtime that opened it, so sharing one pool would bounce every request
+/// between threads.
 enum Target {
     Tcp {
-        client: Client<HttpConnector, Incoming>,
+        client: PerWorker<Client<HttpConnector, Incoming>>,
         authority: Authority,
     },
     #[cfg(unix)]
     Unix {
-        client: Client<unix::UnixConnector, Incoming>,
+        client: PerWorker<Client<unix::UnixConnector, Incoming>>,
     },
 }
 
@@ -176,11 +182,13 @@ impl Backend {
             if authority.host().is_empty() {
                 return Err(ProxyError::BadBackend(spec.to_owned()));
             }
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
             Target::Tcp {
-                client: client_builder().build(connector),
+                client: PerWorker::new(|| {
+                    let mut connector = HttpConnector::new();
+                    connector.set_nodelay(true);
+                    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+                    client_builder().build(connector)
+                }),
                 authority,
             }
         } else if spec.starts_with("https://") {
@@ -229,9 +237,9 @@ impl Backend {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let out = self.prepare_request(req, conn, upgrade);
         let pending = match &self.target {
-            Target::Tcp { client, .. } => client.request(out),
+            Target::Tcp { client, .. } => client.get().request(out),
             #[cfg(unix)]
-            Target::Unix { client } => client.request(out),
+            Target::Unix { client } => client.get().request(out),
         };
         let mut res = match tokio::time::timeout(self.timeout, pending).await {
             Err(_) => return Err(ProxyError::Timeout(self.timeout)),
@@ -340,8 +348,9 @@ fn unix_target(path: &str) -> Result<Target, &'static str> {
     if !path.starts_with('/') {
         return Err("the Unix socket path must be absolute (unix:/path/app.sock)");
     }
+    let path = path.to_owned();
     Ok(Target::Unix {
-        client: client_builder().build(unix::UnixConnector::new(path)),
+        client: PerWorker::new(move || client_builder().build(unix::UnixConnector::new(&path))),
     })
 }
 

@@ -11,7 +11,7 @@
 mod guard;
 mod listener;
 pub mod signals;
-mod workers;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;

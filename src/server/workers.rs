@@ -7,12 +7,52 @@
 //! runtime spent its time under many small requests. Blocking work
 //! (`spawn_blocking`) still goes to each runtime's own blocking pool.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
+
+thread_local! {
+    /// The index of the worker this thread runs, if it is one.
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// How many workers [`Workers::per_core`] starts.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One `T` per worker, made on first use there, and one more for threads
+/// that are not workers. For things bound to the runtime that made them,
+/// such as a connection pool whose connections are driven by that
+/// runtime's reactor: each worker then uses only its own.
+pub struct PerWorker<T> {
+    slots: Box<[OnceLock<T>]>,
+    other: OnceLock<T>,
+    make: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> PerWorker<T> {
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> PerWorker<T> {
+        PerWorker {
+            slots: (0..worker_count()).map(|_| OnceLock::new()).collect(),
+            other: OnceLock::new(),
+            make: Box::new(make),
+        }
+    }
+
+    /// The calling worker's `T`.
+    pub fn get(&self) -> &T {
+        let slot = WORKER
+            .with(Cell::get)
+            .and_then(|i| self.slots.get(i))
+            .unwrap_or(&self.other);
+        slot.get_or_init(|| (self.make)())
+    }
+}
 
 /// The worker runtimes. Dropping it stops them (without waiting);
 /// connections still running there are dropped with their runtime.
@@ -33,6 +73,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("portshare-worker-{i}"))
                 .spawn(move || {
+                    WORKER.with(|w| w.set(Some(i)));
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -68,7 +109,7 @@ impl Workers {
 
     /// One worker per available core.
     pub fn per_core() -> std::io::Result<Workers> {
-        Workers::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        Workers::start(worker_count())
     }
 
     /// Runs `task` on the next worker.
