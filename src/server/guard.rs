@@ -16,6 +16,16 @@
 //! has started but is not complete — slowloris). A timer that fires closes
 //! the connection without a response and writes an httperr line.
 //!
+//! Parking: an idle keep-alive connection should cost next to nothing, but
+//! hyper keeps its read and write buffers (16 KiB) for as long as it owns a
+//! connection. So when a plain-HTTP/1 connection has nothing in flight —
+//! every response flushed, no partial request, nothing to read — the guard
+//! reports end-of-stream to hyper, which then closes its side cleanly
+//! (without shutting the socket: that is a no-op here), and the socket is
+//! handed back through [`Park`]. The connection loop waits for the next
+//! bytes with nothing but the socket, then starts a fresh hyper connection
+//! on it. The client sees one keep-alive connection throughout.
+//!
 //! Written by hand because no HTTP library offers HTTP.sys's answers; the
 //! parsing is a scan for line ends, not a full HTTP parser — hyper still
 //! parses every head it is given.
@@ -24,12 +34,15 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{sleep, Instant, Sleep};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::config::Limits;
 use crate::errors::HttpSysError;
@@ -66,9 +79,48 @@ pub struct GuardContext {
     pub httperr: LineSink,
 }
 
+/// Where a parked connection goes, and how the guard knows that no
+/// response is in flight.
+pub struct Park<S> {
+    /// Requests whose responses are not yet completely handed to hyper
+    /// (kept by the connection's service).
+    pub in_flight: Arc<AtomicUsize>,
+    pub to: oneshot::Sender<Parked<S>>,
+}
+
+/// An idle connection handed back by the guard.
+pub struct Parked<S> {
+    pub stream: S,
+    /// When the idle timer (IdleConnectionTimeout) runs out.
+    pub idle_deadline: Instant,
+}
+
+impl GuardContext {
+    fn log(&self, err: Option<HttpSysError>, reason: &str, head: Option<&RequestLine<'_>>) {
+        let record = HttpErrRecord {
+            client: self.peer,
+            server: self.local,
+            version: head.map(|h| h.version),
+            method: head.map(|h| h.method),
+            uri: head.map(|h| h.target),
+            status: err.map(|e| e.status().as_u16()),
+            reason,
+            queue: None,
+        };
+        self.httperr.send(record.line());
+    }
+
+    /// The idle timer ran out on a parked connection.
+    pub fn log_idle_timeout(&self) {
+        self.log(None, "Timer_ConnectionIdle", None);
+    }
+}
+
 /// A client stream seen through HTTP.sys's request checks.
 pub struct Guarded<S> {
-    inner: S,
+    /// Always `Some` while hyper uses the stream; taken when it is
+    /// handed back after parking.
+    inner: Option<S>,
     ctx: GuardContext,
     phase: Phase,
     /// Bytes read from the client, not yet handed to hyper (or checked).
@@ -78,28 +130,77 @@ pub struct Guarded<S> {
     error_out: Bytes,
     timer: Pin<Box<Sleep>>,
     first_exchange: bool,
+    idle_deadline: Instant,
+    park: Option<Park<S>>,
+    /// Bytes were written since the last completed flush: hyper may still
+    /// hold part of a response.
+    unflushed: bool,
+    /// End-of-stream was reported to hyper to park the connection.
+    parked: bool,
+}
+
+fn detached() -> io::Error {
+    io::Error::other("the connection was handed back for parking")
 }
 
 impl<S> Guarded<S> {
     pub fn new(inner: S, ctx: GuardContext) -> Guarded<S> {
         let idle = ctx.limits.idle_connection_timeout;
+        Guarded::resume(inner, ctx, Instant::now() + idle)
+    }
+
+    /// A stream that was parked, with the idle deadline it had.
+    pub fn resume(inner: S, ctx: GuardContext, idle_deadline: Instant) -> Guarded<S> {
         Guarded {
-            inner,
+            inner: Some(inner),
             ctx,
             phase: Phase::Head,
             pending: BytesMut::new(),
             ready_out: Bytes::new(),
             error_out: Bytes::new(),
-            timer: Box::pin(sleep(idle)),
+            timer: Box::pin(tokio::time::sleep_until(idle_deadline)),
             first_exchange: true,
+            idle_deadline,
+            park: None,
+            unflushed: false,
+            parked: false,
         }
+    }
+
+    /// Lets the guard park the connection when it goes idle (plain
+    /// HTTP/1 only: see the module documentation).
+    pub fn with_park(mut self, park: Park<S>) -> Guarded<S> {
+        self.park = Some(park);
+        self
+    }
+
+    fn inner(&mut self) -> io::Result<Pin<&mut S>>
+    where
+        S: Unpin,
+    {
+        self.inner.as_mut().map(Pin::new).ok_or_else(detached)
+    }
+
+    /// Nothing is in flight in either direction, so hyper may let go.
+    fn can_park(&self) -> bool {
+        self.phase == Phase::Head
+            && !self.first_exchange
+            && self.pending.is_empty()
+            && self.ready_out.is_empty()
+            && !self.unflushed
+            && self
+                .park
+                .as_ref()
+                .is_some_and(|p| p.in_flight.load(Ordering::Relaxed) == 0)
     }
 
     /// A response is going out: between requests, the idle timer counts
     /// from its end.
     fn response_written(&mut self) {
+        self.unflushed = true;
         if self.phase == Phase::Head && self.pending.is_empty() {
             let t = self.ctx.limits.idle_connection_timeout;
+            self.idle_deadline = Instant::now() + t;
             self.arm(t);
         }
     }
@@ -109,17 +210,7 @@ impl<S> Guarded<S> {
     }
 
     fn log(&self, err: Option<HttpSysError>, reason: &str, head: Option<&RequestLine<'_>>) {
-        let record = HttpErrRecord {
-            client: self.ctx.peer,
-            server: self.ctx.local,
-            version: head.map(|h| h.version),
-            method: head.map(|h| h.method),
-            uri: head.map(|h| h.target),
-            status: err.map(|e| e.status().as_u16()),
-            reason,
-            queue: None,
-        };
-        self.ctx.httperr.send(record.line());
+        self.ctx.log(err, reason, head);
     }
 
     fn fail(&mut self, err: HttpSysError, head: Option<&RequestLine<'_>>) {
@@ -272,21 +363,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         // read straight into hyper's buffer.
         if this.phase == Phase::Passthrough && this.pending.is_empty() && this.ready_out.is_empty()
         {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            return this.inner()?.poll_read(cx, buf);
+        }
+        if this.parked {
+            return Poll::Ready(Ok(()));
         }
         loop {
             match this.phase {
                 Phase::Closed => return Poll::Ready(Ok(())),
                 Phase::Failing => {
                     while !this.error_out.is_empty() {
-                        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.error_out))?;
+                        let out = this.error_out.clone();
+                        let n = ready!(this.inner()?.poll_write(cx, &out))?;
                         if n == 0 {
                             break;
                         }
                         this.error_out.advance(n);
                     }
-                    let _ = ready!(Pin::new(&mut this.inner).poll_flush(cx));
-                    let _ = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
+                    let _ = ready!(this.inner()?.poll_flush(cx));
+                    let _ = ready!(this.inner()?.poll_shutdown(cx));
                     this.phase = Phase::Closed;
                     return Poll::Ready(Ok(()));
                 }
@@ -322,7 +417,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
             // holds no receive buffer of its own.
             let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
             let mut rb = ReadBuf::uninit(&mut chunk);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            if this.inner()?.poll_read(cx, &mut rb)?.is_pending() {
+                if this.can_park() {
+                    // End-of-stream to hyper; the socket goes back on drop.
+                    this.parked = true;
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Pending;
+            }
             let n = rb.filled().len();
             if n == 0 {
                 // Client closed. Anything half-received is dropped.
@@ -353,7 +455,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.response_written();
-        Pin::new(&mut this.inner).poll_write(cx, data)
+        this.inner()?.poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -363,19 +465,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.response_written();
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        this.inner()?.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(S::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.inner()?.poll_flush(cx))?;
+        this.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.parked {
+            // hyper closes its side; the socket stays open for the client.
+            return Poll::Ready(Ok(()));
+        }
+        this.inner()?.poll_shutdown(cx)
+    }
+}
+
+impl<S> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        if !self.parked {
+            return;
+        }
+        if let (Some(park), Some(stream)) = (self.park.take(), self.inner.take()) {
+            let _ = park.to.send(Parked {
+                stream,
+                idle_deadline: self.idle_deadline,
+            });
+        }
     }
 }
 

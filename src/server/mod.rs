@@ -8,6 +8,7 @@
 //! in-flight requests, and after the grace period whatever is left is
 //! dropped.
 
+mod connection;
 mod guard;
 mod listener;
 pub mod signals;
@@ -18,17 +19,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::dispatch::{self, ConnInfo, Shared};
+use crate::dispatch::Shared;
 use crate::logs::Logs;
 use crate::maintenance::Maintenance;
 use crate::proxy::Backend;
@@ -177,13 +175,14 @@ pub async fn run_with(
     let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Connections hold receivers; shutdown waits until all are gone.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let workers = Arc::new(Workers::per_core().map_err(ServerError::Workers)?);
     let mut listeners = Listeners {
         shared: shared.clone(),
         workers: workers.clone(),
         tls,
-        graceful: graceful.clone(),
+        drain: drain_rx,
         stop: stop_rx.clone(),
         open: BTreeMap::new(),
     };
@@ -236,13 +235,8 @@ pub async fn run_with(
     );
     let _ = stop_tx.send(true);
     let _ = follower.await;
-    // The accept loops held the only other references.
-    let drained = async {
-        match Arc::try_unwrap(graceful) {
-            Ok(g) => g.shutdown().await,
-            Err(_) => std::future::pending().await,
-        }
-    };
+    let _ = drain_tx.send(true);
+    let drained = drain_tx.closed();
     tokio::select! {
         _ = drained => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(settings.shutdown_grace) => {
@@ -263,7 +257,7 @@ struct Listeners {
     shared: Arc<Shared>,
     workers: Arc<Workers>,
     tls: Option<Arc<Tls>>,
-    graceful: Arc<GracefulShutdown>,
+    drain: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     open: BTreeMap<(Scheme, u16), OpenPort>,
 }
@@ -325,7 +319,7 @@ impl Listeners {
                     self.workers.clone(),
                     self.stop.clone(),
                     stop_rx.clone(),
-                    self.graceful.clone(),
+                    self.drain.clone(),
                 )));
             }
             self.open.insert((scheme, port), (stop_tx, tasks));
@@ -343,15 +337,7 @@ impl Listeners {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<Arc<Tls>>,
-    shared: Arc<Shared>,
-    workers: Arc<Workers>,
-    mut stop_all: watch::Receiver<bool>,
-    mut stop_this: watch::Receiver<bool>,
-    graceful: Arc<GracefulShutdown>,
-) {
+fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -366,6 +352,24 @@ async fn accept_loop(
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)
         .max_concurrent_streams(256);
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+    shared: Arc<Shared>,
+    workers: Arc<Workers>,
+    mut stop_all: watch::Receiver<bool>,
+    mut stop_this: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
+) {
+    let ctx = Arc::new(connection::ListenerContext {
+        shared: shared.clone(),
+        builder: connection_builder(),
+        tls,
+        drain,
+    });
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop_all.changed() => break,
@@ -395,53 +399,16 @@ async fn accept_loop(
                 }
             },
         };
-        let info = Arc::new(ConnInfo {
-            peer,
-            local,
-            https: tls.is_some(),
-        });
-        let guard_ctx = GuardContext {
-            limits: shared.settings.limits.clone(),
-            peer,
-            local,
-            httperr: shared.httperr_log.clone(),
-        };
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
         // The connection moves to a worker's reactor.
         let Ok(stream) = stream.into_std() else {
             continue;
         };
+        let ctx = ctx.clone();
         workers.spawn(async move {
-            let _slot = slot;
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                 return;
             };
-            let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                dispatch::handle(shared.clone(), info.clone(), req)
-            });
-            let result = match tls {
-                None => {
-                    let io = TokioIo::new(Guarded::new(stream, guard_ctx));
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, svc))
-                        .await
-                }
-                Some(tls) => {
-                    let Some(stream) = tls.accept(stream, local, peer).await else {
-                        return;
-                    };
-                    let io = TokioIo::new(Guarded::new(stream, guard_ctx));
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, svc))
-                        .await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection::serve(stream, peer, local, ctx, slot).await;
         });
     }
 }

@@ -1,0 +1,222 @@
+//! One client connection, from accept to close: the TLS handshake, HTTP.sys's
+//! checks ([`Guarded`]), hyper, and parking between requests.
+//!
+//! A plain-HTTP/1 keep-alive connection is served in rounds. A round is one
+//! hyper connection on the socket; it ends when the guard parks the
+//! connection (nothing in flight, nothing to read). Between rounds the task
+//! holds only the socket and waits for it to become readable, so ten
+//! thousand idle keep-alive clients cost little more than their sockets.
+//! HTTPS and HTTP/2 connections are served in a single round.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+
+use super::guard::{GuardContext, Guarded, Park};
+use crate::body::Body;
+use crate::dispatch::{self, ConnInfo, Shared};
+use crate::tls::Tls;
+
+/// What every connection accepted on one listener shares.
+pub(super) struct ListenerContext {
+    pub shared: Arc<Shared>,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub tls: Option<Arc<Tls>>,
+    /// Becomes `true` at shutdown: finish what is in flight, then close.
+    /// The server waits until every connection has dropped its receiver.
+    pub drain: watch::Receiver<bool>,
+}
+
+impl ListenerContext {
+    fn guard_context(&self, peer: SocketAddr, local: SocketAddr) -> GuardContext {
+        GuardContext {
+            limits: self.shared.settings.limits.clone(),
+            peer,
+            local,
+            httperr: self.shared.httperr_log.clone(),
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes. `_slot` is its
+/// MaxConnections permit, held for the connection's lifetime.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ctx: Arc<ListenerContext>,
+    _slot: Option<OwnedSemaphorePermit>,
+) {
+    let mut drain = ctx.drain.clone();
+    let info = Arc::new(ConnInfo {
+        peer,
+        local,
+        https: ctx.tls.is_some(),
+    });
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    match &ctx.tls {
+        None => serve_plain(stream, &ctx, &info, &in_flight, &mut drain).await,
+        // Boxed: the TLS state would otherwise make every task that large.
+        Some(tls) => Box::pin(serve_tls(stream, tls, &ctx, &info, &in_flight, &mut drain)).await,
+    }
+}
+
+async fn serve_tls(
+    stream: TcpStream,
+    tls: &Tls,
+    ctx: &ListenerContext,
+    info: &Arc<ConnInfo>,
+    in_flight: &Arc<AtomicUsize>,
+    drain: &mut watch::Receiver<bool>,
+) {
+    let Some(stream) = tls.accept(stream, info.local, info.peer).await else {
+        return;
+    };
+    let io = Guarded::new(stream, ctx.guard_context(info.peer, info.local));
+    serve_round(ctx, info, io, in_flight, drain).await;
+}
+
+async fn serve_plain(
+    stream: TcpStream,
+    ctx: &ListenerContext,
+    info: &Arc<ConnInfo>,
+    in_flight: &Arc<AtomicUsize>,
+    drain: &mut watch::Receiver<bool>,
+) {
+    let mut io = Guarded::new(stream, ctx.guard_context(info.peer, info.local));
+    loop {
+        let (to, mut parked) = oneshot::channel();
+        let round = io.with_park(Park {
+            in_flight: in_flight.clone(),
+            to,
+        });
+        // Boxed, so that the hyper connection's state is freed while the
+        // connection is parked rather than kept inline in this task.
+        Box::pin(serve_round(ctx, info, round, in_flight, drain)).await;
+        let Ok(parked) = parked.try_recv() else {
+            return; // closed for good: by the client, an error or a timer
+        };
+        tokio::select! {
+            ready = parked.stream.readable() => {
+                if ready.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(parked.idle_deadline) => {
+                let guard = ctx.guard_context(info.peer, info.local);
+                tracing::debug!(peer = %info.peer, "idle timer fired on a parked connection");
+                guard.log_idle_timeout();
+                return;
+            }
+            _ = drained(drain) => return,
+        }
+        io = Guarded::resume(
+            parked.stream,
+            ctx.guard_context(info.peer, info.local),
+            parked.idle_deadline,
+        );
+    }
+}
+
+/// One hyper connection on `io`, until it ends or the guard parks it.
+async fn serve_round<S>(
+    ctx: &ListenerContext,
+    info: &Arc<ConnInfo>,
+    io: Guarded<S>,
+    in_flight: &Arc<AtomicUsize>,
+    drain: &mut watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = ctx.shared.clone();
+    let info = info.clone();
+    let in_flight = in_flight.clone();
+    let svc = service_fn(move |req: hyper::Request<Incoming>| {
+        let tracker = InFlight::enter(&in_flight);
+        let response = dispatch::handle(shared.clone(), info.clone(), req);
+        async move {
+            let res = match response.await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
+            Ok::<_, Infallible>(res.map(|body| TrackedBody {
+                body,
+                _in_flight: tracker,
+            }))
+        }
+    });
+    let conn = ctx
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = drained(drain) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Resolves once shutdown has begun.
+async fn drained(drain: &mut watch::Receiver<bool>) {
+    let _ = drain.wait_for(|stop| *stop).await;
+}
+
+/// Counts a request as in flight until its response body is done with.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until
+/// hyper drops it (after its last frame).
+pub(super) struct TrackedBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,157 @@
+//! Keep-alive connections between requests. An idle plain-HTTP/1 connection
+//! is parked (hyper lets go of it, the socket stays open) and resumed when
+//! the client sends again; the client must see one ordinary keep-alive
+//! connection throughout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{RawResponse, TestServer};
+
+fn server(extra: &str) -> TestServer {
+    TestServer::start_with(extra, |p| {
+        std::fs::write(p.join("a.txt"), "aaa").unwrap();
+        std::fs::write(p.join("b.txt"), "bbbb").unwrap();
+    })
+}
+
+/// Reads exactly one response (Content-Length framed) from `c`.
+fn read_response(c: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..h]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= h + 4 + len {
+                let rest = buf.split_off(h + 4 + len);
+                let one = std::mem::replace(buf, rest);
+                return RawResponse::parse(&one);
+            }
+        }
+        assert!(Instant::now() < deadline, "no complete response");
+        let mut chunk = [0u8; 4096];
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn connect(s: &TestServer) -> TcpStream {
+    let c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c
+}
+
+/// The client pauses between requests (it is the client being idle, not a
+/// wait for the server): long enough for the connection to be parked.
+fn pause() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn one_connection_serves_requests_separated_by_idle_time() {
+    let s = server("");
+    let mut c = connect(&s);
+    let mut buf = Vec::new();
+    for (path, body) in [("/a.txt", "aaa"), ("/b.txt", "bbbb"), ("/a.txt", "aaa")] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut c, &mut buf);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), body);
+        pause();
+    }
+}
+
+#[test]
+fn pipelined_requests_after_an_idle_gap_are_all_answered_in_order() {
+    let s = server("");
+    let mut c = connect(&s);
+    let mut buf = Vec::new();
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+    pause();
+    c.write_all(
+        b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
+    assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+    assert_eq!(read_response(&mut c, &mut buf).status, 404);
+}
+
+#[test]
+fn a_request_split_across_an_idle_gap_is_served() {
+    let s = server("");
+    let mut c = connect(&s);
+    let mut buf = Vec::new();
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).status, 200);
+    pause();
+    // A head that arrives in pieces. (The body comes with the head's end:
+    // hyper closes a connection whose unread request body is still on
+    // its way when the response is done, parked or not.)
+    c.write_all(b"POST /b.txt HTTP/1.1\r\nHo").unwrap();
+    pause();
+    c.write_all(b"st: x\r\nContent-Le").unwrap();
+    pause();
+    c.write_all(b"ngth: 5\r\n\r\nhello").unwrap();
+    let r = read_response(&mut c, &mut buf);
+    assert_eq!(r.status, 405, "{}", r.head);
+    pause();
+    c.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
+}
+
+#[test]
+fn connection_close_is_honoured_after_an_idle_gap() {
+    let s = server("");
+    let mut c = connect(&s);
+    let mut buf = Vec::new();
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).status, 200);
+    pause();
+    c.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, &mut buf);
+    assert_eq!(r.text(), "bbbb");
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "nothing after the last response");
+}
+
+#[test]
+fn shutdown_closes_idle_connections_at_once() {
+    let mut s = server("shutdown_grace=30");
+    let mut idle: Vec<TcpStream> = (0..20).map(|_| connect(&s)).collect();
+    let mut buf = Vec::new();
+    for c in &mut idle {
+        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(c, &mut buf).status, 200);
+    }
+    let asked = Instant::now();
+    let out = s.terminate();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "idle connections held the shutdown for {:?} (grace is 30 s)",
+        asked.elapsed()
+    );
+    for c in &mut idle {
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert!(rest.is_empty());
+    }
+}
