@@ -36,6 +36,8 @@ pub struct Shared {
     pub httperr_log: LineSink,
     /// `MaxConnections`: `None` when unlimited (0).
     pub connection_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Client connections open now, on every listener.
+    pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
         let max = settings.limits.max_connections;
         Shared {
             connection_slots: (max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max))),
+            open_connections: Arc::default(),
             settings,
             site,
             registry,

@@ -87,3 +87,10 @@ fn serve_with(
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
 }
+
+// mimalloc keeps allocations of different sizes apart and hands freed pages
+// back to the system: after a burst of connections (each with 16 KiB of
+// hyper buffers) goes idle, the memory is returned instead of staying
+// fragmented in glibc's heap. It is also faster for many small allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

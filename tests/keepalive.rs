@@ -50,9 +50,16 @@ fn connect(s: &TestServer) -> TcpStream {
 }
 
 /// The client pauses between requests (it is the client being idle, not a
-/// wait for the server): long enough for the connection to be parked.
+/// wait for the server): long enough for the connection to be parked
+/// (after 250 ms idle).
 fn pause() {
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+/// A shorter pause, for a server with more than 256 connections open, which
+/// parks idle connections at once.
+fn short_pause() {
+    std::thread::sleep(Duration::from_millis(20));
 }
 
 #[test]
@@ -153,5 +160,37 @@ fn shutdown_closes_idle_connections_at_once() {
         let mut rest = Vec::new();
         let _ = c.read_to_end(&mut rest);
         assert!(rest.is_empty());
+    }
+}
+
+#[test]
+fn a_crowded_server_parks_at_once_and_still_serves_every_request() {
+    let s = server("");
+    // More than 256 open connections: idle ones are parked without delay.
+    let crowd: Vec<TcpStream> = (0..300).map(|_| connect(&s)).collect();
+    let mut c = connect(&s);
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+        short_pause();
+    }
+    c.write_all(b"POST /b.txt HTTP/1.1\r\nHo").unwrap();
+    short_pause();
+    c.write_all(b"st: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).status, 405);
+    short_pause();
+    c.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
+    assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+    // The crowd was served too, each on its own connection.
+    for mut k in crowd.into_iter().take(20) {
+        let mut kb = Vec::new();
+        k.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut k, &mut kb).text(), "bbbb");
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A plain-HTTP/1 keep-alive connection is served in rounds. A round is one
 //! hyper connection on the socket; it ends when the guard parks the
-//! connection (nothing in flight, nothing to read). Between rounds the task
+//! connection (idle for a while, nothing in flight; see `guard`). Between rounds the task
 //! holds only the socket and waits for it to become readable, so ten
 //! thousand idle keep-alive clients cost little more than their sockets.
 //! HTTPS and HTTP/2 connections are served in a single round.
@@ -59,6 +59,7 @@ pub(super) async fn serve(
     ctx: Arc<ListenerContext>,
     _slot: Option<OwnedSemaphorePermit>,
 ) {
+    let _open = Counted::enter(&ctx.shared.open_connections);
     let mut drain = ctx.drain.clone();
     let info = Arc::new(ConnInfo {
         peer,
@@ -100,6 +101,7 @@ async fn serve_plain(
         let (to, mut parked) = oneshot::channel();
         let round = io.with_park(Park {
             in_flight: in_flight.clone(),
+            open_connections: ctx.shared.open_connections.clone(),
             to,
         });
         // Boxed, so that the hyper connection's state is freed while the
@@ -144,7 +146,7 @@ async fn serve_round<S>(
     let info = info.clone();
     let in_flight = in_flight.clone();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
-        let tracker = InFlight::enter(&in_flight);
+        let tracker = Counted::enter(&in_flight);
         let response = dispatch::handle(shared.clone(), info.clone(), req);
         async move {
             let res = match response.await {
@@ -178,17 +180,18 @@ async fn drained(drain: &mut watch::Receiver<bool>) {
     let _ = drain.wait_for(|stop| *stop).await;
 }
 
-/// Counts a request as in flight until its response body is done with.
-struct InFlight(Arc<AtomicUsize>);
+/// One count in a counter until dropped: an open connection, or a request
+/// in flight until its response body is done with.
+struct Counted(Arc<AtomicUsize>);
 
-impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+impl Counted {
+    fn enter(count: &Arc<AtomicUsize>) -> Counted {
         count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count.clone())
+        Counted(count.clone())
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -198,7 +201,7 @@ impl Drop for InFlight {
 /// hyper drops it (after its last frame).
 pub(super) struct TrackedBody {
     body: Body,
-    _in_flight: InFlight,
+    _in_flight: Counted,
 }
 
 impl http_body::Body for TrackedBody {

@@ -18,8 +18,10 @@
 //!
 //! Parking: an idle keep-alive connection should cost next to nothing, but
 //! hyper keeps its read and write buffers (16 KiB) for as long as it owns a
-//! connection. So when a plain-HTTP/1 connection has nothing in flight —
-//! every response flushed, no partial request, nothing to read — the guard
+//! connection. So when a plain-HTTP/1 connection has been idle for
+//! [`PARK_AFTER`] (at once when more than [`PARK_AT_ONCE_ABOVE`] connections
+//! are open) with nothing in flight — every response flushed, no partial
+//! request — the guard
 //! reports end-of-stream to hyper, which then closes its side cleanly
 //! (without shutting the socket: that is a no-op here), and the socket is
 //! handed back through [`Park`]. The connection loop waits for the next
@@ -49,6 +51,17 @@ use crate::errors::HttpSysError;
 use crate::logs::{HttpErrRecord, LineSink};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long a connection must have been idle before it is parked. A client
+/// that sends its next request sooner (a page's other resources, a load
+/// generator) keeps its hyper connection: parking and resuming cost more
+/// than the buffers do over such a short time.
+pub const PARK_AFTER: Duration = Duration::from_millis(250);
+
+/// With more open connections than this, a connection is parked as soon as
+/// it has nothing to read: memory then matters more than the cost of
+/// resuming.
+pub const PARK_AT_ONCE_ABOVE: usize = 256;
 
 /// Where the byte stream from the client stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +98,8 @@ pub struct Park<S> {
     /// Requests whose responses are not yet completely handed to hyper
     /// (kept by the connection's service).
     pub in_flight: Arc<AtomicUsize>,
+    /// Connections open on the whole server.
+    pub open_connections: Arc<AtomicUsize>,
     pub to: oneshot::Sender<Parked<S>>,
 }
 
@@ -194,6 +209,13 @@ impl<S> Guarded<S> {
                 .is_some_and(|p| p.in_flight.load(Ordering::Relaxed) == 0)
     }
 
+    /// So many connections are open that idle ones are parked at once.
+    fn crowded(&self) -> bool {
+        self.park
+            .as_ref()
+            .is_some_and(|p| p.open_connections.load(Ordering::Relaxed) > PARK_AT_ONCE_ABOVE)
+    }
+
     /// A response is going out: between requests, the idle timer counts
     /// from its end.
     fn response_written(&mut self) {
@@ -201,7 +223,11 @@ impl<S> Guarded<S> {
         if self.phase == Phase::Head && self.pending.is_empty() {
             let t = self.ctx.limits.idle_connection_timeout;
             self.idle_deadline = Instant::now() + t;
-            self.arm(t);
+            self.arm(if self.park.is_some() {
+                t.min(PARK_AFTER)
+            } else {
+                t
+            });
         }
     }
 
@@ -402,6 +428,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
             }
             // Need more bytes from the client.
             if this.phase != Phase::Passthrough && this.timer.as_mut().poll(cx).is_ready() {
+                if this.phase == Phase::Head
+                    && this.pending.is_empty()
+                    && Instant::now() < this.idle_deadline
+                {
+                    // The park timer (PARK_AFTER), not the idle timer.
+                    if this.can_park() {
+                        // End-of-stream to hyper; the socket goes back on drop.
+                        this.parked = true;
+                        return Poll::Ready(Ok(()));
+                    }
+                    let deadline = this.idle_deadline;
+                    this.timer.as_mut().reset(deadline);
+                    continue;
+                }
                 let reason = match (this.phase, this.pending.is_empty()) {
                     (Phase::Head, true) => "Timer_ConnectionIdle",
                     (Phase::Head, false) => "Timer_HeaderWait",
@@ -418,8 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
             let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
             let mut rb = ReadBuf::uninit(&mut chunk);
             if this.inner()?.poll_read(cx, &mut rb)?.is_pending() {
-                if this.can_park() {
-                    // End-of-stream to hyper; the socket goes back on drop.
+                if this.can_park() && this.crowded() {
                     this.parked = true;
                     return Poll::Ready(Ok(()));
                 }
