@@ -129,9 +129,11 @@ pub async fn handle(
             log_httperr(&shared, &conn, &fields, err);
             err.response()
         }
+        // The handlers' futures are boxed: inline they would make this
+        // future (which hyper moves for every request) kilobytes large.
         Ok(route) => match &route.registration.handler {
-            Handler::Site => serve_site(&shared, &conn, &route, req).await,
-            Handler::Proxy(backend) => match backend.forward(req, &conn).await {
+            Handler::Site => Box::pin(serve_site(&shared, &conn, &route, req)).await,
+            Handler::Proxy(backend) => match Box::pin(backend.forward(req, &conn)).await {
                 Ok(res) => res,
                 Err(e) => {
                     let res = errors::proxy_error_response(&e);
