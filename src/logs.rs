@@ -3,7 +3,7 @@
 //! Request handlers only format a line and hand it to a bounded channel;
 //! one writer thread per log appends it with plain blocking writes (no file
 //! I/O on the async workers). The writer drains the channel in batches
-//! every 20–160 ms and flushes after each, so `tail -f` sees a line within
+//! every 20–80 ms and flushes after each, so `tail -f` sees a line within
 //! a fraction of a second and a busy server pays no wake-up per line. If the disk can't keep up and the channel is
 //! full, lines are dropped and counted rather than queued without bound or
 //! stalling requests; the writer reports how many.
@@ -20,13 +20,13 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Local, Utc};
 
 /// Lines a log may have waiting before new ones are dropped.
-const QUEUE_LINES: usize = 65_536;
+const QUEUE_LINES: usize = 16_384;
 
 /// How long the writer waits between batches: short while lines are
 /// coming, doubling up to the maximum when the server is quiet. A line is
 /// in the file at most `WRITE_PAUSE_MAX` after it was logged.
 const WRITE_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
-const WRITE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(160);
+const WRITE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(80);
 
 /// Header of a new httperr log, as HTTP.sys writes it.
 fn httperr_header(now: DateTime<Utc>) -> String {

@@ -98,7 +98,7 @@ async fn serve_plain(
 ) {
     let mut io = Guarded::new(stream, ctx.guard_context(info.peer, info.local));
     loop {
-        let (to, mut parked) = oneshot::channel();
+        let (to, mut handed_back) = oneshot::channel();
         let round = io.with_park(Park {
             in_flight: in_flight.clone(),
             open_connections: ctx.shared.open_connections.clone(),
@@ -107,9 +107,11 @@ async fn serve_plain(
         // Boxed, so that the hyper connection's state is freed while the
         // connection is parked rather than kept inline in this task.
         Box::pin(serve_round(ctx, info, round, in_flight, drain)).await;
-        let Ok(parked) = parked.try_recv() else {
+        let Ok(parked) = handed_back.try_recv() else {
             return; // closed for good: by the client, an error or a timer
         };
+        drop(handed_back); // its allocation, while the connection waits
+
         tokio::select! {
             ready = parked.stream.readable() => {
                 if ready.is_err() {
