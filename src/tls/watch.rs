@@ -96,6 +96,13 @@ fn inode(_m: &std::fs::Metadata) -> u64 {
     0
 }
 
+/// Whether an event can change what the folder holds. Opening and reading
+/// (access events) can't — and must not count: the fallback poll and every
+/// rebuild read the folder, and would otherwise trigger the next rebuild.
+fn is_change(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 /// Starts the notify watcher; its events go to `tx`. `None` (with a warning) when the
 /// platform refuses; polling still works then.
 pub(crate) fn watcher(
@@ -104,7 +111,7 @@ pub(crate) fn watcher(
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        if res.is_ok_and(|ev| is_change(&ev.kind)) {
             let _ = tx.send(());
         }
     };
@@ -229,6 +236,27 @@ mod tests {
     use super::*;
     use crate::certs::{new_self_signed, CertStore};
     use crate::store::{BindingFlags, BindingKey, SslBinding, Store};
+
+    #[test]
+    fn reading_the_folder_is_not_a_change() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode,
+        };
+        use notify::EventKind;
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Read)));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both
+        ))));
+        assert!(is_change(&EventKind::Remove(RemoveKind::Any)));
+        assert!(is_change(&EventKind::Any));
+    }
 
     #[test]
     fn fingerprint_sees_changes() {
