@@ -43,6 +43,13 @@ fn read_response(c: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
     }
 }
 
+/// Sends `GET path` on `c` and reads its response.
+fn get(c: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> RawResponse {
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    read_response(c, buf)
+}
+
 fn connect(s: &TestServer) -> TcpStream {
     let c = TcpStream::connect(s.addr()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -68,9 +75,7 @@ fn one_connection_serves_requests_separated_by_idle_time() {
     let mut c = connect(&s);
     let mut buf = Vec::new();
     for (path, body) in [("/a.txt", "aaa"), ("/b.txt", "bbbb"), ("/a.txt", "aaa")] {
-        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        let r = read_response(&mut c, &mut buf);
+        let r = get(&mut c, &mut buf, path);
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), body);
         pause();
@@ -82,9 +87,7 @@ fn pipelined_requests_after_an_idle_gap_are_all_answered_in_order() {
     let s = server("");
     let mut c = connect(&s);
     let mut buf = Vec::new();
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+    assert_eq!(get(&mut c, &mut buf, "/a.txt").text(), "aaa");
     pause();
     c.write_all(
         b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -100,9 +103,7 @@ fn a_request_split_across_an_idle_gap_is_served() {
     let s = server("");
     let mut c = connect(&s);
     let mut buf = Vec::new();
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut c, &mut buf).status, 200);
+    assert_eq!(get(&mut c, &mut buf, "/a.txt").status, 200);
     pause();
     // A head that arrives in pieces. (The body comes with the head's end:
     // hyper closes a connection whose unread request body is still on
@@ -115,9 +116,7 @@ fn a_request_split_across_an_idle_gap_is_served() {
     let r = read_response(&mut c, &mut buf);
     assert_eq!(r.status, 405, "{}", r.head);
     pause();
-    c.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
+    assert_eq!(get(&mut c, &mut buf, "/b.txt").text(), "bbbb");
 }
 
 #[test]
@@ -125,9 +124,7 @@ fn connection_close_is_honoured_after_an_idle_gap() {
     let s = server("");
     let mut c = connect(&s);
     let mut buf = Vec::new();
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut c, &mut buf).status, 200);
+    assert_eq!(get(&mut c, &mut buf, "/a.txt").status, 200);
     pause();
     c.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -144,9 +141,7 @@ fn shutdown_closes_idle_connections_at_once() {
     let mut idle: Vec<TcpStream> = (0..20).map(|_| connect(&s)).collect();
     let mut buf = Vec::new();
     for c in &mut idle {
-        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        assert_eq!(read_response(c, &mut buf).status, 200);
+        assert_eq!(get(c, &mut buf, "/a.txt").status, 200);
     }
     let asked = Instant::now();
     let out = s.terminate();
@@ -171,9 +166,7 @@ fn a_crowded_server_parks_at_once_and_still_serves_every_request() {
     let mut c = connect(&s);
     let mut buf = Vec::new();
     for _ in 0..3 {
-        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+        assert_eq!(get(&mut c, &mut buf, "/a.txt").text(), "aaa");
         short_pause();
     }
     c.write_all(b"POST /b.txt HTTP/1.1\r\nHo").unwrap();
@@ -188,9 +181,6 @@ fn a_crowded_server_parks_at_once_and_still_serves_every_request() {
     assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
     // The crowd was served too, each on its own connection.
     for mut k in crowd.into_iter().take(20) {
-        let mut kb = Vec::new();
-        k.write_all(b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        assert_eq!(read_response(&mut k, &mut kb).text(), "bbbb");
+        assert_eq!(get(&mut k, &mut Vec::new(), "/b.txt").text(), "bbbb");
     }
 }
