@@ -177,6 +177,21 @@ install_tools() {
 # nginx lives in /usr/sbin, which is not always on a user's PATH.
 NGINX_BIN=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
+# portshare_version: the commit the benchmark built (git describe), or the
+# binary given in BENCH_PORTSHARE_BIN.
+portshare_version() {
+    if [[ -n ${BENCH_PORTSHARE_BIN:-} ]]; then
+        echo "($BENCH_PORTSHARE_BIN)"
+    else
+        (cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null) || echo "?"
+    fi
+}
+
+# nginx_version: "nginx/1.22.1".
+nginx_version() {
+    "$NGINX_BIN" -v 2>&1 | sed 's/.*: //'
+}
+
 # make_docroot DIR: small.txt (100 B), index.html (1 KiB), large.bin (1 MiB,
 # pseudo-random bytes from a fixed seed, so every run serves the same file).
 make_docroot() {

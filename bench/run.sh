@@ -312,16 +312,12 @@ cell() { # cell METRIC SERVER → median or a skip mark
     fi
 }
 
-if [[ -n ${BENCH_PORTSHARE_BIN:-} ]]; then
-    ps_ver="($BENCH_PORTSHARE_BIN)"
-else
-    ps_ver=$(cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo "?")
-fi
+ps_ver=$(portshare_version)
 echo
 echo "## portshare benchmark"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, loopback; DUR=${DUR}s per run, ROUNDS=$ROUNDS (medians);"
-echo "portshare $ps_ver, $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //'), caddy $(caddy version 2>/dev/null | cut -d' ' -f1)."
+echo "portshare $ps_ver, $(nginx_version), caddy $(caddy version 2>/dev/null | cut -d' ' -f1)."
 echo "wrk -t2 -c100 unless noted; every server logs each request to a file."
 [[ -n $PS_NOTE ]] && echo "Note: $PS_NOTE."
 [[ -n $MANY_NOTE ]] && echo "(g): $MANY_NOTE."

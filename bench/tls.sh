@@ -105,16 +105,12 @@ cell() {
     if [[ $med == n/a ]]; then echo error; else echo "$med"; fi
 }
 
-if [[ -n ${BENCH_PORTSHARE_BIN:-} ]]; then
-    ps_ver="($BENCH_PORTSHARE_BIN)"
-else
-    ps_ver=$(cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo "?")
-fi
+ps_ver=$(portshare_version)
 echo
 echo "## TLS: portshare vs nginx"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, loopback, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;"
-echo "DUR=${DUR}s per run, ROUNDS=$ROUNDS$( ((ROUNDS > 1)) && echo ' (medians)'); portshare $ps_ver (rustls), $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //') ($(openssl version | cut -d' ' -f1-2))."
+echo "DUR=${DUR}s per run, ROUNDS=$ROUNDS$( ((ROUNDS > 1)) && echo ' (medians)'); portshare $ps_ver (rustls), $(nginx_version) ($(openssl version | cut -d' ' -f1-2))."
 echo "Same self-signed ECDSA P-256 certificate on both (sha1 $(cert_sha1 "$CERT")); portshare's bound with"
 echo "\`portshare http add sslcert ipport=0.0.0.0:${TLS_PORT[portshare]} certhash=…\`. wrk/h2load connect to https://$TLS_HOST:PORT."
 for s in "${SERVERS[@]}"; do
