@@ -486,41 +486,30 @@ mod tests {
             pids: Mutex::new(HashMap::new()),
             hooks: ControlHooks::default(),
         };
-        let peer = |uid: u32, name: &str| platform::Peer {
-            user: PeerUser {
-                uid: Some(uid),
-                name: name.into(),
-            },
-            pid: Some(77),
-        };
-        let req = |prefix: &str| RegisterRequest {
-            prefixes: vec![prefix.into()],
-            backend: "http://127.0.0.1:9".into(),
-            pid: None,
-            queue: None,
-        };
-        let code = |r: Result<RegistrationId, Response>| match r {
-            Ok(_) => 0,
-            Err(Response::Error(e)) => e.code,
-            Err(other) => panic!("{other:?}"),
+        // Registers `prefix` as user `uid`/`name`: 0 or the error number.
+        let register_as = |prefix: &str, uid: u32, name: &str| {
+            let req = RegisterRequest {
+                prefixes: vec![prefix.into()],
+                backend: "http://127.0.0.1:9".into(),
+                pid: None,
+                queue: None,
+            };
+            let peer = platform::Peer {
+                user: PeerUser {
+                    uid: Some(uid),
+                    name: name.into(),
+                },
+                pid: Some(77),
+            };
+            match register(req, &peer, &state) {
+                Ok(_) => 0,
+                Err(Response::Error(e)) => e.code,
+                Err(other) => panic!("{other:?}"),
+            }
         };
         // The owner needs no reservation; bob does.
-        assert_eq!(
-            code(register(
-                req("http://+:80/own/"),
-                &peer(1000, "owner"),
-                &state
-            )),
-            0
-        );
-        assert_eq!(
-            code(register(
-                req("http://+:80/api/"),
-                &peer(1001, "bob"),
-                &state
-            )),
-            5
-        );
+        assert_eq!(register_as("http://+:80/own/", 1000, "owner"), 0);
+        assert_eq!(register_as("http://+:80/api/", 1001, "bob"), 5);
         // A reservation added while the server runs counts at once.
         state
             .store
@@ -535,39 +524,11 @@ mod tests {
                 Ok::<(), ()>(())
             })
             .unwrap();
-        assert_eq!(
-            code(register(
-                req("http://+:80/api/v1/"),
-                &peer(1001, "bob"),
-                &state
-            )),
-            0
-        );
-        assert_eq!(
-            code(register(
-                req("http://+:80/other/"),
-                &peer(1001, "bob"),
-                &state
-            )),
-            5
-        );
-        assert_eq!(
-            code(register(
-                req("http://+:80/api/"),
-                &peer(1002, "carol"),
-                &state
-            )),
-            5
-        );
+        assert_eq!(register_as("http://+:80/api/v1/", 1001, "bob"), 0);
+        assert_eq!(register_as("http://+:80/other/", 1001, "bob"), 5);
+        assert_eq!(register_as("http://+:80/api/", 1002, "carol"), 5);
         // Conflicts still apply to permitted users.
-        assert_eq!(
-            code(register(
-                req("http://+:80/API/V1/"),
-                &peer(1001, "bob"),
-                &state
-            )),
-            183
-        );
+        assert_eq!(register_as("http://+:80/API/V1/", 1001, "bob"), 183);
         // The peer's PID is used when the request names none.
         let list = state.registry.list();
         assert!(list

@@ -40,11 +40,11 @@ pub(super) struct ListenerContext {
 }
 
 impl ListenerContext {
-    fn guard_context(&self, peer: SocketAddr, local: SocketAddr) -> GuardContext {
+    fn guard_context(&self, conn: &ConnInfo) -> GuardContext {
         GuardContext {
             limits: self.shared.settings.limits.clone(),
-            peer,
-            local,
+            peer: conn.peer,
+            local: conn.local,
             httperr: self.shared.httperr_log.clone(),
         }
     }
@@ -85,7 +85,7 @@ async fn serve_tls(
     let Some(stream) = tls.accept(stream, info.local, info.peer).await else {
         return;
     };
-    let io = Guarded::new(stream, ctx.guard_context(info.peer, info.local));
+    let io = Guarded::new(stream, ctx.guard_context(info));
     serve_round(ctx, info, io, in_flight, drain).await;
 }
 
@@ -96,7 +96,7 @@ async fn serve_plain(
     in_flight: &Arc<AtomicUsize>,
     drain: &mut watch::Receiver<bool>,
 ) {
-    let mut io = Guarded::new(stream, ctx.guard_context(info.peer, info.local));
+    let mut io = Guarded::new(stream, ctx.guard_context(info));
     loop {
         let (to, mut handed_back) = oneshot::channel();
         let round = io.with_park(Park {
@@ -119,18 +119,14 @@ async fn serve_plain(
                 }
             }
             _ = tokio::time::sleep_until(parked.idle_deadline) => {
-                let guard = ctx.guard_context(info.peer, info.local);
+                let guard = ctx.guard_context(info);
                 tracing::debug!(peer = %info.peer, "idle timer fired on a parked connection");
                 guard.log_idle_timeout();
                 return;
             }
             _ = drained(drain) => return,
         }
-        io = Guarded::resume(
-            parked.stream,
-            ctx.guard_context(info.peer, info.local),
-            parked.idle_deadline,
-        );
+        io = Guarded::resume(parked.stream, ctx.guard_context(info), parked.idle_deadline);
     }
 }
 

@@ -235,12 +235,8 @@ impl<S> Guarded<S> {
         self.timer.as_mut().reset(Instant::now() + after);
     }
 
-    fn log(&self, err: Option<HttpSysError>, reason: &str, head: Option<&RequestLine<'_>>) {
-        self.ctx.log(err, reason, head);
-    }
-
     fn fail(&mut self, err: HttpSysError, head: Option<&RequestLine<'_>>) {
-        self.log(Some(err), err.reason(), head);
+        self.ctx.log(Some(err), err.reason(), head);
         self.error_out = err.raw_response();
         self.ready_out = Bytes::new();
         self.pending.clear();
@@ -448,7 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                     _ => "Timer_EntityBody",
                 };
                 tracing::debug!(peer = %this.ctx.peer, reason, "timer fired; closing the connection");
-                this.log(None, reason, None);
+                this.ctx.log(None, reason, None);
                 this.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
