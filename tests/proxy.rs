@@ -539,3 +539,156 @@ fn http2_client_is_forwarded_as_http1() {
         Some(addr.to_string().as_str())
     );
 }
+
+/// A backend that answers every request head it reads with `answer`
+/// (bytes as they go on the wire), then closes the connection if `close`.
+/// Counts the connections it accepted.
+struct ScriptedBackend {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedBackend {
+    fn start(answer: &'static [u8], close: bool) -> ScriptedBackend {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let port = l.local_addr().expect("backend addr").port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming() {
+                let Ok(mut stream) = stream else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    loop {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                        if head.ends_with(b"\r\n\r\n") {
+                            head.clear();
+                            if stream.write_all(answer).is_err() || close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedBackend { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn server(&self) -> TestServer {
+        start(&format!(
+            "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{}\n",
+            self.port
+        ))
+    }
+}
+
+/// Sends `n` GETs on one kept-alive client connection (so one worker and
+/// its pool serve them all) and returns the responses.
+fn get_kept_alive(s: &TestServer, n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut c = TcpStream::connect(s.addr()).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    (0..n)
+        .map(|i| {
+            c.write_all(format!("GET /api/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+                .expect("send");
+            read_response(&mut c)
+        })
+        .collect()
+}
+
+#[test]
+fn backend_connection_is_kept_alive_and_reused() {
+    let backend = ScriptedBackend::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+    let s = backend.server();
+    for (head, body) in get_kept_alive(&s, 5) {
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"ok");
+    }
+    assert_eq!(backend.accepted(), 1);
+}
+
+#[test]
+fn backend_closing_idle_connections_is_not_seen_by_clients() {
+    // Keep-alive is implied (HTTP/1.1, no Connection: close), but the
+    // backend closes after each answer: the next request finds the pooled
+    // connection closed, or is retried on a new one if it raced the close.
+    let backend = ScriptedBackend::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    let s = backend.server();
+    for (head, body) in get_kept_alive(&s, 10) {
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"ok");
+    }
+    assert_eq!(backend.accepted(), 10);
+}
+
+#[test]
+fn chunked_answer_with_interim_100_and_trailers_then_reuse() {
+    let backend = ScriptedBackend::start(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        false,
+    );
+    let s = backend.server();
+    for (head, body) in get_kept_alive(&s, 3) {
+        assert!(head.starts_with("HTTP/1.1 200 Fine\r\n"), "{head}");
+        assert_eq!(body, b"hello world");
+    }
+    assert_eq!(backend.accepted(), 1);
+}
+
+#[test]
+fn answer_without_length_is_read_until_close() {
+    let backend = ScriptedBackend::start(b"HTTP/1.1 200 OK\r\n\r\nbody until close", true);
+    let s = backend.server();
+    let res = s.get("/api/x");
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert_eq!(body_of(&res), b"body until close");
+}
+
+#[test]
+fn invalid_backend_answers_are_502() {
+    for answer in [
+        &b"SSH-2.0-OpenSSH_9.6\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+    ] {
+        let backend = ScriptedBackend::start(answer, true);
+        let s = backend.server();
+        let res = s.get("/api/x");
+        assert_eq!(
+            res.status,
+            502,
+            "{}: {}",
+            String::from_utf8_lossy(answer),
+            res.head
+        );
+    }
+}
+
+#[test]
+fn backend_closing_mid_body_ends_the_client_response_early() {
+    let backend = ScriptedBackend::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+        true,
+    );
+    let s = backend.server();
+    // The client connection closes (no hang); hyper drops what it had not
+    // flushed yet, so the client sees a truncated response or none.
+    let raw = s.raw(b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n");
+    if !raw.is_empty() {
+        let res = RawResponse::parse(&raw);
+        assert_eq!(res.status, 200, "{}", res.head);
+        assert!(res.body.len() < 100, "{:?}", res.body);
+    }
+    // The server is fine afterwards.
+    assert_eq!(s.get("/").status, 200);
+}
