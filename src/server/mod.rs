@@ -342,6 +342,10 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
+        // The guard runs HTTP.sys's HeaderWait timer (configurable, 120 s by
+        // default); hyper's own 30 s one would cut it short, and costs a
+        // timer per request.
+        .header_read_timeout(None)
         // HTTP.sys writes header names in their usual case.
         .title_case_headers(true);
     builder
