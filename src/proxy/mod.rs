@@ -231,14 +231,16 @@ impl Backend {
         let may_retry = !has_body && parts.method.is_idempotent();
         let mut body = has_body.then_some((body, chunked));
 
-        let exchange = async {
+        // Opening a connection is boxed: it is the rare case, and inline
+        // its state would make every request's future larger.
+        let answered = async {
             let conn = match pool.checkout() {
                 Some(conn) => conn,
-                None => Connection::open(&self.address).await?,
+                None => Box::pin(Connection::open(&self.address)).await?,
             };
             match exchange(conn, &head, body.take(), &parts.method, upgrade).await {
                 Err(Failed { retry: true, .. }) if may_retry => {
-                    let conn = Connection::open(&self.address).await?;
+                    let conn = Box::pin(Connection::open(&self.address)).await?;
                     exchange(conn, &head, None, &parts.method, upgrade)
                         .await
                         .map_err(|f| f.error)
@@ -246,7 +248,7 @@ impl Backend {
                 result => result.map_err(|f| f.error),
             }
         };
-        let (response, conn, upload) = match tokio::time::timeout(self.timeout, exchange).await {
+        let (response, conn, upload) = match tokio::time::timeout(self.timeout, answered).await {
             Err(_) => return Err(ProxyError::Timeout(self.timeout)),
             Ok(result) => result?,
         };

@@ -337,15 +337,21 @@ impl Listeners {
     }
 }
 
+/// Longer than any HeaderWait netsh accepts (65,535 s), so the guard's
+/// timer always fires first. Not `None`: without hyper's timer, memory
+/// freed by parking idle connections stayed with the allocator instead of
+/// going back to the system (10,000 parked connections: 100 MiB instead of
+/// 45, bench/RESULTS.md, (h)).
+const HYPER_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         // The guard runs HTTP.sys's HeaderWait timer (configurable, 120 s by
-        // default); hyper's own 30 s one would cut it short, and costs a
-        // timer per request.
-        .header_read_timeout(None)
+        // default); hyper's own (30 s by default) must not cut it short.
+        .header_read_timeout(HYPER_HEADER_READ_TIMEOUT)
         // HTTP.sys writes header names in their usual case.
         .title_case_headers(true);
     builder
