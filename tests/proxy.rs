@@ -605,15 +605,31 @@ fn get_kept_alive(s: &TestServer, n: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `n` GETs on one kept-alive client connection to a backend that answers
+/// `answer` (closing after each if `close`): each gets a response starting
+/// with `status_line` and carrying `body`, and the backend accepted
+/// `accepted` connections.
+fn kept_alive_through(
+    answer: &'static [u8],
+    close: bool,
+    n: usize,
+    status_line: &str,
+    body: &[u8],
+    accepted: usize,
+) {
+    let backend = ScriptedBackend::start(answer, close);
+    let s = backend.server();
+    for (head, got) in get_kept_alive(&s, n) {
+        assert!(head.starts_with(status_line), "{head}");
+        assert_eq!(got, body);
+    }
+    assert_eq!(backend.accepted(), accepted);
+}
+
 #[test]
 fn backend_connection_is_kept_alive_and_reused() {
-    let backend = ScriptedBackend::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
-    let s = backend.server();
-    for (head, body) in get_kept_alive(&s, 5) {
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert_eq!(body, b"ok");
-    }
-    assert_eq!(backend.accepted(), 1);
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    kept_alive_through(ok, false, 5, "HTTP/1.1 200", b"ok", 1);
 }
 
 #[test]
@@ -621,28 +637,16 @@ fn backend_closing_idle_connections_is_not_seen_by_clients() {
     // Keep-alive is implied (HTTP/1.1, no Connection: close), but the
     // backend closes after each answer: the next request finds the pooled
     // connection closed, or is retried on a new one if it raced the close.
-    let backend = ScriptedBackend::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
-    let s = backend.server();
-    for (head, body) in get_kept_alive(&s, 10) {
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert_eq!(body, b"ok");
-    }
-    assert_eq!(backend.accepted(), 10);
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    kept_alive_through(ok, true, 10, "HTTP/1.1 200", b"ok", 10);
 }
 
 #[test]
 fn chunked_answer_with_interim_100_and_trailers_then_reuse() {
-    let backend = ScriptedBackend::start(
+    let answer =
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\r\n\
-          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
-        false,
-    );
-    let s = backend.server();
-    for (head, body) in get_kept_alive(&s, 3) {
-        assert!(head.starts_with("HTTP/1.1 200 Fine\r\n"), "{head}");
-        assert_eq!(body, b"hello world");
-    }
-    assert_eq!(backend.accepted(), 1);
+          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    kept_alive_through(answer, false, 3, "HTTP/1.1 200 Fine\r\n", b"hello world", 1);
 }
 
 #[test]

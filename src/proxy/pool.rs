@@ -140,13 +140,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn checkout_skips_closed_connections() {
+    /// A pool holding a live connection and, checked in last, one the
+    /// backend closed; the live one's peer must be kept open.
+    async fn live_then_closed() -> (Arc<Pool>, Backend, tokio::net::TcpStream) {
         let backend = Backend::start().await;
         let pool = Arc::new(Pool::default());
-        let (live, _peer) = backend.live().await;
+        let (live, peer) = backend.live().await;
         pool.checkin(live);
         pool.checkin(backend.closed().await);
+        (pool, backend, peer)
+    }
+
+    #[tokio::test]
+    async fn checkout_skips_closed_connections() {
+        let (pool, _backend, _peer) = live_then_closed().await;
         let conn = pool.checkout().expect("the live connection");
         assert!(conn.reused);
         assert_eq!(pool.len(), 0, "the closed one was dropped on the way");
@@ -155,11 +162,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reaper_closes_connections_the_backend_closed() {
-        let backend = Backend::start().await;
-        let pool = Arc::new(Pool::default());
-        let (live, _peer) = backend.live().await;
-        pool.checkin(live);
-        pool.checkin(backend.closed().await);
+        let (pool, _backend, _peer) = live_then_closed().await;
         assert_eq!(pool.len(), 2);
         tokio::time::sleep(REAP_EVERY * 2).await;
         assert_eq!(pool.len(), 1, "the closed connection is reaped");
