@@ -18,10 +18,9 @@ use super::pool::Pool;
 /// Largest chunk-size line or trailer section accepted in a chunked body.
 const MAX_CHUNK_META: usize = 16 * 1024;
 
-/// A connection in use for one request, and what is needed to give it back.
+/// A connection in use for one request.
 pub(super) struct Exchange {
     pub(super) conn: Connection,
-    pub(super) pool: Arc<Pool>,
     /// The request body still being sent, if there is one.
     pub(super) upload: Option<Upload>,
 }
@@ -30,7 +29,7 @@ impl Exchange {
     /// The response has been read completely: keep the connection if
     /// `keep_alive` and the backend sent nothing more, and the upload is
     /// done (else it is closed, and an unfinished upload stopped).
-    pub(super) fn finish(mut self, keep_alive: bool) {
+    pub(super) fn finish(mut self, pool: &Arc<Pool>, keep_alive: bool) {
         if let Some(upload) = self.upload.take() {
             match upload.finished() {
                 Some(writer) => self.conn.writer = Some(writer),
@@ -38,7 +37,7 @@ impl Exchange {
             }
         }
         if keep_alive && self.conn.buf.is_empty() {
-            self.pool.checkin(self.conn);
+            pool.checkin(self.conn);
         }
     }
 }
@@ -56,13 +55,20 @@ enum State {
 
 pub(super) struct ResponseBody {
     exchange: Option<Exchange>,
+    /// Where the connection goes back to.
+    pool: Arc<Pool>,
     state: State,
     chunked: bool,
     keep_alive: bool,
 }
 
 impl ResponseBody {
-    pub(super) fn new(exchange: Exchange, framing: Framing, keep_alive: bool) -> ResponseBody {
+    pub(super) fn new(
+        exchange: Exchange,
+        pool: Arc<Pool>,
+        framing: Framing,
+        keep_alive: bool,
+    ) -> ResponseBody {
         let state = match framing {
             Framing::None | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -71,6 +77,7 @@ impl ResponseBody {
         };
         ResponseBody {
             exchange: Some(exchange),
+            pool,
             state,
             chunked: framing == Framing::Chunked,
             keep_alive,
@@ -88,7 +95,7 @@ impl ResponseBody {
             match self.state {
                 State::Done => {
                     if let Some(exchange) = self.exchange.take() {
-                        exchange.finish(self.keep_alive);
+                        exchange.finish(&self.pool, self.keep_alive);
                     }
                     return Poll::Ready(Ok(None));
                 }

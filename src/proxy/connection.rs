@@ -97,8 +97,8 @@ impl Connection {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
-    /// The connection as one stream again, for a protocol switch: what was
-    /// already read, then the rest of the read half.
+    /// The connection taken apart for a protocol switch: the bytes already
+    /// read (they come before the rest of the read half), and both halves.
     pub(super) fn into_parts(self) -> (Bytes, Box<dyn ReadHalf>, Option<WriteHalf>) {
         (self.buf.freeze(), self.reader, self.writer)
     }

@@ -252,11 +252,7 @@ impl Backend {
             Err(_) => return Err(ProxyError::Timeout(self.timeout)),
             Ok(result) => result?,
         };
-        let exchange = Exchange {
-            conn,
-            pool: pool.clone(),
-            upload,
-        };
+        let exchange = Exchange { conn, upload };
 
         if response.status == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
@@ -269,7 +265,7 @@ impl Backend {
         }
         let body = match response.framing {
             Framing::None | Framing::Length(0) => {
-                exchange.finish(response.keep_alive);
+                exchange.finish(pool, response.keep_alive);
                 Body::empty()
             }
             // The whole body is here already (the common small answer):
@@ -277,10 +273,15 @@ impl Backend {
             Framing::Length(n) if (exchange.conn.buf.len() as u64) >= n => {
                 let mut exchange = exchange;
                 let data = exchange.conn.buf.split_to(n as usize).freeze();
-                exchange.finish(response.keep_alive);
+                exchange.finish(pool, response.keep_alive);
                 Body::full(data)
             }
-            framing => Body::stream(ResponseBody::new(exchange, framing, response.keep_alive)),
+            framing => Body::stream(ResponseBody::new(
+                exchange,
+                pool.clone(),
+                framing,
+                response.keep_alive,
+            )),
         };
         Ok(client_response(response, body))
     }
@@ -328,15 +329,15 @@ async fn exchange(
     method: &http::Method,
     upgrade: bool,
 ) -> Result<Answered, Failed> {
+    // A reused connection that fails before anything came back may be one
+    // the backend closed while it was idle.
     let reused = conn.reused;
-    // Nothing came back yet: a failure now may be a connection the backend
-    // closed while idle.
-    let stale = |error: ProxyError| Failed {
-        error,
-        retry: reused,
+    let gone = |why: String, answered: bool| Failed {
+        error: ProxyError::Gone(why),
+        retry: reused && !answered,
     };
     if let Err(e) = conn.write_all(head).await {
-        return Err(stale(ProxyError::Gone(e.to_string())));
+        return Err(gone(e.to_string(), false));
     }
     let upload = match (body, conn.writer.take()) {
         (Some((body, chunked)), Some(writer)) => Some(Upload::start(writer, body, chunked)),
@@ -371,14 +372,7 @@ async fn exchange(
             Ok(_) => continue,
             Err(e) => e.to_string(),
         };
-        return Err(if answered {
-            Failed {
-                error: ProxyError::Gone(failure),
-                retry: false,
-            }
-        } else {
-            stale(ProxyError::Gone(failure))
-        });
+        return Err(gone(failure, answered));
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::connection::Connection;
 
 /// How long an idle connection to a backend is kept.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per backend and worker; more are closed.
 const MAX_IDLE: usize = 256;
 /// How often the reaper looks at the idle connections.
