@@ -25,6 +25,20 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub https: bool,
+    /// The peer's IP address as the access log writes it, formatted once
+    /// per connection rather than once per request.
+    pub client_ip: Box<str>,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr, https: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            https,
+            client_ip: peer.ip().to_string().into(),
+        }
+    }
 }
 
 /// State shared by every connection.
@@ -198,7 +212,7 @@ fn log_access(shared: &Shared, conn: &ConnInfo, f: &AccessFields, res: &Response
         .and_then(|v| v.parse().ok());
     let target = f.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let record = AccessRecord {
-        client: conn.peer,
+        client: &conn.client_ip,
         method: f.method.as_str(),
         target,
         version: version_str(f.version),

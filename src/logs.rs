@@ -214,7 +214,8 @@ impl Logs {
 /// One access-log line in NCSA combined format (read by GoAccess, AWStats,
 /// Webalizer, …).
 pub struct AccessRecord<'a> {
-    pub client: SocketAddr,
+    /// The client's IP address as text ([`crate::dispatch::ConnInfo::client_ip`]).
+    pub client: &'a str,
     pub method: &'a str,
     pub target: &'a str,
     pub version: &'a str,
@@ -225,34 +226,39 @@ pub struct AccessRecord<'a> {
 }
 
 impl AccessRecord<'_> {
+    /// The line, built with `push_str` rather than `write!`: one is made for
+    /// every request, and the formatting machinery cost more than the rest
+    /// of the logging together.
     pub fn line(&self) -> String {
-        let mut s = String::with_capacity(160);
-        let _ = write!(s, "{} - - [", self.client.ip());
-        push_clf_time(&mut s);
-        let _ = write!(
-            s,
-            "] \"{} {} {}\" {} ",
-            self.method,
-            escape(self.target),
-            self.version,
-            self.status
+        let mut s = String::with_capacity(
+            96 + self.client.len()
+                + self.target.len()
+                + self.referer.map_or(0, str::len)
+                + self.user_agent.map_or(0, str::len),
         );
+        s.push_str(self.client);
+        s.push_str(" - - [");
+        push_clf_time(&mut s);
+        s.push_str("] \"");
+        s.push_str(self.method);
+        s.push(' ');
+        push_escaped(&mut s, self.target);
+        s.push(' ');
+        s.push_str(self.version);
+        s.push_str("\" ");
+        let mut number = itoa::Buffer::new();
+        s.push_str(number.format(self.status));
+        s.push(' ');
         match self.bytes {
-            Some(b) => {
-                let _ = write!(s, "{b}");
-            }
+            Some(b) => s.push_str(number.format(b)),
             None => s.push('-'),
         }
-        let _ = writeln!(
-            s,
-            " \"{}\" \"{}\"",
-            self.referer
-                .map(escape)
-                .unwrap_or(std::borrow::Cow::Borrowed("-")),
-            self.user_agent
-                .map(escape)
-                .unwrap_or(std::borrow::Cow::Borrowed("-"))
-        );
+        for field in [self.referer, self.user_agent] {
+            s.push_str(" \"");
+            push_escaped(&mut s, field.unwrap_or("-"));
+            s.push('"');
+        }
+        s.push('\n');
         s
     }
 }
@@ -279,12 +285,16 @@ fn push_clf_time(out: &mut String) {
     });
 }
 
-/// Quotes and control characters would break a log line's fields.
-fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-        return std::borrow::Cow::Borrowed(s);
+/// Appends `s` with quotes, backslashes and control characters escaped:
+/// they would break a log line's fields.
+fn push_escaped(out: &mut String, s: &str) {
+    // Request targets and header values are printable ASCII nearly always.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -295,7 +305,6 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
             c => out.push(c),
         }
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// One line of the httperr log.
@@ -330,5 +339,58 @@ impl HttpErrRecord<'_> {
             self.reason,
             dash(self.queue),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(target: &'a str, user_agent: Option<&'a str>) -> AccessRecord<'a> {
+        AccessRecord {
+            client: "192.0.2.7",
+            method: "GET",
+            target,
+            version: "HTTP/1.1",
+            status: 200,
+            bytes: Some(1234),
+            referer: None,
+            user_agent,
+        }
+    }
+
+    /// Everything but the time, which is checked for its shape.
+    fn without_time(line: &str) -> String {
+        let open = line.find('[').expect("a time field");
+        let close = line.find(']').expect("a time field");
+        let time = &line[open + 1..close];
+        assert_eq!(time.len(), "23/Nov/2026:10:00:00 +0000".len(), "{time}");
+        assert_eq!(&time[2..3], "/");
+        format!("{}[T]{}", &line[..open], &line[close + 1..])
+    }
+
+    #[test]
+    fn access_line_is_ncsa_combined() {
+        let line = record("/a/b?c=d", Some("curl/8.0")).line();
+        assert_eq!(
+            without_time(&line),
+            "192.0.2.7 - - [T] \"GET /a/b?c=d HTTP/1.1\" 200 1234 \"-\" \"curl/8.0\"\n"
+        );
+        let mut r = record("/", None);
+        r.bytes = None;
+        r.status = 404;
+        assert_eq!(
+            without_time(&r.line()),
+            "192.0.2.7 - - [T] \"GET / HTTP/1.1\" 404 - \"-\" \"-\"\n"
+        );
+    }
+
+    #[test]
+    fn access_line_escapes_what_would_break_its_fields() {
+        let line = record("/x", Some("a \"quoted\" \\ agent\u{7f}\u{85}é")).line();
+        assert_eq!(
+            without_time(&line),
+            "192.0.2.7 - - [T] \"GET /x HTTP/1.1\" 200 1234 \"-\" \"a \\\"quoted\\\" \\\\ agent\\x7f\\x85é\"\n"
+        );
     }
 }

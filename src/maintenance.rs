@@ -191,11 +191,7 @@ impl Maintenance {
         if let Ok(h) = http::HeaderValue::from_str(&host) {
             headers.insert(http::header::HOST, h);
         }
-        let conn = crate::dispatch::ConnInfo {
-            peer: SocketAddr::new(local.ip(), 0),
-            local,
-            https: false,
-        };
+        let conn = crate::dispatch::ConnInfo::new(SocketAddr::new(local.ip(), 0), local, false);
         crate::dispatch::route(table, &conn, &uri, &headers).is_ok()
     }
 

@@ -339,6 +339,13 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    // `launch` waits for the HTTP port only; the HTTPS listeners and their
+    // binding may be ready a moment later.
+    for addr in [v4(&s), v6(&s)] {
+        wait_for(Duration::from_secs(10), "the HTTPS listeners", || {
+            handshake(addr, &Opts::default()).ok()
+        });
+    }
     // Served on IPv4 without SNI and on IPv6 with SNI localhost, HTTP/1.1 and h2.
     let t = handshake(v4(&s), &Opts::default()).expect("v4 handshake");
     assert_eq!(t.thumb(), hash);

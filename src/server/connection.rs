@@ -61,11 +61,7 @@ pub(super) async fn serve(
 ) {
     let _open = Counted::enter(&ctx.shared.open_connections);
     let mut drain = ctx.drain.clone();
-    let info = Arc::new(ConnInfo {
-        peer,
-        local,
-        https: ctx.tls.is_some(),
-    });
+    let info = Arc::new(ConnInfo::new(peer, local, ctx.tls.is_some()));
     let in_flight = Arc::new(AtomicUsize::new(0));
     match &ctx.tls {
         None => serve_plain(stream, &ctx, &info, &in_flight, &mut drain).await,

@@ -143,7 +143,14 @@ pub struct Guarded<S> {
     /// Checked bytes ready for hyper.
     ready_out: Bytes,
     error_out: Bytes,
+    /// Fires at or before `deadline`. Moving a tokio timer costs a timer
+    /// wheel update, and every request would move it twice (head started,
+    /// response written), so it is only moved earlier at once; when it
+    /// fires before `deadline` it is re-armed then.
     timer: Pin<Box<Sleep>>,
+    /// When the running timer (idle, park, header wait or entity body)
+    /// really runs out.
+    deadline: Instant,
     first_exchange: bool,
     idle_deadline: Instant,
     park: Option<Park<S>>,
@@ -174,6 +181,7 @@ impl<S> Guarded<S> {
             ready_out: Bytes::new(),
             error_out: Bytes::new(),
             timer: Box::pin(tokio::time::sleep_until(idle_deadline)),
+            deadline: idle_deadline,
             first_exchange: true,
             idle_deadline,
             park: None,
@@ -221,18 +229,40 @@ impl<S> Guarded<S> {
     fn response_written(&mut self) {
         self.unflushed = true;
         if self.phase == Phase::Head && self.pending.is_empty() {
+            let now = Instant::now();
             let t = self.ctx.limits.idle_connection_timeout;
-            self.idle_deadline = Instant::now() + t;
-            self.arm(if self.park.is_some() {
-                t.min(PARK_AFTER)
-            } else {
-                t
-            });
+            self.idle_deadline = now + t;
+            self.arm_at(
+                now + if self.park.is_some() {
+                    t.min(PARK_AFTER)
+                } else {
+                    t
+                },
+            );
         }
     }
 
     fn arm(&mut self, after: Duration) {
-        self.timer.as_mut().reset(Instant::now() + after);
+        self.arm_at(Instant::now() + after);
+    }
+
+    fn arm_at(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        if deadline < self.timer.deadline() {
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// The running timer has run out (not just its early wake-up).
+    fn timer_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= self.deadline {
+                return true;
+            }
+            let deadline = self.deadline;
+            self.timer.as_mut().reset(deadline);
+        }
+        false
     }
 
     fn fail(&mut self, err: HttpSysError, head: Option<&RequestLine<'_>>) {
@@ -423,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                 continue;
             }
             // Need more bytes from the client.
-            if this.phase != Phase::Passthrough && this.timer.as_mut().poll(cx).is_ready() {
+            if this.phase != Phase::Passthrough && this.timer_expired(cx) {
                 if this.phase == Phase::Head
                     && this.pending.is_empty()
                     && Instant::now() < this.idle_deadline
@@ -435,7 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                         return Poll::Ready(Ok(()));
                     }
                     let deadline = this.idle_deadline;
-                    this.timer.as_mut().reset(deadline);
+                    this.arm_at(deadline);
                     continue;
                 }
                 let reason = match (this.phase, this.pending.is_empty()) {
