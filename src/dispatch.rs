@@ -25,8 +25,9 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub https: bool,
-    /// The peer's IP address as the access log writes it, formatted once
-    /// per connection rather than once per request.
+    /// The peer's IP address as the logs and `X-Forwarded-For` give it
+    /// (an IPv4-mapped IPv6 address in its IPv4 form), formatted once per
+    /// connection rather than once per request.
     pub client_ip: Box<str>,
 }
 
@@ -36,7 +37,7 @@ impl ConnInfo {
             peer,
             local,
             https,
-            client_ip: peer.ip().to_string().into(),
+            client_ip: peer.ip().to_canonical().to_string().into(),
         }
     }
 }

@@ -5,9 +5,6 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1) are left out while copying in
 //! either direction rather than removed afterwards.
 
-use std::io::Write as _;
-use std::net::IpAddr;
-
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -79,7 +76,8 @@ pub(super) struct RequestHead<'a> {
     pub host: &'a [u8],
     /// Whether `host` is the client's (then also `X-Forwarded-Host`).
     pub client_host: bool,
-    pub peer: IpAddr,
+    /// The client's address ([`ConnInfo::client_ip`](crate::dispatch::ConnInfo::client_ip)).
+    pub peer: &'a str,
     pub https: bool,
     /// A protocol switch: `Upgrade` is kept and `Connection: upgrade` sent.
     pub upgrade: bool,
@@ -150,9 +148,7 @@ impl RequestHead<'_> {
             buf.put_slice(v);
             buf.put_slice(b", ");
         }
-        let mut w = buf.writer();
-        let _ = write!(w, "{}", self.peer.to_canonical());
-        let mut buf = w.into_inner();
+        buf.put_slice(self.peer.as_bytes());
         buf.put_slice(b"\r\n");
         let proto: &[u8] = if self.https { b"https" } else { b"http" };
         put_field(&mut buf, b"x-forwarded-proto", proto);
@@ -322,7 +318,7 @@ mod tests {
             headers,
             host: b"example.test:8080",
             client_host: true,
-            peer: "::ffff:10.1.2.3".parse().expect("ip"),
+            peer: "10.1.2.3",
             https: false,
             upgrade,
             join_cookies,

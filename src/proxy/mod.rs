@@ -308,7 +308,7 @@ impl Backend {
             headers: &parts.headers,
             host: client_host.unwrap_or(&self.own_host),
             client_host: client_host.is_some(),
-            peer: conn.peer.ip(),
+            peer: &conn.client_ip,
             https: conn.https,
             upgrade,
             join_cookies: parts.version == Version::HTTP_2,

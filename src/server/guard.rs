@@ -572,14 +572,14 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
 }
 
-/// End of the head including the blank line; bare-LF heads are accepted too.
+/// End of the head including the blank line: the first `\r\n\r\n` or
+/// `\n\n` (bare-LF heads are accepted too). One pass over the line ends.
 fn find_head_end(b: &[u8]) -> Option<usize> {
-    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = b.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', b).find_map(|i| match b.get(i + 1) {
+        Some(b'\n') => Some(i + 2),
+        Some(b'\r') if i > 0 && b[i - 1] == b'\r' && b.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
 }
 
 fn first_line(b: &[u8]) -> &[u8] {
@@ -633,22 +633,26 @@ impl<'a> RequestLine<'a> {
     }
 }
 
-fn is_token(s: &str) -> bool {
+fn is_token(s: &[u8]) -> bool {
     !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
 }
 
 /// Checks a complete head; on success returns the phase for what follows.
+/// Works on bytes, one pass per line: it runs for every request.
 fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
     if let Some(err) = partial_head_error(head, limits) {
         return Err(err);
     }
     let text = std::str::from_utf8(head).map_err(|_| HttpSysError::BadRequest)?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let request_line = lines.next().unwrap_or("");
+    let (request_line, fields) = match memchr::memchr(b'\n', head) {
+        Some(i) => (&text[..i], &head[i + 1..]),
+        None => (text, &[][..]),
+    };
+    let request_line = request_line.strip_suffix('\r').unwrap_or(request_line);
     let rl = RequestLine::parse(request_line).ok_or(HttpSysError::BadRequest)?;
-    if !is_token(rl.method) {
+    if !is_token(rl.method.as_bytes()) {
         return Err(HttpSysError::BadRequest);
     }
     match rl.version {
@@ -663,34 +667,39 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut upgrade = false;
-    for line in lines {
+    for line in fields.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
         if line.len() > limits.max_field_length {
             return Err(HttpSysError::FieldTooLong);
         }
-        let (name, value) = line.split_once(':').ok_or(HttpSysError::InvalidHeader)?;
+        let colon = memchr::memchr(b':', line).ok_or(HttpSysError::InvalidHeader)?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
         if !is_token(name) {
             return Err(HttpSysError::InvalidHeader);
         }
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(HttpSysError::InvalidHeader);
         }
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            let n: u64 = value.parse().map_err(|_| HttpSysError::BadRequest)?;
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n: u64 = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(HttpSysError::BadRequest)?;
             if content_length.is_some_and(|c| c != n) {
                 return Err(HttpSysError::BadRequest);
             }
             content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = value.rsplit(',').next().unwrap_or("").trim();
-            if !last.eq_ignore_ascii_case("chunked") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 return Err(HttpSysError::BadRequest);
             }
             chunked = true;
-        } else if name.eq_ignore_ascii_case("upgrade") {
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade = true;
         }
     }
@@ -799,5 +808,61 @@ mod tests {
             check("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Err(HttpSysError::BadRequest)
         );
+        assert_eq!(
+            check("POST / HTTP/1.1\nTransfer-Encoding: gzip , Chunked \nContent-length:\t7\n\n"),
+            Err(HttpSysError::BadRequest),
+            "chunked with a length"
+        );
+        assert_eq!(
+            check("POST / HTTP/1.1\nTransfer-Encoding: gzip , Chunked \n\n"),
+            Ok(Phase::ChunkSize)
+        );
+        assert_eq!(
+            check("POST / HTTP/1.1\r\nContent-length:\t7 \r\n\r\n"),
+            Ok(Phase::Body(7))
+        );
+        assert_eq!(
+            check("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            Err(HttpSysError::BadRequest)
+        );
+        for bad in ["5x", "", "-1", "5\u{a0}", "1, 2"] {
+            let head = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(check(&head), Err(HttpSysError::BadRequest), "{bad:?}");
+        }
+        assert_eq!(
+            check("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            Err(HttpSysError::BadRequest)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nUpgrade: websocket\r\nX: a\x01\r\n\r\n"),
+            Err(HttpSysError::InvalidHeader)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            Ok(Phase::Passthrough)
+        );
+    }
+
+    #[test]
+    fn head_end_is_the_first_blank_line() {
+        let cases: [(&[u8], Option<usize>); 9] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\nnext", Some(27)),
+            (b"GET / HTTP/1.1\nHost: a\n\nnext", Some(24)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\n", Some(26)),
+            (b"GET / HTTP/1.1\nHost: a\n\r\n", None),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r", None),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", None),
+            (b"\n\n", Some(2)),
+            (b"\r\n\r\n", Some(4)),
+            (b"", None),
+        ];
+        for (bytes, end) in cases {
+            assert_eq!(
+                find_head_end(bytes),
+                end,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 }
