@@ -5,6 +5,9 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1) are left out while copying in
 //! either direction rather than removed afterwards.
 
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -204,9 +207,21 @@ pub(super) fn parse_response(
     method: &Method,
     switching: bool,
 ) -> Result<Option<ResponseHead>, String> {
-    let len = {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-        match httparse::Response::new(&mut fields).parse(buf) {
+    // Parsed once, in place. The fields are kept as positions so that,
+    // once the head is split off and frozen, header values share its bytes
+    // instead of each being copied.
+    let (len, code, version, reason, spans) = {
+        // Uninitialised: httparse fills what it uses, and setting up a
+        // hundred empty fields for every response would cost more than
+        // parsing a typical head.
+        let mut fields =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut res,
+            buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
                 return Err(format!(
@@ -216,31 +231,45 @@ pub(super) fn parse_response(
             }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(format!("unparsable response head: {e}")),
-        }
+        };
+        // Within the head, so every span indexes the frozen head safely.
+        let parsed = &buf[..len];
+        let span = |part: &[u8]| span_in(parsed, part);
+        let spans: Vec<FieldSpan> = res
+            .headers
+            .iter()
+            .map(|h| FieldSpan {
+                name: span(h.name.as_bytes()),
+                value: span(h.value),
+            })
+            .collect();
+        let reason = res.reason.map(|r| span(r.as_bytes()));
+        (
+            len,
+            res.code.unwrap_or_default(),
+            res.version,
+            reason,
+            spans,
+        )
     };
-    // Parsed again from the frozen bytes so that header values can share
-    // them instead of each being copied.
     let head = buf.split_to(len).freeze();
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut res = httparse::Response::new(&mut fields);
-    if !matches!(res.parse(&head), Ok(httparse::Status::Complete(_))) {
-        return Err("unparsable response head".into());
-    }
-    let code = res.code.unwrap_or_default();
     let status = StatusCode::from_u16(code).map_err(|_| format!("invalid status code {code}"))?;
-    let reason = match res.reason {
-        Some(r) if Some(r) != status.canonical_reason() && !r.is_empty() => {
-            hyper::ext::ReasonPhrase::try_from(head.slice_ref(r.as_bytes())).ok()
+    let reason = match reason.map(|r| head.slice(r)) {
+        Some(r)
+            if Some(&r[..]) != status.canonical_reason().map(str::as_bytes) && !r.is_empty() =>
+        {
+            hyper::ext::ReasonPhrase::try_from(r).ok()
         }
         _ => None,
     };
 
-    let fields: &[httparse::Header<'_>] = res.headers;
+    let fields = &spans[..];
+    let bytes: &[u8] = &head;
     let field = |name: &'static str| {
         fields
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+            .filter(move |f| bytes[f.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |f| &bytes[f.value.clone()])
     };
     let hop = HopByHop::new(field("connection"), switching && code == 101);
     let chunked = field("transfer-encoding").next_back().map(|v| {
@@ -260,21 +289,23 @@ pub(super) fn parse_response(
         (false, None, Some(n)) => Framing::Length(n),
         (false, None, None) => Framing::UntilClose,
     };
-    let keep_alive = res.version == Some(1)
+    let keep_alive = version == Some(1)
         && !hop.names("close")
         && framing != Framing::UntilClose
         // Both framings given: the message is suspect (RFC 9112 §6.3).
         && !(chunked.is_some() && length.is_some());
 
     let mut headers = HeaderMap::with_capacity(fields.len());
-    for h in fields {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", h.name))?;
+    for f in fields {
+        let raw_name = &bytes[f.name.clone()];
+        let shown = || String::from_utf8_lossy(raw_name);
+        let name = HeaderName::from_bytes(raw_name)
+            .map_err(|_| format!("invalid header name {:?}", shown()))?;
         if hop.contains(name.as_str()) || (name == header::CONTENT_LENGTH && chunked.is_some()) {
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
-            .map_err(|_| format!("invalid value in header {:?}", h.name))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(f.value.clone()))
+            .map_err(|_| format!("invalid value in header {:?}", shown()))?;
         headers.append(name, value);
     }
     if switching && code == 101 {
@@ -287,6 +318,21 @@ pub(super) fn parse_response(
         framing,
         keep_alive,
     }))
+}
+
+/// Where a header's name and value lie in the response head.
+struct FieldSpan {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+/// The position of `part`, a slice httparse returned, within `buf`.
+fn span_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    match (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize) {
+        Some(start) if start + part.len() <= buf.len() => start..start + part.len(),
+        // Not within `buf`: only an empty part may point elsewhere.
+        _ => 0..0,
+    }
 }
 
 /// `Content-Length`: several fields or a list are fine if all agree.

@@ -593,17 +593,20 @@ fn first_line(b: &[u8]) -> &[u8] {
 /// Limits that can be judged before the head is complete, in HTTP.sys's
 /// order: the request line, then one header line, then the whole head.
 fn partial_head_error(b: &[u8], limits: &Limits) -> Option<HttpSysError> {
-    let Some(first_end) = b.iter().position(|c| *c == b'\n') else {
+    let mut ends = memchr::memchr_iter(b'\n', b);
+    let Some(first_end) = ends.next() else {
         return (b.len() > limits.max_field_length).then_some(HttpSysError::UrlTooLong);
     };
     if first_end > limits.max_field_length {
         return Some(HttpSysError::UrlTooLong);
     }
-    let longest = b[first_end + 1..]
-        .split(|c| *c == b'\n')
-        .map(<[u8]>::len)
-        .max()
-        .unwrap_or(0);
+    let mut start = first_end + 1;
+    let mut longest = 0;
+    for end in ends {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    longest = longest.max(b.len() - start);
     if longest > limits.max_field_length {
         return Some(HttpSysError::FieldTooLong);
     }
@@ -617,12 +620,13 @@ struct RequestLine<'a> {
 }
 
 impl<'a> RequestLine<'a> {
+    /// Exactly three parts, separated by single spaces.
     fn parse(line: &'a str) -> Option<RequestLine<'a>> {
-        let mut parts = line.split(' ');
-        let method = parts.next()?;
-        let target = parts.next()?;
-        let version = parts.next()?;
-        if parts.next().is_some() {
+        let (method, rest) = line.split_at(memchr::memchr(b' ', line.as_bytes())?);
+        let rest = &rest[1..];
+        let (target, version) = rest.split_at(memchr::memchr(b' ', rest.as_bytes())?);
+        let version = &version[1..];
+        if memchr::memchr(b' ', version.as_bytes()).is_some() {
             return None;
         }
         Some(RequestLine {
@@ -633,10 +637,45 @@ impl<'a> RequestLine<'a> {
     }
 }
 
+/// RFC 9110 `tchar`, by byte value.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+    !s.is_empty() && s.iter().all(|&b| TOKEN_BYTES[usize::from(b)])
+}
+
+/// A control character other than tab. A fold rather than `any`: without
+/// an early exit the loop is vectorised, and a bad byte is the rare case.
+fn has_control(value: &[u8]) -> bool {
+    value.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    })
 }
 
 /// Checks a complete head; on success returns the phase for what follows.
@@ -667,7 +706,11 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut upgrade = false;
-    for line in fields.split(|b| *b == b'\n') {
+    let mut start = 0;
+    while start < fields.len() {
+        let end = memchr::memchr(b'\n', &fields[start..]).map_or(fields.len(), |i| start + i);
+        let line = &fields[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
@@ -680,7 +723,7 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
         if !is_token(name) {
             return Err(HttpSysError::InvalidHeader);
         }
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if has_control(value) {
             return Err(HttpSysError::InvalidHeader);
         }
         let value = value.trim_ascii();
@@ -743,16 +786,27 @@ fn check_target(target: &str, method: &str, limits: &Limits) -> Result<(), HttpS
             None => "/",
         }
     };
-    if target.bytes().any(|b| b <= 0x20 || b == 0x7f || b >= 0x80) {
+    // Spaces, controls, DEL and non-ASCII. A fold, as in `has_control`.
+    if target
+        .bytes()
+        .fold(false, |bad, b| bad | (b <= 0x20) | (b >= 0x7f))
+    {
         return Err(HttpSysError::InvalidUrl);
     }
-    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let path = path.as_bytes();
+    let path = &path[..memchr::memchr2(b'?', b'#', path).unwrap_or(path.len())];
+    // `path` starts with '/': each further '/' (and the end) closes a segment.
     let mut count = 0usize;
-    for seg in path.split('/').skip(1) {
+    let mut segment_start = 1;
+    for end in memchr::memchr_iter(b'/', path)
+        .skip(1)
+        .chain(std::iter::once(path.len()))
+    {
         count += 1;
-        if seg.len() > limits.url_segment_max_length {
+        if end - segment_start > limits.url_segment_max_length {
             return Err(HttpSysError::InvalidUrl);
         }
+        segment_start = end + 1;
     }
     if count > limits.url_segment_max_count {
         return Err(HttpSysError::InvalidUrl);
@@ -840,6 +894,52 @@ mod tests {
         assert_eq!(
             check("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
             Ok(Phase::Passthrough)
+        );
+    }
+
+    #[test]
+    fn request_line_and_target_limits() {
+        for line in [
+            "GET  / HTTP/1.1",
+            "GET / HTTP/1.1 ",
+            "GET /",
+            "GET",
+            " GET / HTTP/1.1",
+        ] {
+            assert_eq!(
+                check(&format!("{line}\r\n\r\n")),
+                Err(HttpSysError::BadRequest),
+                "{line:?}"
+            );
+        }
+        let seg = |n: usize| "a".repeat(n);
+        let ok = format!("GET /{}/{}?{} HTTP/1.1\r\n\r\n", seg(260), seg(3), seg(300));
+        assert_eq!(check(&ok), Ok(Phase::Head));
+        let ok = format!("GET {}/ HTTP/1.1\r\n\r\n", "/a".repeat(254));
+        assert_eq!(check(&ok), Ok(Phase::Head), "255 segments");
+        let bad = format!("GET http://h/x/{}#y HTTP/1.1\r\n\r\n", seg(261));
+        assert_eq!(check(&bad), Err(HttpSysError::InvalidUrl));
+        assert_eq!(check("GET HTTP://h HTTP/1.1\r\n\r\n"), Ok(Phase::Head));
+        assert_eq!(
+            check("GET /a\x7fb HTTP/1.1\r\n\r\n"),
+            Err(HttpSysError::InvalidUrl)
+        );
+        assert_eq!(
+            check("GET /\u{e9} HTTP/1.1\r\n\r\n"),
+            Err(HttpSysError::InvalidUrl)
+        );
+        assert_eq!(check("OPTIONS * HTTP/1.1\r\n\r\n"), Ok(Phase::Head));
+        assert_eq!(
+            check("GET * HTTP/1.1\r\n\r\n"),
+            Err(HttpSysError::InvalidUrl)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nX-Tab:\ta\tb\r\nX~!#$%&'*+-.^_`|: 1\r\n\r\n"),
+            Ok(Phase::Head)
+        );
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nX\u{e9}: 1\r\n\r\n"),
+            Err(HttpSysError::InvalidHeader)
         );
     }
 
