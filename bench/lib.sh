@@ -48,7 +48,7 @@ descendants() {
 }
 
 # stop_pid PID: SIGTERM PID and its descendants, SIGKILL whatever is left
-# after 5 s, reap PID if it is our child.
+# after STOP_GRACE seconds (default 5), reap PID if it is our child.
 stop_pid() {
     local pid=$1 p i left
     local -a all
@@ -57,7 +57,7 @@ stop_pid() {
         descendants "$pid"
     )
     kill -TERM "${all[@]}" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
+    for ((i = 0; i < ${STOP_GRACE:-5} * 10; i++)); do
         left=0
         for p in "${all[@]}"; do alive "$p" && left=1; done
         ((left)) || break
@@ -158,11 +158,12 @@ raise_nofile() {
 
 # install_tools: install the Debian packages that are missing (one
 # apt-get update at most). Command → package: wrk, h2load → nghttp2-client,
-# nginx, caddy, curl, openssl.
+# nginx, caddy, curl, openssl. Arguments COMMAND=PACKAGE add more.
 install_tools() {
     local -A pkg_of=([wrk]=wrk [h2load]=nghttp2-client [nginx]=nginx [caddy]=caddy
         [curl]=curl [openssl]=openssl [python3]=python3)
-    local cmd missing=()
+    local cmd missing=() extra
+    for extra in "$@"; do pkg_of[${extra%%=*}]=${extra#*=}; done
     for cmd in "${!pkg_of[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg_of[$cmd]}")
     done
@@ -229,6 +230,8 @@ make_cert() {
 # background job, records its pid in BENCH_PIDS and LAST_PID, waits for its
 # port and returns non-zero (with the server stopped) when it doesn't come up.
 # START_TIMEOUT (seconds, default 15) bounds the wait for the port.
+# SERVER_WRAP, if set, is a command line that nginx and portshare are started
+# under (bench/instructions.sh: valgrind).
 # Every server writes an access log to a file under $BENCH_TMP, like
 # portshare does, so all pay the same logging cost.
 # --------------------------------------------------------------------------
@@ -302,7 +305,8 @@ http {
     }
 }
 EOF
-    "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+    # shellcheck disable=SC2086 # SERVER_WRAP is a command line
+    ${SERVER_WRAP:-} "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
     _started nginx $! "$port" "$dir/out.log"
 }
 
@@ -510,7 +514,8 @@ EOF
     for v in $(compgen -e); do
         [[ $v == PORTSHARE_* ]] && unset_env+=(-u "$v")
     done
-    env "${unset_env[@]}" "$(portshare_bin)" --config "$dir/GLOBAL.INI" >"$dir/out.log" 2>&1 &
+    # shellcheck disable=SC2086 # SERVER_WRAP is a command line
+    env "${unset_env[@]}" ${SERVER_WRAP:-} "$(portshare_bin)" --config "$dir/GLOBAL.INI" >"$dir/out.log" 2>&1 &
     _started "portshare ($name)" $! "$port" "$dir/out.log"
 }
 
