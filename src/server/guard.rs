@@ -681,8 +681,11 @@ fn has_control(value: &[u8]) -> bool {
 /// Checks a complete head; on success returns the phase for what follows.
 /// Works on bytes, one pass per line: it runs for every request.
 fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
-    if let Some(err) = partial_head_error(head, limits) {
-        return Err(err);
+    // No line is longer than the whole head: a short head needs no scan.
+    if head.len() > limits.max_field_length.min(limits.max_request_bytes) {
+        if let Some(err) = partial_head_error(head, limits) {
+            return Err(err);
+        }
     }
     let text = std::str::from_utf8(head).map_err(|_| HttpSysError::BadRequest)?;
     let (request_line, fields) = match memchr::memchr(b'\n', head) {

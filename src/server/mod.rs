@@ -337,20 +337,52 @@ impl Listeners {
     }
 }
 
-/// Longer than any HeaderWait netsh accepts (65,535 s), so the guard's
-/// timer always fires first. Not `None`: without hyper's timer, memory
-/// freed by parking idle connections stayed with the allocator instead of
-/// going back to the system (10,000 parked connections: 100 MiB instead of
-/// 45, bench/RESULTS.md, (h)).
+/// Longer than any HeaderWait netsh accepts (65,535 s); with [`NeverFires`]
+/// it does not matter, but hyper wants a duration.
 const HYPER_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// hyper's HTTP/1 header-read timer, made never to fire: the guard runs
+/// HTTP.sys's HeaderWait timer (configurable, 120 s by default) and hyper's
+/// own (30 s by default) must not cut it short.
+///
+/// Why not switch hyper's timer off: only with one set does hyper start
+/// reading the next request head as soon as a response is done, and that
+/// read is where the guard parks an idle connection. Without it, 10,000
+/// idle keep-alive connections held 61 MiB instead of 40 ((h) in
+/// bench/RESULTS.md). A real tokio timer, though, cost an allocation, a
+/// timer-wheel insertion and a removal for every request; this one costs
+/// nothing (its sleep is zero-sized, so boxing it allocates nothing).
+#[derive(Clone, Copy)]
+struct NeverFires;
+
+impl hyper::rt::Timer for NeverFires {
+    fn sleep(&self, _: std::time::Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Never)
+    }
+
+    fn sleep_until(&self, _: std::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Never)
+    }
+}
+
+/// A sleep that never ends (and so never needs to wake anyone).
+struct Never;
+
+impl Future for Never {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+}
+
+impl hyper::rt::Sleep for Never {}
 
 fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        // The guard runs HTTP.sys's HeaderWait timer (configurable, 120 s by
-        // default); hyper's own (30 s by default) must not cut it short.
+        .timer(NeverFires)
         .header_read_timeout(HYPER_HEADER_READ_TIMEOUT)
         // HTTP.sys writes header names in their usual case.
         .title_case_headers(true);
