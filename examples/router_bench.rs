@@ -28,7 +28,7 @@ fn prefix(s: &str) -> UrlPrefix {
 
 fn key(raw: &str) -> String {
     match normalize_path(raw) {
-        Ok(k) => k,
+        Ok(k) => k.into_owned(),
         Err(e) => panic!("{raw}: {e}"),
     }
 }

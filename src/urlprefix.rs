@@ -410,7 +410,7 @@ impl UrlPrefix {
             host,
             port,
             path: path.to_owned(),
-            key,
+            key: key.into_owned(),
         })
     }
 
@@ -676,14 +676,37 @@ fn with_host_key<R>(header: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R
 /// Nothing else is collapsed (`//` stays). Every error means
 /// `400 Bad Request - Invalid URL` for a request, `Error: 87` for a
 /// registration.
-pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if is_normalized(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut s = normalize_path_cased(raw)?;
     if s.is_ascii() {
         s.make_ascii_lowercase();
-        Ok(s)
+        Ok(Cow::Owned(s))
     } else {
-        Ok(s.to_lowercase())
+        Ok(Cow::Owned(s.to_lowercase()))
     }
+}
+
+/// `raw` is its own key already, as most request paths are: rooted, and
+/// only lowercase letters, digits, `/ - _ ~` and dots that start no
+/// segment (no escapes, backslashes, dot segments or upper case).
+fn is_normalized(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev = b'/';
+    bytes.iter().all(|&b| {
+        let plain = match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'~' => true,
+            b'.' => prev != b'/',
+            _ => false,
+        };
+        prev = b;
+        plain
+    })
 }
 
 /// [`normalize_path`] without the final lowercasing: the decoded, dot-free
@@ -1366,6 +1389,19 @@ mod tests {
             assert_eq!(normalize_path(raw).as_deref(), Ok(*want), "{raw}");
         }
         assert_eq!(normalize_path_cased("/A/./B%43").as_deref(), Ok("/A/BC"));
+
+        // The shortcut for paths that are keys already agrees with the full
+        // work, and is taken only for them.
+        let plain = ["/", "/proxy/", "/a-b_c~d/x.y/z..", "/9/"];
+        let not_plain = ["/./", "/a/..", "/a/.b", "/v1/.well", "/A", "/a%41", "/a\\b", "//.", "/é", "x/"];
+        for raw in plain {
+            assert!(matches!(normalize_path(raw), Ok(Cow::Borrowed(k)) if k == raw), "{raw}");
+        }
+        for raw in not_plain {
+            assert!(!matches!(normalize_path(raw), Ok(Cow::Borrowed(_))), "{raw}");
+            let full = normalize_path_cased(raw).map(|k| k.to_lowercase());
+            assert_eq!(normalize_path(raw).map(Cow::into_owned), full, "{raw}");
+        }
 
         let bad: &[(&str, PathError)] = &[
             ("",            PathError::NotAbsolute),

@@ -9,11 +9,12 @@
 //! HTTPS and HTTP/2 connections are served in a single round.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -158,8 +159,9 @@ async fn serve_round<S>(
         .serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
+        biased;
         result = conn.as_mut() => result,
-        _ = drained(drain) => {
+        _ = Drained::new(drain) => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -172,6 +174,54 @@ async fn serve_round<S>(
 /// Resolves once shutdown has begun.
 async fn drained(drain: &mut watch::Receiver<bool>) {
     let _ = drain.wait_for(|stop| *stop).await;
+}
+
+/// [`drained`] for a connection being served, whose task wakes for every
+/// request: polling `wait_for` each time would take the watch's lock,
+/// shared by every connection on every worker. This registers the task's
+/// waker once; until the waker changes, a poll is one atomic version check.
+struct Drained {
+    signal: watch::Receiver<bool>,
+    wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+    registered: Option<Waker>,
+}
+
+impl Drained {
+    fn new(drain: &watch::Receiver<bool>) -> Drained {
+        let mut waiting = drain.clone();
+        Drained {
+            signal: drain.clone(),
+            wait: Box::pin(async move {
+                let _ = waiting.wait_for(|stop| *stop).await;
+            }),
+            registered: None,
+        }
+    }
+}
+
+impl Future for Drained {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // The value only ever changes to `true`; a closed channel means the
+        // server is gone.
+        if this.signal.has_changed().unwrap_or(true) {
+            return Poll::Ready(());
+        }
+        if this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        if this.wait.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        this.registered = Some(cx.waker().clone());
+        Poll::Pending
+    }
 }
 
 /// One count in a counter until dropped: an open connection, or a request
