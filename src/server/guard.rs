@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -151,6 +151,10 @@ pub struct Guarded<S> {
     /// When the running timer (idle, park, header wait or entity body)
     /// really runs out.
     deadline: Instant,
+    /// The waker the timer was last polled with. Until the timer fires,
+    /// polling it again with the same waker changes nothing, and the guard
+    /// would otherwise poll it several times per request.
+    timer_waker: Option<Waker>,
     first_exchange: bool,
     idle_deadline: Instant,
     park: Option<Park<S>>,
@@ -182,6 +186,7 @@ impl<S> Guarded<S> {
             error_out: Bytes::new(),
             timer: Box::pin(tokio::time::sleep_until(idle_deadline)),
             deadline: idle_deadline,
+            timer_waker: None,
             first_exchange: true,
             idle_deadline,
             park: None,
@@ -255,6 +260,15 @@ impl<S> Guarded<S> {
 
     /// The running timer has run out (not just its early wake-up).
     fn timer_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        // Not fired and already set to wake this task: nothing to do.
+        if !self.timer.is_elapsed()
+            && self
+                .timer_waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return false;
+        }
         while self.timer.as_mut().poll(cx).is_ready() {
             if Instant::now() >= self.deadline {
                 return true;
@@ -262,6 +276,7 @@ impl<S> Guarded<S> {
             let deadline = self.deadline;
             self.timer.as_mut().reset(deadline);
         }
+        self.timer_waker = Some(cx.waker().clone());
         false
     }
 
