@@ -458,6 +458,38 @@ fn slow_backend_times_out_with_504() {
         .is_some_and(|s| s.starts_with("portshare/")));
 }
 
+/// The timeout counts from each request: a pooled backend connection's
+/// timer is moved on, not left at its first request's deadline.
+#[test]
+fn timeout_counts_from_each_request_on_a_reused_backend_connection() {
+    let (_backend, bport) = Backend::tcp();
+    let s = start(&format!(
+        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\ntimeout=1\n"
+    ));
+    // One client connection, so both requests are served by the same
+    // worker and its pooled backend connection.
+    let mut c = TcpStream::connect(s.addr()).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("first request");
+    let (head, _) = read_response(&mut c);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Not waiting for the server: most of the first request's second
+    // passes, so a deadline left over from it would fire early.
+    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    c.write_all(b"GET /api/slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("second request");
+    let (head, _) = read_response(&mut c);
+    let took = started.elapsed();
+    assert!(head.starts_with("HTTP/1.1 504"), "{head}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+}
+
 #[test]
 fn websocket_upgrade_passes_through() {
     let (_backend, bport) = Backend::tcp();

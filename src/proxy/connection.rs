@@ -19,6 +19,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::ProxyError;
 
@@ -55,6 +56,11 @@ pub(super) struct Connection {
     pub(super) buf: BytesMut,
     /// Taken from the pool rather than opened for this request.
     pub(super) reused: bool,
+    /// Bounds the wait for a response head (the backend's timeout). Kept
+    /// with the connection and moved for each request: tokio moves a
+    /// registered timer to a later deadline almost for free, whereas a
+    /// timer per request is put into the timer wheel and taken out again.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Connection {
@@ -74,7 +80,26 @@ impl Connection {
             writer: Some(writer),
             buf: BytesMut::new(),
             reused: false,
+            timer: None,
         }
+    }
+
+    /// The connection's timer, set to `deadline`, lent out while the
+    /// connection itself is in use ([`Connection::return_timer`]).
+    pub(super) fn take_timer(&mut self, deadline: Instant) -> Pin<Box<Sleep>> {
+        match self.timer.take() {
+            Some(mut timer) => {
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    pub(super) fn return_timer(&mut self, timer: Pin<Box<Sleep>>) {
+        self.timer = Some(timer);
     }
 
     pub(super) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -68,6 +68,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
+use tokio::time::Instant;
 
 use crate::body::Body;
 use crate::dispatch::ConnInfo;
@@ -125,7 +126,8 @@ impl fmt::Debug for Backend {
 /// An exchange that failed before the response head; `retry` says the
 /// request can safely go again on a new connection.
 struct Failed {
-    error: ProxyError,
+    /// `None`: the deadline passed.
+    error: Option<ProxyError>,
     retry: bool,
 }
 
@@ -231,27 +233,32 @@ impl Backend {
         let may_retry = !has_body && parts.method.is_idempotent();
         let mut body = has_body.then_some((body, chunked));
 
+        // The backend's timeout bounds everything up to the response head:
+        // opening a connection, sending, a retry.
+        let deadline = Instant::now() + self.timeout;
+        let timed_out = || ProxyError::Timeout(self.timeout);
         // Opening a connection is boxed: it is the rare case, and inline
         // its state would make every request's future larger.
-        let answered = async {
-            let conn = match pool.checkout() {
-                Some(conn) => conn,
-                None => Box::pin(Connection::open(&self.address)).await?,
-            };
-            match exchange(conn, &head, body.take(), &parts.method, upgrade).await {
+        let open = || async {
+            tokio::time::timeout_at(deadline, Box::pin(Connection::open(&self.address)))
+                .await
+                .map_err(|_| timed_out())?
+        };
+        let first = match pool.checkout() {
+            Some(conn) => conn,
+            None => open().await?,
+        };
+        let answered =
+            match exchange(first, &head, body.take(), &parts.method, upgrade, deadline).await {
                 Err(Failed { retry: true, .. }) if may_retry => {
-                    let conn = Box::pin(Connection::open(&self.address)).await?;
-                    exchange(conn, &head, None, &parts.method, upgrade)
-                        .await
-                        .map_err(|f| f.error)
+                    exchange(open().await?, &head, None, &parts.method, upgrade, deadline).await
                 }
-                result => result.map_err(|f| f.error),
-            }
-        };
-        let (response, conn, upload) = match tokio::time::timeout(self.timeout, answered).await {
-            Err(_) => return Err(ProxyError::Timeout(self.timeout)),
-            Ok(result) => result?,
-        };
+                result => result,
+            };
+        let (response, conn, upload) = answered.map_err(|f| match f.error {
+            Some(error) => error,
+            None => timed_out(),
+        })?;
         let exchange = Exchange { conn, upload };
 
         if response.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -328,15 +335,28 @@ async fn exchange(
     body: Option<(Incoming, bool)>,
     method: &http::Method,
     upgrade: bool,
+    deadline: Instant,
 ) -> Result<Answered, Failed> {
     // A reused connection that fails before anything came back may be one
     // the backend closed while it was idle.
     let reused = conn.reused;
     let gone = |why: String, answered: bool| Failed {
-        error: ProxyError::Gone(why),
+        error: Some(ProxyError::Gone(why)),
         retry: reused && !answered,
     };
-    if let Err(e) = conn.write_all(head).await {
+    let timed_out = Failed {
+        error: None,
+        retry: false,
+    };
+    let mut timer = conn.take_timer(deadline);
+    // `biased`: the timer is only polled (and set to wake this task) when
+    // the connection has to wait.
+    let written = tokio::select! {
+        biased;
+        written = conn.write_all(head) => written,
+        () = timer.as_mut() => return Err(timed_out),
+    };
+    if let Err(e) = written {
         return Err(gone(e.to_string(), false));
     }
     let upload = match (body, conn.writer.take()) {
@@ -353,7 +373,7 @@ async fn exchange(
             match head::parse_response(&mut conn.buf, method, upgrade) {
                 Err(why) => {
                     return Err(Failed {
-                        error: ProxyError::BadResponse(why),
+                        error: Some(ProxyError::BadResponse(why)),
                         retry: false,
                     })
                 }
@@ -363,11 +383,19 @@ async fn exchange(
                 {
                     continue
                 }
-                Ok(Some(res)) => return Ok((res, conn, upload)),
+                Ok(Some(res)) => {
+                    conn.return_timer(timer);
+                    return Ok((res, conn, upload));
+                }
                 Ok(None) => {}
             }
         }
-        let failure = match conn.fill().await {
+        let filled = tokio::select! {
+            biased;
+            filled = conn.fill() => filled,
+            () = timer.as_mut() => return Err(timed_out),
+        };
+        let failure = match filled {
             Ok(0) => "the connection was closed before a response head".to_owned(),
             Ok(_) => continue,
             Err(e) => e.to_string(),
