@@ -174,6 +174,21 @@ fn start(sections: &str) -> TestServer {
     s.launch(&[])
 }
 
+/// portshare with `/api/` proxied to the backend on `bport`; `extra` is
+/// more of the `[app:api]` section (lines ending in `\n`).
+fn start_api(bport: u16, extra: &str) -> TestServer {
+    start(&format!(
+        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n{extra}"
+    ))
+}
+
+/// A raw client connection to `s`, reads bounded by `secs` seconds.
+fn connect(s: &TestServer, secs: u64) -> TcpStream {
+    let c = TcpStream::connect(s.addr()).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(secs))).ok();
+    c
+}
+
 /// The backend's dump of the request: first line and lowercase headers.
 fn parse_dump(text: &str) -> (String, Vec<(String, String)>) {
     let mut lines = text.lines();
@@ -219,9 +234,7 @@ fn body_of(res: &RawResponse) -> Vec<u8> {
 #[test]
 fn forwards_full_url_with_forwarding_headers_and_no_hop_by_hop() {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n"
-    ));
+    let s = start_api(bport, "");
     let res = s.request(&format!(
         "GET /api/x?y=1 HTTP/1.1\r\nHost: example.test:{port}\r\nX-Forwarded-For: 10.9.8.7\r\n\
          Connection: close, X-Custom\r\nX-Custom: 1\r\nKeep-Alive: timeout=5\r\n\
@@ -275,8 +288,7 @@ fn forwards_full_url_with_forwarding_headers_and_no_hop_by_hop() {
 
     // Keep-alive to portshare and to the backend: several requests on one
     // client connection.
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut c = connect(&s, 10);
     for i in 0..3 {
         c.write_all(format!("GET /api/k{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
             .expect("send");
@@ -323,16 +335,13 @@ fn read_response(c: &mut TcpStream) -> (String, Vec<u8>) {
 
 fn upload(chunked: bool) {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n"
-    ));
+    let s = start_api(bport, "");
     let data: Arc<Vec<u8>> = Arc::new(
         (0..5 * 1024 * 1024u32)
             .map(|i| (i * 31 % 251) as u8)
             .collect(),
     );
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut c = connect(&s, 30);
     let mut w = c.try_clone().expect("clone socket");
     let sent = data.clone();
     // Write while the response is read: both directions stream at once.
@@ -389,11 +398,8 @@ fn post_5mb_streams_both_ways_chunked() {
 #[test]
 fn chunked_response_is_streamed_not_buffered() {
     let (backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n"
-    ));
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let s = start_api(bport, "");
+    let mut c = connect(&s, 10);
     c.write_all(b"GET /api/stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         .expect("send");
     // The first chunk arrives while the backend still holds the second.
@@ -441,9 +447,7 @@ fn backend_down_is_http_sys_503() {
 #[test]
 fn slow_backend_times_out_with_504() {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\ntimeout=1\n"
-    ));
+    let s = start_api(bport, "timeout=1\n");
     let started = Instant::now();
     let res = s.get("/api/slow");
     let took = started.elapsed();
@@ -463,13 +467,10 @@ fn slow_backend_times_out_with_504() {
 #[test]
 fn timeout_counts_from_each_request_on_a_reused_backend_connection() {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\ntimeout=1\n"
-    ));
+    let s = start_api(bport, "timeout=1\n");
     // One client connection, so both requests are served by the same
     // worker and its pooled backend connection.
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut c = connect(&s, 10);
     c.write_all(b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n")
         .expect("first request");
     let (head, _) = read_response(&mut c);
@@ -493,11 +494,8 @@ fn timeout_counts_from_each_request_on_a_reused_backend_connection() {
 #[test]
 fn websocket_upgrade_passes_through() {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n"
-    ));
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let s = start_api(bport, "");
+    let mut c = connect(&s, 10);
     c.write_all(
         b"GET /api/ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -545,9 +543,7 @@ fn unix_socket_backend_both_spellings() {
 #[test]
 fn http2_client_is_forwarded_as_http1() {
     let (_backend, bport) = Backend::tcp();
-    let s = start(&format!(
-        "\n[app:api]\nprefix=http://+:{{PORT}}/api/\nbackend=http://127.0.0.1:{bport}\n"
-    ));
+    let s = start_api(bport, "");
     let url = s.url("/api/h2?q=2");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -626,8 +622,7 @@ impl ScriptedBackend {
 /// Sends `n` GETs on one kept-alive client connection (so one worker and
 /// its pool serve them all) and returns the responses.
 fn get_kept_alive(s: &TestServer, n: usize) -> Vec<(String, Vec<u8>)> {
-    let mut c = TcpStream::connect(s.addr()).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut c = connect(s, 10);
     (0..n)
         .map(|i| {
             c.write_all(format!("GET /api/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
