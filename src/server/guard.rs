@@ -143,10 +143,9 @@ pub struct Guarded<S> {
     /// Checked bytes ready for hyper.
     ready_out: Bytes,
     error_out: Bytes,
-    /// Fires at or before `deadline`. Moving a tokio timer costs a timer
-    /// wheel update, and every request would move it twice (head started,
-    /// response written), so it is only moved earlier at once; when it
-    /// fires before `deadline` it is re-armed then.
+    /// Fires at or before `deadline`. Every request would move it twice
+    /// (head started, response written), so it is only moved earlier at
+    /// once; when it fires before `deadline` it is re-armed then.
     timer: Pin<Box<Sleep>>,
     /// When the running timer (idle, park, header wait or entity body)
     /// really runs out.
@@ -255,6 +254,9 @@ impl<S> Guarded<S> {
         self.deadline = deadline;
         if deadline < self.timer.deadline() {
             self.timer.as_mut().reset(deadline);
+            // A timer that had fired gave its waker away; reset, it only
+            // gets one by being polled again.
+            self.timer_waker = None;
         }
     }
 
