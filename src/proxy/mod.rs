@@ -126,9 +126,23 @@ impl fmt::Debug for Backend {
 /// An exchange that failed before the response head; `retry` says the
 /// request can safely go again on a new connection.
 struct Failed {
-    /// `None`: the deadline passed.
-    error: Option<ProxyError>,
+    error: ProxyError,
     retry: bool,
+}
+
+/// When the wait for a response head ends: the backend's timeout from the
+/// start of the request, for everything up to the head (opening a
+/// connection, sending, a retry).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn passed(self) -> ProxyError {
+        ProxyError::Timeout(self.timeout)
+    }
 }
 
 impl Backend {
@@ -233,16 +247,16 @@ impl Backend {
         let may_retry = !has_body && parts.method.is_idempotent();
         let mut body = has_body.then_some((body, chunked));
 
-        // The backend's timeout bounds everything up to the response head:
-        // opening a connection, sending, a retry.
-        let deadline = Instant::now() + self.timeout;
-        let timed_out = || ProxyError::Timeout(self.timeout);
+        let deadline = Deadline {
+            at: Instant::now() + self.timeout,
+            timeout: self.timeout,
+        };
         // Opening a connection is boxed: it is the rare case, and inline
         // its state would make every request's future larger.
         let open = || async {
-            tokio::time::timeout_at(deadline, Box::pin(Connection::open(&self.address)))
+            tokio::time::timeout_at(deadline.at, Box::pin(Connection::open(&self.address)))
                 .await
-                .map_err(|_| timed_out())?
+                .map_err(|_| deadline.passed())?
         };
         let first = match pool.checkout() {
             Some(conn) => conn,
@@ -255,10 +269,7 @@ impl Backend {
                 }
                 result => result,
             };
-        let (response, conn, upload) = answered.map_err(|f| match f.error {
-            Some(error) => error,
-            None => timed_out(),
-        })?;
+        let (response, conn, upload) = answered.map_err(|f| f.error)?;
         let exchange = Exchange { conn, upload };
 
         if response.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -335,20 +346,20 @@ async fn exchange(
     body: Option<(Incoming, bool)>,
     method: &http::Method,
     upgrade: bool,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Answered, Failed> {
     // A reused connection that fails before anything came back may be one
     // the backend closed while it was idle.
     let reused = conn.reused;
     let gone = |why: String, answered: bool| Failed {
-        error: Some(ProxyError::Gone(why)),
+        error: ProxyError::Gone(why),
         retry: reused && !answered,
     };
     let timed_out = Failed {
-        error: None,
+        error: deadline.passed(),
         retry: false,
     };
-    let mut timer = conn.take_timer(deadline);
+    let mut timer = conn.take_timer(deadline.at);
     // `biased`: the timer is only polled (and set to wake this task) when
     // the connection has to wait.
     let written = tokio::select! {
@@ -373,7 +384,7 @@ async fn exchange(
             match head::parse_response(&mut conn.buf, method, upgrade) {
                 Err(why) => {
                     return Err(Failed {
-                        error: Some(ProxyError::BadResponse(why)),
+                        error: ProxyError::BadResponse(why),
                         retry: false,
                     })
                 }
