@@ -15,6 +15,7 @@ use crate::body::Body;
 use crate::config::Settings;
 use crate::errors::{self, HttpSysError};
 use crate::logs::{AccessRecord, HttpErrRecord, LineSink, Logs};
+use crate::proxy::ProxyError;
 use crate::registry::{Handler, Registry, Route, RouteTable};
 use crate::site::{Site, SiteRequest};
 use crate::urlprefix::{self, Lookup, Scheme};
@@ -100,13 +101,22 @@ pub fn route(
     uri: &Uri,
     headers: &http::HeaderMap,
 ) -> Result<Arc<Route>, HttpSysError> {
-    let key = urlprefix::normalize_path(uri.path()).map_err(|_| HttpSysError::InvalidUrl)?;
+    route_to(table, conn, uri.path(), request_host(uri, headers))
+}
+
+/// [`route`] for a request's path and host, however they were parsed.
+pub fn route_to(
+    table: &RouteTable,
+    conn: &ConnInfo,
+    path: &str,
+    host: Option<&str>,
+) -> Result<Arc<Route>, HttpSysError> {
+    let key = urlprefix::normalize_path(path).map_err(|_| HttpSysError::InvalidUrl)?;
     let scheme = if conn.https {
         Scheme::Https
     } else {
         Scheme::Http
     };
-    let host = request_host(uri, headers);
     match table
         .prefixes
         .lookup(scheme, conn.local.port(), host, conn.local.ip(), &key)
@@ -117,6 +127,18 @@ pub fn route(
     }
 }
 
+/// What the logs say about a request.
+pub struct LoggedRequest<'a> {
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// Path and query, as the access log gives them.
+    pub target: &'a str,
+    pub version: &'static str,
+    pub referer: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
 /// The fields the access log needs, taken before the request is consumed.
 struct AccessFields {
     method: Method,
@@ -124,6 +146,19 @@ struct AccessFields {
     version: Version,
     referer: Option<HeaderValue>,
     user_agent: Option<HeaderValue>,
+}
+
+impl AccessFields {
+    fn logged(&self) -> LoggedRequest<'_> {
+        LoggedRequest {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            target: self.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            version: version_str(self.version),
+            referer: self.referer.as_ref().and_then(|v| v.to_str().ok()),
+            user_agent: self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        }
+    }
 }
 
 pub async fn handle(
@@ -141,7 +176,7 @@ pub async fn handle(
     let routed = route(&shared.registry.snapshot(), &conn, req.uri(), req.headers());
     let res = match routed {
         Err(err) => {
-            log_httperr(&shared, &conn, &fields, err);
+            log_httperr(&shared, &conn, &fields.logged(), err);
             err.response()
         }
         // The handlers' futures are boxed: inline they would make this
@@ -150,18 +185,27 @@ pub async fn handle(
             Handler::Site => Box::pin(serve_site(&shared, &conn, &route, req)).await,
             Handler::Proxy(backend) => match Box::pin(backend.forward(req, &conn)).await {
                 Ok(res) => res,
-                Err(e) => {
-                    let res = errors::proxy_error_response(&e);
-                    if res.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-                        log_httperr(&shared, &conn, &fields, HttpSysError::ServiceUnavailable);
-                    }
-                    res
-                }
+                Err(e) => proxy_failed(&shared, &conn, &fields.logged(), &e),
             },
         },
     };
-    log_access(&shared, &conn, &fields, &res);
+    log_access(&shared, &conn, &fields.logged(), &res);
     Ok(res)
+}
+
+/// The answer to a request the proxy could not forward; HTTP.sys's 503
+/// also goes to httperr.log.
+pub fn proxy_failed(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &LoggedRequest<'_>,
+    err: &ProxyError,
+) -> Response<Body> {
+    let res = errors::proxy_error_response(err);
+    if res.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+        log_httperr(shared, conn, req, HttpSysError::ServiceUnavailable);
+    }
+    res
 }
 
 async fn serve_site(
@@ -191,13 +235,13 @@ async fn serve_site(
     }
 }
 
-fn log_httperr(shared: &Shared, conn: &ConnInfo, f: &AccessFields, err: HttpSysError) {
+fn log_httperr(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, err: HttpSysError) {
     let record = HttpErrRecord {
         client: conn.peer,
         server: conn.local,
-        version: Some(version_str(f.version)),
-        method: Some(f.method.as_str()),
-        uri: Some(f.uri.path()),
+        version: Some(req.version),
+        method: Some(req.method),
+        uri: Some(req.path),
         status: Some(err.status().as_u16()),
         reason: err.reason(),
         queue: None,
@@ -205,26 +249,22 @@ fn log_httperr(shared: &Shared, conn: &ConnInfo, f: &AccessFields, err: HttpSysE
     shared.httperr_log.send(record.line());
 }
 
-fn log_access(shared: &Shared, conn: &ConnInfo, f: &AccessFields, res: &Response<Body>) {
+/// Writes the access-log line for a request and its response.
+pub fn log_access(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, res: &Response<Body>) {
     let bytes = res
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let target = f.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let record = AccessRecord {
         client: &conn.client_ip,
-        method: f.method.as_str(),
-        target,
-        version: version_str(f.version),
+        method: req.method,
+        target: req.target,
+        version: req.version,
         status: res.status().as_u16(),
-        bytes: if f.method == Method::HEAD {
-            Some(0)
-        } else {
-            bytes
-        },
-        referer: f.referer.as_ref().and_then(|v| v.to_str().ok()),
-        user_agent: f.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        bytes: if req.method == "HEAD" { Some(0) } else { bytes },
+        referer: req.referer,
+        user_agent: req.user_agent,
     };
     shared.access_log.send(record.line());
 }

@@ -723,3 +723,151 @@ fn backend_closing_mid_body_ends_the_client_response_early() {
     // The server is fine afterwards.
     assert_eq!(s.get("/").status, 200);
 }
+
+/// The 29-character value of every `Date` field, blanked.
+fn undated(bytes: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut at = 0;
+    while let Some(i) = text[at..].find("Date: ") {
+        let start = at + i + 6;
+        let end = (start + 29).min(text.len());
+        text.replace_range(start..end, "<date>");
+        at = start;
+    }
+    text
+}
+
+#[test]
+fn requests_served_without_hyper_get_the_bytes_hyper_would_send() {
+    // Plain GET and HEAD requests to an application are answered by
+    // `server::direct`; the same requests with `Content-Length: 0` go
+    // through hyper. Each pair, pipelined with a second request that
+    // closes the connection, must come back byte for byte the same.
+    let answers: &[(&[u8], bool)] = &[
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\
+              set-cookie: a=1\r\nX-Other: 1\r\nSet-Cookie: b=2\r\n\r\n\
+              5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            false,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\nuntil close",
+            true,
+        ),
+        (b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", false),
+        (
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"1\"\r\nContent-Length: 5\r\n\r\n",
+            false,
+        ),
+        (
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\n\r\n",
+            false,
+        ),
+    ];
+    for &(answer, close) in answers {
+        let backend = ScriptedBackend::start(answer, close);
+        let s = backend.server();
+        for method in ["GET", "HEAD"] {
+            let exchange = |extra: &str| {
+                let request = format!(
+                    "{method} /api/x HTTP/1.1\r\nHost: h\r\n{extra}\r\n\
+                     {method} /api/y HTTP/1.1\r\nHost: h\r\n{extra}Connection: close\r\n\r\n"
+                );
+                undated(&s.raw(request.as_bytes()))
+            };
+            let direct = exchange("");
+            let through_hyper = exchange("Content-Length: 0\r\n");
+            assert!(direct.starts_with("HTTP/1.1 "), "{direct}");
+            assert_eq!(
+                direct,
+                through_hyper,
+                "{method}, backend answer {}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+    }
+}
+
+/// Splits a stream of responses that all carry `Content-Length`.
+fn split_responses(mut raw: &[u8]) -> Vec<RawResponse> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head")
+            + 4;
+        let head = RawResponse::parse(&raw[..end]);
+        let len: usize = head
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Content-Length: {}", head.head));
+        out.push(RawResponse::parse(&raw[..end + len]));
+        raw = &raw[end + len..];
+    }
+    out
+}
+
+#[test]
+fn one_connection_moves_between_direct_answers_and_hyper_in_order() {
+    let (_backend, bport) = Backend::tcp();
+    let s = start_api(bport, "");
+    // One write: answered without hyper, then a body (hyper), then the
+    // rest on hyper, the built-in site among them.
+    let raw = s.raw(
+        b"GET /api/a HTTP/1.1\r\nHost: h\r\nReferer: http://ref.test/\r\nUser-Agent: direct/1.0\r\n\r\n\
+          POST /api/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
+          GET /api/b HTTP/1.1\r\nHost: h\r\n\r\n\
+          GET / HTTP/1.1\r\nHost: h\r\n\r\n\
+          GET /api/c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    let responses = split_responses(&raw);
+    let bodies: Vec<String> = responses
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.head);
+            r.text().lines().next().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "GET /api/a HTTP/1.1",
+            "hello",
+            "GET /api/b HTTP/1.1",
+            "site home",
+            "GET /api/c HTTP/1.1"
+        ]
+    );
+    assert_eq!(responses[4].header("connection"), Some("close"));
+
+    // A fresh connection starts without hyper again: pipelined GETs.
+    let raw = s.raw(
+        b"GET /api/d HTTP/1.1\r\nHost: h\r\n\r\nGET /api/e HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    let firsts: Vec<String> = split_responses(&raw)
+        .iter()
+        .map(|r| r.text().lines().next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(firsts, ["GET /api/d HTTP/1.1", "GET /api/e HTTP/1.1"]);
+
+    // The access log has the request answered without hyper.
+    let log = s.logs().join("access.log");
+    let line = common::wait_for(Duration::from_secs(2), "the access log line", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.contains("/api/a ")).map(str::to_owned))
+    });
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    let len = responses[0].body.len();
+    assert!(
+        line.ends_with(&format!(
+            "] \"GET /api/a HTTP/1.1\" 200 {len} \"http://ref.test/\" \"direct/1.0\""
+        )),
+        "{line}"
+    );
+}

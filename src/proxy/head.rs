@@ -42,22 +42,19 @@ impl<'a> HopByHop<'a> {
         }
     }
 
-    /// Whether `name` (lowercase, as `HeaderName` keeps it) is hop-by-hop.
-    pub(super) fn contains(&self, name: &str) -> bool {
+    /// Whether `name` (in lower case) is hop-by-hop.
+    pub(super) fn contains(&self, name: &[u8]) -> bool {
         match name {
-            "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "proxy-authorization"
-            | "proxy-authenticate" => true,
-            "upgrade" => !self.keep_upgrade,
-            _ => self
-                .named
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(name.as_bytes())),
+            b"connection"
+            | b"keep-alive"
+            | b"proxy-connection"
+            | b"te"
+            | b"trailer"
+            | b"transfer-encoding"
+            | b"proxy-authorization"
+            | b"proxy-authenticate" => true,
+            b"upgrade" => !self.keep_upgrade,
+            _ => self.named.iter().any(|t| t.eq_ignore_ascii_case(name)),
         }
     }
 
@@ -70,11 +67,12 @@ impl<'a> HopByHop<'a> {
 }
 
 /// What the backend is told about the request besides its own headers.
-pub(super) struct RequestHead<'a> {
+pub(super) struct RequestHead<'a, F> {
     pub method: &'a Method,
     /// Path and query, as the client sent them.
     pub target: &'a str,
-    pub headers: &'a HeaderMap,
+    /// The client's header fields, `(name, value)`, names in any case.
+    pub fields: F,
     /// `Host` to send: the client's, else the backend's own name.
     pub host: &'a [u8],
     /// Whether `host` is the client's (then also `X-Forwarded-Host`).
@@ -90,23 +88,39 @@ pub(super) struct RequestHead<'a> {
     pub chunked: bool,
 }
 
-impl RequestHead<'_> {
-    /// The head as HTTP/1.1 bytes: the client's headers without hop-by-hop
-    /// ones and without the forwarding headers, which are then written anew:
-    /// `X-Forwarded-For` gets the peer appended to the list so far.
+/// A request's header fields as `(name, value)`, names in any case: a
+/// parsed request's (hyper) or a raw head's (`httparse`, `server::direct`).
+pub(super) trait HeaderFields {
+    fn each(&self) -> impl Iterator<Item = (&[u8], &[u8])>;
+}
+
+impl HeaderFields for &HeaderMap {
+    fn each(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+    }
+}
+
+impl HeaderFields for &[httparse::Header<'_>] {
+    fn each(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.iter().map(|h| (h.name.as_bytes(), h.value))
+    }
+}
+
+impl<F: HeaderFields> RequestHead<'_, F> {
+    /// The head as HTTP/1.1 bytes: the client's headers (names in lower
+    /// case) without hop-by-hop ones and without the forwarding headers,
+    /// which are then written anew: `X-Forwarded-For` gets the peer
+    /// appended to the list so far.
     pub(super) fn encode(&self) -> Bytes {
-        let headers = self.headers;
         let hop = HopByHop::new(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .map(HeaderValue::as_bytes),
+            self.fields
+                .each()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+                .map(|(_, v)| v),
             self.upgrade,
         );
-        let size: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
+        let size: usize = self.fields.each().map(|(n, v)| n.len() + v.len() + 4).sum();
         let mut buf = BytesMut::with_capacity(size + self.target.len() + 2 * self.host.len() + 160);
 
         buf.put_slice(self.method.as_str().as_bytes());
@@ -118,26 +132,25 @@ impl RequestHead<'_> {
 
         let mut forwarded_for: Vec<&[u8]> = Vec::new();
         let mut cookies: Vec<&[u8]> = Vec::new();
-        for (name, value) in headers {
-            if *name == header::HOST
-                || name == X_FORWARDED_HOST
-                || name == X_FORWARDED_PROTO
-                || hop.contains(name.as_str())
+        let mut scratch = [0u8; 64];
+        let mut spill = Vec::new();
+        for (name, value) in self.fields.each() {
+            let name = lowercase(name, &mut scratch, &mut spill);
+            if matches!(name, b"host" | b"x-forwarded-host" | b"x-forwarded-proto")
+                || hop.contains(name)
             {
                 continue;
             }
-            if name == X_FORWARDED_FOR {
-                let v = value.as_bytes().trim_ascii();
-                if !v.is_empty() {
-                    forwarded_for.push(v);
+            match name {
+                b"x-forwarded-for" => {
+                    let v = value.trim_ascii();
+                    if !v.is_empty() {
+                        forwarded_for.push(v);
+                    }
                 }
-                continue;
+                b"cookie" if self.join_cookies => cookies.push(value),
+                _ => put_field(&mut buf, name, value),
             }
-            if self.join_cookies && *name == header::COOKIE {
-                cookies.push(value.as_bytes());
-                continue;
-            }
-            put_field(&mut buf, name.as_str().as_bytes(), value.as_bytes());
         }
         if !cookies.is_empty() {
             // RFC 9113 §8.2.3: HTTP/1.1 wants one field, joined with "; ".
@@ -166,16 +179,28 @@ impl RequestHead<'_> {
     }
 }
 
+/// `name` in lower case: in `scratch` when it fits (header names nearly
+/// always do), else in `spill`.
+fn lowercase<'b>(name: &[u8], scratch: &'b mut [u8; 64], spill: &'b mut Vec<u8>) -> &'b [u8] {
+    match scratch.get_mut(..name.len()) {
+        Some(out) => {
+            out.copy_from_slice(name);
+            out.make_ascii_lowercase();
+            out
+        }
+        None => {
+            *spill = name.to_ascii_lowercase();
+            spill
+        }
+    }
+}
+
 fn put_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
     buf.put_slice(name);
     buf.put_slice(b": ");
     buf.put_slice(value);
     buf.put_slice(b"\r\n");
 }
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// How a response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +326,9 @@ pub(super) fn parse_response(
         let shown = || String::from_utf8_lossy(raw_name);
         let name = HeaderName::from_bytes(raw_name)
             .map_err(|_| format!("invalid header name {:?}", shown()))?;
-        if hop.contains(name.as_str()) || (name == header::CONTENT_LENGTH && chunked.is_some()) {
+        if hop.contains(name.as_str().as_bytes())
+            || (name == header::CONTENT_LENGTH && chunked.is_some())
+        {
             continue;
         }
         let value = HeaderValue::from_maybe_shared(head.slice(f.value.clone()))
@@ -361,7 +388,7 @@ mod tests {
         let head = RequestHead {
             method: &Method::GET,
             target: "/api/x?y=1",
-            headers,
+            fields: headers,
             host: b"example.test:8080",
             client_host: true,
             peer: "10.1.2.3",

@@ -63,7 +63,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::Authority;
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -76,7 +76,7 @@ use crate::server::workers::PerWorker;
 
 use body::{Exchange, ResponseBody};
 use connection::{Address, Connection, Upload};
-use head::{Framing, RequestHead, ResponseHead};
+use head::{Framing, HeaderFields, RequestHead, ResponseHead};
 use pool::Pool;
 
 /// Time allowed for the backend's response head, unless configured.
@@ -238,15 +238,77 @@ impl Backend {
         let (parts, body) = req.into_parts();
         let has_body = !body.is_end_stream();
         let chunked = has_body && !parts.headers.contains_key(header::CONTENT_LENGTH);
-        let head = self.request_head(&parts, conn, upgrade, chunked);
-        let pool = self.pools.get();
+        // The host the client asked for: the absolute URI's or HTTP/2
+        // `:authority`, else `Host` (the router's rule too).
+        let client_host = match parts.uri.authority() {
+            Some(a) => Some(a.as_str().as_bytes()),
+            None => parts.headers.get(header::HOST).map(HeaderValue::as_bytes),
+        };
+        let mut head = self.request_head(
+            &parts.method,
+            parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            &parts.headers,
+            client_host,
+            conn,
+        );
+        head.upgrade = upgrade;
+        head.join_cookies = parts.version == Version::HTTP_2;
+        head.chunked = chunked;
+        let head = head.encode();
         // A request without a body that fails on a reused connection before
         // any answer most likely met a connection the backend had just
         // closed; it goes again on a new one, unless it could have had an
         // effect that must not happen twice.
         let may_retry = !has_body && parts.method.is_idempotent();
-        let mut body = has_body.then_some((body, chunked));
+        let body = has_body.then_some((body, chunked));
+        let (response, exchange) = self
+            .send(&head, body, &parts.method, upgrade, may_retry)
+            .await?;
+        if response.status == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(no_upgrade_asked());
+            };
+            tokio::spawn(tunnel(client_upgrade, exchange.conn));
+            return Ok(client_response(response, Body::empty()));
+        }
+        Ok(self.respond(response, exchange))
+    }
 
+    /// Forwards a request that has no body and asks for no protocol
+    /// switch, given as the parts of its HTTP/1.1 head: what
+    /// `server::direct` serves without hyper. `host` is the client's
+    /// `Host`, if it sent one. The same request through [`Backend::forward`]
+    /// reaches the backend as the same bytes.
+    pub async fn forward_bodiless(
+        &self,
+        method: &Method,
+        target: &str,
+        fields: &[httparse::Header<'_>],
+        host: Option<&[u8]>,
+        conn: &ConnInfo,
+    ) -> Result<Response<Body>, ProxyError> {
+        let head = self
+            .request_head(method, target, fields, host, conn)
+            .encode();
+        let (response, exchange) = self
+            .send(&head, None, method, false, method.is_idempotent())
+            .await?;
+        if response.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(no_upgrade_asked());
+        }
+        Ok(self.respond(response, exchange))
+    }
+
+    /// Sends `head` (and the body) on a pooled or new connection, retried
+    /// once on a new one if `may_retry`, and waits for the response head.
+    async fn send(
+        &self,
+        head: &Bytes,
+        mut body: Option<(Incoming, bool)>,
+        method: &Method,
+        upgrade: bool,
+        may_retry: bool,
+    ) -> Result<(ResponseHead, Exchange), ProxyError> {
         let deadline = Deadline {
             at: Instant::now() + self.timeout,
             timeout: self.timeout,
@@ -258,29 +320,24 @@ impl Backend {
                 .await
                 .map_err(|_| deadline.passed())?
         };
-        let first = match pool.checkout() {
+        let first = match self.pools.get().checkout() {
             Some(conn) => conn,
             None => open().await?,
         };
-        let answered =
-            match exchange(first, &head, body.take(), &parts.method, upgrade, deadline).await {
-                Err(Failed { retry: true, .. }) if may_retry => {
-                    exchange(open().await?, &head, None, &parts.method, upgrade, deadline).await
-                }
-                result => result,
-            };
+        let answered = match exchange(first, head, body.take(), method, upgrade, deadline).await {
+            Err(Failed { retry: true, .. }) if may_retry => {
+                exchange(open().await?, head, None, method, upgrade, deadline).await
+            }
+            result => result,
+        };
         let (response, conn, upload) = answered.map_err(|f| f.error)?;
-        let exchange = Exchange { conn, upload };
+        Ok((response, Exchange { conn, upload }))
+    }
 
-        if response.status == StatusCode::SWITCHING_PROTOCOLS {
-            let Some(client_upgrade) = client_upgrade else {
-                return Err(ProxyError::BadResponse(
-                    "101 Switching Protocols to a request that asked for no upgrade".into(),
-                ));
-            };
-            tokio::spawn(tunnel(client_upgrade, exchange.conn));
-            return Ok(client_response(response, Body::empty()));
-        }
+    /// The client's response, its body read from `exchange` as the
+    /// response head's framing says.
+    fn respond(&self, response: ResponseHead, exchange: Exchange) -> Response<Body> {
+        let pool = self.pools.get();
         let body = match response.framing {
             Framing::None | Framing::Length(0) => {
                 exchange.finish(pool, response.keep_alive);
@@ -301,39 +358,38 @@ impl Backend {
                 response.keep_alive,
             )),
         };
-        Ok(client_response(response, body))
+        client_response(response, body)
     }
 
     /// The request head as the backend gets it: same method, path and
     /// query, HTTP/1.1, hop-by-hop headers out, forwarding headers in.
-    fn request_head(
-        &self,
-        parts: &http::request::Parts,
-        conn: &ConnInfo,
-        upgrade: bool,
-        chunked: bool,
-    ) -> Bytes {
-        // The host the client asked for: the absolute URI's or HTTP/2
-        // `:authority`, else `Host` (the router's rule too). HTTP/1.0
-        // without Host: the backend's own name, as a client would send.
-        let client_host = match parts.uri.authority() {
-            Some(a) => Some(a.as_str().as_bytes()),
-            None => parts.headers.get(header::HOST).map(HeaderValue::as_bytes),
-        };
+    /// `client_host` is the host the client asked for; without one
+    /// (HTTP/1.0), the backend's own name, as a client would send.
+    fn request_head<'a, F: HeaderFields>(
+        &'a self,
+        method: &'a Method,
+        target: &'a str,
+        fields: F,
+        client_host: Option<&'a [u8]>,
+        conn: &'a ConnInfo,
+    ) -> RequestHead<'a, F> {
         RequestHead {
-            method: &parts.method,
-            target: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
-            headers: &parts.headers,
+            method,
+            target,
+            fields,
             host: client_host.unwrap_or(&self.own_host),
             client_host: client_host.is_some(),
             peer: &conn.client_ip,
             https: conn.https,
-            upgrade,
-            join_cookies: parts.version == Version::HTTP_2,
-            chunked,
+            upgrade: false,
+            join_cookies: false,
+            chunked: false,
         }
-        .encode()
     }
+}
+
+fn no_upgrade_asked() -> ProxyError {
+    ProxyError::BadResponse("101 Switching Protocols to a request that asked for no upgrade".into())
 }
 
 type Answered = (ResponseHead, Connection, Option<Upload>);

@@ -1,8 +1,10 @@
 //! One client connection, from accept to close: the TLS handshake, HTTP.sys's
-//! checks ([`Guarded`]), hyper, and parking between requests.
+//! checks ([`Guarded`]), hyper (or `direct`), and parking between requests.
 //!
-//! A plain-HTTP/1 keep-alive connection is served in rounds. A round is one
-//! hyper connection on the socket; it ends when the guard parks the
+//! A plain-HTTP/1 keep-alive connection is served in rounds. A round starts
+//! in `direct`, which answers proxied requests without hyper, and goes on
+//! as one hyper connection on the socket from the first request `direct`
+//! does not serve; it ends when the guard parks the
 //! connection (idle for a while, nothing in flight; see `guard`). Between rounds the task
 //! holds only the socket and waits for it to become readable, so ten
 //! thousand idle keep-alive clients cost little more than their sockets.
@@ -25,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
+use super::direct::{self, Served};
 use super::guard::{GuardContext, Guarded, Park};
 use crate::body::Body;
 use crate::dispatch::{self, ConnInfo, Shared};
@@ -96,14 +99,18 @@ async fn serve_plain(
     let mut io = Guarded::new(stream, ctx.guard_context(info));
     loop {
         let (to, mut handed_back) = oneshot::channel();
-        let round = io.with_park(Park {
+        let mut round = io.with_park(Park {
             in_flight: in_flight.clone(),
             open_connections: ctx.shared.open_connections.clone(),
             to,
         });
-        // Boxed, so that the hyper connection's state is freed while the
+        // Boxed, so that the state of a round is freed while the
         // connection is parked rather than kept inline in this task.
-        Box::pin(serve_round(ctx, info, round, in_flight, drain)).await;
+        let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain)).await;
+        match served {
+            Served::Ended => drop(round),
+            Served::ToHyper => Box::pin(serve_round(ctx, info, round, in_flight, drain)).await,
+        }
         let Ok(parked) = handed_back.try_recv() else {
             return; // closed for good: by the client, an error or a timer
         };
@@ -180,14 +187,14 @@ async fn drained(drain: &mut watch::Receiver<bool>) {
 /// request: polling `wait_for` each time would take the watch's lock,
 /// shared by every connection on every worker. This registers the task's
 /// waker once; until the waker changes, a poll is one atomic version check.
-struct Drained {
+pub(super) struct Drained {
     signal: watch::Receiver<bool>,
     wait: Pin<Box<dyn Future<Output = ()> + Send>>,
     registered: Option<Waker>,
 }
 
 impl Drained {
-    fn new(drain: &watch::Receiver<bool>) -> Drained {
+    pub(super) fn new(drain: &watch::Receiver<bool>) -> Drained {
         let mut waiting = drain.clone();
         Drained {
             signal: drain.clone(),
@@ -199,6 +206,13 @@ impl Drained {
     }
 }
 
+impl Drained {
+    /// Shutdown has begun.
+    pub(super) fn fired(&self) -> bool {
+        self.signal.has_changed().unwrap_or(true)
+    }
+}
+
 impl Future for Drained {
     type Output = ();
 
@@ -206,7 +220,7 @@ impl Future for Drained {
         let this = self.get_mut();
         // The value only ever changes to `true`; a closed channel means the
         // server is gone.
-        if this.signal.has_changed().unwrap_or(true) {
+        if this.fired() {
             return Poll::Ready(());
         }
         if this

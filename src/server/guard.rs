@@ -4,7 +4,8 @@
 //! with its own error page, before any application sees it; hyper would
 //! answer such requests with its own bare responses. So every HTTP/1.x byte
 //! passes through [`Guarded`] first: it collects each request head, checks it
-//! against the `[http]` limits, and only then hands it to hyper. A bad head
+//! against the `[http]` limits, and only then hands it to hyper (or, whole,
+//! to `server::direct`: [`Guarded::poll_next`]). A bad head
 //! is answered with the HTTP.sys page (written straight to the socket) and
 //! the connection is closed, as HTTP.sys does. Body bytes are passed through
 //! while their framing (Content-Length or chunked) is followed, so the next
@@ -110,6 +111,16 @@ pub struct Parked<S> {
     pub idle_deadline: Instant,
 }
 
+/// What [`Guarded::poll_next`] found.
+pub enum Next {
+    /// One whole request head, checked.
+    Head(Bytes),
+    /// Bytes that are not a request head (an HTTP/2 preface): hyper's.
+    Other,
+    /// The stream has ended (or is being parked).
+    End,
+}
+
 impl GuardContext {
     fn log(&self, err: Option<HttpSysError>, reason: &str, head: Option<&RequestLine<'_>>) {
         let record = HttpErrRecord {
@@ -142,6 +153,8 @@ pub struct Guarded<S> {
     pending: BytesMut,
     /// Checked bytes ready for hyper.
     ready_out: Bytes,
+    /// `ready_out` is one whole request head, none of it read yet.
+    head_ready: bool,
     error_out: Bytes,
     /// Fires at or before `deadline`. Every request would move it twice
     /// (head started, response written), so it is only moved earlier at
@@ -182,6 +195,7 @@ impl<S> Guarded<S> {
             phase: Phase::Head,
             pending: BytesMut::new(),
             ready_out: Bytes::new(),
+            head_ready: false,
             error_out: Bytes::new(),
             timer: Box::pin(tokio::time::sleep_until(idle_deadline)),
             deadline: idle_deadline,
@@ -313,6 +327,7 @@ impl<S> Guarded<S> {
             if !self.ready_out.is_empty() {
                 return true;
             }
+            self.head_ready = false;
             match self.phase {
                 Phase::Passthrough => {
                     if self.pending.is_empty() {
@@ -357,6 +372,7 @@ impl<S> Guarded<S> {
                                     self.first_exchange = false;
                                     self.phase = next;
                                     self.ready_out = head.freeze();
+                                    self.head_ready = true;
                                 }
                                 Err(err) => {
                                     let line =
@@ -430,10 +446,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         let this = self.get_mut();
         // HTTP/2 and upgraded connections: once nothing is buffered here,
         // read straight into hyper's buffer.
-        if this.phase == Phase::Passthrough && this.pending.is_empty() && this.ready_out.is_empty()
-        {
+        if this.passing_through() {
             return this.inner()?.poll_read(cx, buf);
         }
+        ready!(this.poll_ready_out(cx))?;
+        // Empty: end of stream.
+        let n = this.ready_out.len().min(buf.remaining());
+        buf.put_slice(&this.ready_out[..n]);
+        this.ready_out.advance(n);
+        this.head_ready = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
+    /// HTTP/2 or upgraded, with nothing buffered here.
+    fn passing_through(&self) -> bool {
+        self.phase == Phase::Passthrough && self.pending.is_empty() && self.ready_out.is_empty()
+    }
+
+    /// The next request, for a server that answers some requests without
+    /// hyper (`server::direct`): a whole checked head, taken out of the
+    /// stream; or word that what comes next is something else (an HTTP/2
+    /// preface, say), left for hyper to read.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Next>> {
+        if self.passing_through() {
+            return Poll::Ready(Ok(Next::Other));
+        }
+        ready!(self.poll_ready_out(cx))?;
+        Poll::Ready(Ok(if self.ready_out.is_empty() {
+            Next::End
+        } else if self.head_ready {
+            self.head_ready = false;
+            Next::Head(std::mem::take(&mut self.ready_out))
+        } else {
+            Next::Other
+        }))
+    }
+
+    /// Puts back a head taken by [`Guarded::poll_next`], for hyper to read.
+    pub fn unread(&mut self, head: Bytes) {
+        debug_assert!(self.ready_out.is_empty());
+        self.ready_out = head;
+    }
+
+    /// Fills `ready_out` with checked bytes; left empty, it means end of
+    /// stream (the client closed, a timer fired, an error page went out,
+    /// or the connection is being parked).
+    fn poll_ready_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         if this.parked {
             return Poll::Ready(Ok(()));
         }
@@ -461,9 +522,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
                     // Let the allocation go once hyper has taken the bytes.
                     this.pending = BytesMut::new();
                 }
-                let n = this.ready_out.len().min(buf.remaining());
-                buf.put_slice(&this.ready_out[..n]);
-                this.ready_out.advance(n);
                 return Poll::Ready(Ok(()));
             }
             if matches!(this.phase, Phase::Failing | Phase::Closed) {
