@@ -871,3 +871,43 @@ fn one_connection_moves_between_direct_answers_and_hyper_in_order() {
         "{line}"
     );
 }
+
+#[test]
+fn a_client_that_goes_away_cancels_its_request_to_the_backend() {
+    // A backend that never answers, and reports when the proxy closes
+    // the connection a request came on.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    let bport = l.local_addr().expect("backend addr").port();
+    let (events, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let events = events.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = events.send("request");
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = events.send("closed");
+            });
+        }
+    });
+    let s = start_api(bport, "");
+    // Without hyper, and through hyper (a body, if empty).
+    for extra in ["", "Content-Length: 0\r\n"] {
+        let mut c = connect(&s, 10);
+        c.write_all(format!("GET /api/x HTTP/1.1\r\nHost: h\r\n{extra}\r\n").as_bytes())
+            .expect("send");
+        let wait = Duration::from_secs(10);
+        assert_eq!(seen.recv_timeout(wait), Ok("request"), "{extra:?}");
+        drop(c);
+        // Well before the backend's 60 s timeout.
+        assert_eq!(seen.recv_timeout(wait), Ok("closed"), "{extra:?}");
+    }
+}

@@ -102,7 +102,8 @@ enum Answered {
     /// The request or the response said `Connection: close` (HTTP.sys's
     /// 503 page does), or the server is shutting down.
     Close,
-    /// Writing to the client or reading the backend's body failed.
+    /// The client went away, or writing to it or reading the backend's
+    /// body failed.
     Failed,
     /// Not a request this module serves; nothing was sent.
     NotMine,
@@ -231,19 +232,21 @@ where
         referer: req.referer.and_then(visible),
         user_agent: req.user_agent.and_then(visible),
     };
-    let res = match backend
-        .forward_bodiless(
-            &req.method,
-            req.target.as_str(),
-            parsed.headers,
-            req.host,
-            conn,
-        )
-        .await
-    {
-        Ok(res) => res,
-        Err(e) => dispatch::proxy_failed(shared, conn, &logged, &e),
+    let forwarded = backend.forward_bodiless(
+        &req.method,
+        req.target.as_str(),
+        parsed.headers,
+        req.host,
+        conn,
+    );
+    // A client that closes the connection meanwhile cancels the request,
+    // as it does through hyper.
+    let res = tokio::select! {
+        biased;
+        res = forwarded => res,
+        () = poll_fn(|cx| io.poll_client_gone(cx)) => return Answered::Failed,
     };
+    let res = res.unwrap_or_else(|e| dispatch::proxy_failed(shared, conn, &logged, &e));
     dispatch::log_access(shared, conn, &logged, &res);
     let closing = closing || req.close;
     match write_response(io, res, req.method == Method::HEAD, closing, out).await {

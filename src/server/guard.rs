@@ -553,37 +553,66 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
                 this.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
-            let was_empty = this.pending.is_empty();
-            // Read into a stack buffer: an idle keep-alive connection then
-            // holds no receive buffer of its own.
-            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
-            let mut rb = ReadBuf::uninit(&mut chunk);
-            if this.inner()?.poll_read(cx, &mut rb)?.is_pending() {
+            let Poll::Ready(n) = this.poll_fill(cx)? else {
                 if this.can_park() && this.crowded() {
                     this.parked = true;
                     return Poll::Ready(Ok(()));
                 }
                 return Poll::Pending;
-            }
-            let n = rb.filled().len();
+            };
             if n == 0 {
                 // Client closed. Anything half-received is dropped.
                 this.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
-            this.pending.extend_from_slice(rb.filled());
-            match this.phase {
+        }
+    }
+
+    /// Reads what the client sent into `pending`, and starts the timer
+    /// that the first bytes of a head (or more of a body) start. `Ok(0)`:
+    /// the client closed the connection.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let was_empty = self.pending.is_empty();
+        // Read into a stack buffer: an idle keep-alive connection then
+        // holds no receive buffer of its own.
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+        let mut rb = ReadBuf::uninit(&mut chunk);
+        ready!(self.inner()?.poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        if n > 0 {
+            self.pending.extend_from_slice(rb.filled());
+            match self.phase {
                 Phase::Head if was_empty => {
-                    let t = this.ctx.limits.header_wait_timeout;
-                    this.arm(t);
+                    let t = self.ctx.limits.header_wait_timeout;
+                    self.arm(t);
                 }
                 Phase::Head => {}
                 _ => {
-                    let t = this.ctx.limits.entity_body_timeout;
-                    this.arm(t);
+                    let t = self.ctx.limits.entity_body_timeout;
+                    self.arm(t);
                 }
             }
         }
+        Poll::Ready(Ok(n))
+    }
+
+    /// While `server::direct` answers a request: ready when the client has
+    /// closed the connection (or it failed), which hyper too notices in the
+    /// middle of a request. What the client sends meanwhile (a pipelined
+    /// request) is kept for later, up to a head's worth.
+    pub fn poll_client_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.pending.len() <= self.ctx.limits.max_request_bytes {
+            match self.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0) | Err(_)) => {
+                    self.phase = Phase::Closed;
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+        // Enough is waiting: leave the rest in the socket.
+        Poll::Pending
     }
 }
 
