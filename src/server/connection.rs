@@ -204,9 +204,7 @@ impl Drained {
             registered: None,
         }
     }
-}
 
-impl Drained {
     /// Shutdown has begun.
     pub(super) fn fired(&self) -> bool {
         self.signal.has_changed().unwrap_or(true)

@@ -494,75 +494,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
     /// stream (the client closed, a timer fired, an error page went out,
     /// or the connection is being parked).
     fn poll_ready_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self;
-        if this.parked {
+        if self.parked {
             return Poll::Ready(Ok(()));
         }
         loop {
-            match this.phase {
+            match self.phase {
                 Phase::Closed => return Poll::Ready(Ok(())),
                 Phase::Failing => {
-                    while !this.error_out.is_empty() {
-                        let out = this.error_out.clone();
-                        let n = ready!(this.inner()?.poll_write(cx, &out))?;
+                    while !self.error_out.is_empty() {
+                        let out = self.error_out.clone();
+                        let n = ready!(self.inner()?.poll_write(cx, &out))?;
                         if n == 0 {
                             break;
                         }
-                        this.error_out.advance(n);
+                        self.error_out.advance(n);
                     }
-                    let _ = ready!(this.inner()?.poll_flush(cx));
-                    let _ = ready!(this.inner()?.poll_shutdown(cx));
-                    this.phase = Phase::Closed;
+                    let _ = ready!(self.inner()?.poll_flush(cx));
+                    let _ = ready!(self.inner()?.poll_shutdown(cx));
+                    self.phase = Phase::Closed;
                     return Poll::Ready(Ok(()));
                 }
                 _ => {}
             }
-            if this.advance() && !this.ready_out.is_empty() {
-                if this.pending.is_empty() && this.pending.capacity() > 0 {
+            if self.advance() && !self.ready_out.is_empty() {
+                if self.pending.is_empty() && self.pending.capacity() > 0 {
                     // Let the allocation go once hyper has taken the bytes.
-                    this.pending = BytesMut::new();
+                    self.pending = BytesMut::new();
                 }
                 return Poll::Ready(Ok(()));
             }
-            if matches!(this.phase, Phase::Failing | Phase::Closed) {
+            if matches!(self.phase, Phase::Failing | Phase::Closed) {
                 continue;
             }
             // Need more bytes from the client.
-            if this.phase != Phase::Passthrough && this.timer_expired(cx) {
-                if this.phase == Phase::Head
-                    && this.pending.is_empty()
-                    && Instant::now() < this.idle_deadline
+            if self.phase != Phase::Passthrough && self.timer_expired(cx) {
+                if self.phase == Phase::Head
+                    && self.pending.is_empty()
+                    && Instant::now() < self.idle_deadline
                 {
                     // The park timer (PARK_AFTER), not the idle timer.
-                    if this.can_park() {
+                    if self.can_park() {
                         // End-of-stream to hyper; the socket goes back on drop.
-                        this.parked = true;
+                        self.parked = true;
                         return Poll::Ready(Ok(()));
                     }
-                    let deadline = this.idle_deadline;
-                    this.arm_at(deadline);
+                    let deadline = self.idle_deadline;
+                    self.arm_at(deadline);
                     continue;
                 }
-                let reason = match (this.phase, this.pending.is_empty()) {
+                let reason = match (self.phase, self.pending.is_empty()) {
                     (Phase::Head, true) => "Timer_ConnectionIdle",
                     (Phase::Head, false) => "Timer_HeaderWait",
                     _ => "Timer_EntityBody",
                 };
-                tracing::debug!(peer = %this.ctx.peer, reason, "timer fired; closing the connection");
-                this.ctx.log(None, reason, None);
-                this.phase = Phase::Closed;
+                tracing::debug!(peer = %self.ctx.peer, reason, "timer fired; closing the connection");
+                self.ctx.log(None, reason, None);
+                self.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
-            let Poll::Ready(n) = this.poll_fill(cx)? else {
-                if this.can_park() && this.crowded() {
-                    this.parked = true;
+            let Poll::Ready(n) = self.poll_fill(cx)? else {
+                if self.can_park() && self.crowded() {
+                    self.parked = true;
                     return Poll::Ready(Ok(()));
                 }
                 return Poll::Pending;
             };
             if n == 0 {
                 // Client closed. Anything half-received is dropped.
-                this.phase = Phase::Closed;
+                self.phase = Phase::Closed;
                 return Poll::Ready(Ok(()));
             }
         }
