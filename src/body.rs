@@ -1,4 +1,5 @@
-//! The response body type every handler returns.
+//! The response body type every handler returns, and writing a body to an
+//! HTTP/1.1 connection by hand.
 //!
 //! An enum rather than a boxed trait object so that the common cases (empty,
 //! one buffer) cost no allocation; streams (large files, CGI output, proxied
@@ -8,9 +9,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 pub enum Body {
     Empty,
@@ -70,4 +73,37 @@ impl http_body::Body for Body {
             Body::Stream(s) => s.size_hint(),
         }
     }
+}
+
+/// Writes `body`'s data to an HTTP/1.1 connection, as is (its length was
+/// announced) or chunked, for the two places that frame a body themselves:
+/// the proxy's request upload and `server::direct`'s responses. Chunk sizes
+/// are in upper-case hex, as hyper writes them; trailers are not sent
+/// (hyper's server does not send them either).
+pub async fn write_http1<B, W>(io: &mut W, mut body: B, chunked: bool) -> io::Result<()>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    W: AsyncWrite + Unpin,
+{
+    while let Some(frame) = body.frame().await {
+        let Ok(mut data) = frame.map_err(io::Error::other)?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            // One vectored write per chunk: size line, data, CRLF.
+            let size = format!("{:X}\r\n", data.len());
+            let mut chunk = size.as_bytes().chain(data).chain(&b"\r\n"[..]);
+            io.write_all_buf(&mut chunk).await?;
+        } else {
+            io.write_all_buf(&mut data).await?;
+        }
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
 }

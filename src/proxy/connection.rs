@@ -13,9 +13,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -210,27 +209,8 @@ impl Drop for Upload {
 /// Sends a request body, as is (the request has a `Content-Length`) or
 /// chunked, and gives the write half back when done. Trailers are not
 /// forwarded.
-async fn upload(mut writer: WriteHalf, mut body: Incoming, chunked: bool) -> io::Result<WriteHalf> {
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(io::Error::other)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            // One vectored write per chunk: size line, data, CRLF.
-            let size_line = format!("{:x}\r\n", data.len());
-            let mut chunk = size_line.as_bytes().chain(data).chain(&b"\r\n"[..]);
-            writer.write_all_buf(&mut chunk).await?;
-        } else {
-            writer.write_all(&data).await?;
-        }
-    }
-    if chunked {
-        writer.write_all(b"0\r\n\r\n").await?;
-    }
+async fn upload(mut writer: WriteHalf, body: Incoming, chunked: bool) -> io::Result<WriteHalf> {
+    crate::body::write_http1(&mut writer, body, chunked).await?;
     writer.flush().await?;
     Ok(writer)
 }

@@ -28,11 +28,10 @@ use std::future::poll_fn;
 use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 
@@ -284,38 +283,12 @@ where
             }
             body @ (Body::Full(_) | Body::Stream(_)) => {
                 io.write_all(out).await?;
-                write_body(io, body, plan.chunked).await?;
+                crate::body::write_http1(io, body, plan.chunked).await?;
             }
         }
     }
     io.flush().await?;
     Ok(!plan.close)
-}
-
-/// Writes the body's frames, chunked when the length is not known.
-async fn write_body<W>(io: &mut W, mut body: Body, chunked: bool) -> std::io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-{
-    while let Some(frame) = body.frame().await {
-        let Ok(mut data) = frame?.into_data() else {
-            continue; // trailers: hyper does not send them either
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            let size = format!("{:X}\r\n", data.len());
-            let mut chunk = size.as_bytes().chain(data).chain(&b"\r\n"[..]);
-            io.write_all_buf(&mut chunk).await?;
-        } else {
-            io.write_all_buf(&mut data).await?;
-        }
-    }
-    if chunked {
-        io.write_all(b"0\r\n\r\n").await?;
-    }
-    Ok(())
 }
 
 /// How the body goes out after the head.
