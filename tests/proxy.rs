@@ -911,3 +911,51 @@ fn a_client_that_goes_away_cancels_its_request_to_the_backend() {
         assert_eq!(seen.recv_timeout(wait), Ok("closed"), "{extra:?}");
     }
 }
+
+#[test]
+fn https_requests_are_forwarded_over_http1_and_h2() {
+    let (_backend, bport) = Backend::tcp();
+    // First run: a localhost certificate is made and bound to the HTTPS port.
+    let s = TestServer::prepare_tls("\n[app:api]\nprefix=https://+:{HTTPS}/api/\n", |public| {
+        std::fs::write(public.join("index.html"), "site home\n").expect("index.html");
+    });
+    let ini = std::fs::read_to_string(&s.config).expect("read config");
+    let ini = ini.replace("{HTTPS}", &s.https_port.to_string())
+        + &format!("backend=http://127.0.0.1:{bport}\n");
+    std::fs::write(&s.config, ini).expect("write config");
+    let s = s.launch(&[]);
+    let url = format!("https://127.0.0.1:{}/api/tls?q=1", s.https_port);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for http2 in [false, true] {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(10));
+        let client = if http2 {
+            client.http2_prior_knowledge()
+        } else {
+            client.http1_only()
+        }
+        .build()
+        .expect("client");
+        // The HTTPS listener may come up a moment after the HTTP one.
+        let (version, text) = common::wait_for(Duration::from_secs(10), "an HTTPS answer", || {
+            rt.block_on(async {
+                let res = client.get(&url).send().await.ok()?;
+                Some((res.version(), res.text().await.ok()?))
+            })
+        });
+        let expected = if http2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(version, expected);
+        let (first, h) = parse_dump(&text);
+        assert_eq!(first, "GET /api/tls?q=1 HTTP/1.1", "{text}");
+        assert_eq!(header(&h, "x-forwarded-proto"), Some("https"), "{text}");
+        assert_eq!(header(&h, "x-forwarded-for"), Some("127.0.0.1"), "{text}");
+    }
+}

@@ -8,7 +8,7 @@
 //! connection (idle for a while, nothing in flight; see `guard`). Between rounds the task
 //! holds only the socket and waits for it to become readable, so ten
 //! thousand idle keep-alive clients cost little more than their sockets.
-//! HTTPS and HTTP/2 connections are served in a single round.
+//! HTTPS connections are served in a single round, HTTP/2 ones by hyper.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -85,8 +85,13 @@ async fn serve_tls(
     let Some(stream) = tls.accept(stream, info.local, info.peer).await else {
         return;
     };
-    let io = Guarded::new(stream, ctx.guard_context(info));
-    serve_round(ctx, info, io, in_flight, drain).await;
+    let mut io = Guarded::new(stream, ctx.guard_context(info));
+    // As on plain HTTP, but in a single round (an HTTPS connection is not
+    // parked).
+    match direct::serve(&mut io, &ctx.shared, info, drain).await {
+        Served::Ended => {}
+        Served::ToHyper => serve_round(ctx, info, io, in_flight, drain).await,
+    }
 }
 
 async fn serve_plain(

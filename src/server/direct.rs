@@ -9,7 +9,7 @@
 //! third fewer instructions per request and touched much less code
 //! (bench/RESULTS.md, (f)).
 //!
-//! The rule is simple: a plain-HTTP connection starts here, and the first
+//! The rule is simple: a connection (plain or TLS) starts here, and the first
 //! request that is not an HTTP/1.1 `GET` or `HEAD` without a body and
 //! without `Connection: upgrade`, for a prefix that a proxied application
 //! owns, is put back into the stream and the connection goes
