@@ -13,8 +13,8 @@
 //! request that is not an HTTP/1.1 `GET` or `HEAD` without a body and
 //! without `Connection: upgrade`, for a prefix that a proxied application
 //! owns, is put back into the stream and the connection goes
-//! to hyper, which then serves it until it is parked (and starts here
-//! again). So everything else — the static site, HTTP.sys's error pages,
+//! to hyper, which then serves it until it is parked (a plain connection's
+//! next round starts here again). So everything else — the static site, HTTP.sys's error pages,
 //! bodies, protocol switches, HTTP/1.0, HTTP/2 — has exactly one
 //! implementation, hyper's path.
 //!
