@@ -173,10 +173,11 @@ pub async fn handle(
         referer: req.headers().get(header::REFERER).cloned(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
+    let logged = fields.logged();
     let routed = route(&shared.registry.snapshot(), &conn, req.uri(), req.headers());
     let res = match routed {
         Err(err) => {
-            log_httperr(&shared, &conn, &fields.logged(), err);
+            log_httperr(&shared, &conn, &logged, err);
             err.response()
         }
         // The handlers' futures are boxed: inline they would make this
@@ -185,11 +186,11 @@ pub async fn handle(
             Handler::Site => Box::pin(serve_site(&shared, &conn, &route, req)).await,
             Handler::Proxy(backend) => match Box::pin(backend.forward(req, &conn)).await {
                 Ok(res) => res,
-                Err(e) => proxy_failed(&shared, &conn, &fields.logged(), &e),
+                Err(e) => proxy_failed(&shared, &conn, &logged, &e),
             },
         },
     };
-    log_access(&shared, &conn, &fields.logged(), &res);
+    log_access(&shared, &conn, &logged, &res);
     Ok(res)
 }
 
