@@ -133,7 +133,10 @@ fn classify<'h>(
         "HEAD" => Method::HEAD,
         _ => return None,
     };
-    let target = target.filter(|t| t.starts_with('/') && version == Some(1))?;
+    if version != Some(1) {
+        return None;
+    }
+    let target = target.filter(|t| t.starts_with('/'))?;
     // As hyper parses it (and refuses what it refuses), sharing the head.
     let target =
         http::uri::PathAndQuery::from_maybe_shared(head.slice_ref(target.as_bytes())).ok()?;
@@ -271,21 +274,19 @@ where
 {
     out.clear();
     let plan = encode_head(out, &res, head_request, closing);
-    let body = res.into_body();
-    if !plan.send_body {
-        io.write_all(out).await?;
-    } else {
-        match body {
-            Body::Empty => io.write_all(out).await?,
-            Body::Full(Some(data)) if data.len() <= COPY_BODY_UP_TO && !plan.chunked => {
-                out.extend_from_slice(&data);
-                io.write_all(out).await?;
-            }
-            body @ (Body::Full(_) | Body::Stream(_)) => {
-                io.write_all(out).await?;
-                crate::body::write_http1(io, body, plan.chunked).await?;
-            }
+    match res.into_body() {
+        Body::Full(Some(data))
+            if plan.send_body && !plan.chunked && data.len() <= COPY_BODY_UP_TO =>
+        {
+            out.extend_from_slice(&data);
+            io.write_all(out).await?;
         }
+        body @ (Body::Full(Some(_)) | Body::Stream(_)) if plan.send_body => {
+            io.write_all(out).await?;
+            crate::body::write_http1(io, body, plan.chunked).await?;
+        }
+        // No body, or none that may be sent (`HEAD`, 204, 304).
+        _ => io.write_all(out).await?,
     }
     io.flush().await?;
     Ok(!plan.close)
