@@ -28,12 +28,17 @@ pub(super) struct HopByHop<'a> {
     keep_upgrade: bool,
 }
 
+/// The items of a comma-separated field value (`Connection`,
+/// `Content-Length` lists), trimmed; empty items are kept.
+pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
 impl<'a> HopByHop<'a> {
     /// From the message's `Connection` field values.
     pub(super) fn new(connection: impl Iterator<Item = &'a [u8]>, keep_upgrade: bool) -> Self {
         let named = connection
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
+            .flat_map(list_items)
             .filter(|t| !t.is_empty())
             .collect();
         HopByHop {
@@ -365,8 +370,7 @@ fn span_in(buf: &[u8], part: &[u8]) -> Range<usize> {
 /// `Content-Length`: several fields or a list are fine if all agree.
 fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, String> {
     let mut length = None;
-    for v in values.flat_map(|v| v.split(|&b| b == b',')) {
-        let v = v.trim_ascii();
+    for v in values.flat_map(list_items) {
         let n = std::str::from_utf8(v)
             .ok()
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))

@@ -54,6 +54,8 @@
 mod body;
 mod connection;
 mod head;
+
+pub use head::list_items;
 mod pool;
 
 use std::fmt;
@@ -529,8 +531,8 @@ fn wants_upgrade(req: &Request<Incoming>) -> bool {
             .headers()
             .get_all(header::CONNECTION)
             .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+            .flat_map(|v| list_items(v.as_bytes()))
+            .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 #[cfg(test)]

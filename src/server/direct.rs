@@ -39,6 +39,7 @@ use super::connection::Drained;
 use super::guard::{Guarded, Next};
 use crate::body::Body;
 use crate::dispatch::{self, ConnInfo, LoggedRequest, Shared};
+use crate::proxy::list_items;
 use crate::registry::Handler;
 
 /// Header fields in a request head (hyper's limit too: a head with more
@@ -164,7 +165,7 @@ fn classify<'h>(
         {
             return None; // a body, even an empty one
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in list_items(field.value) {
                 if token.eq_ignore_ascii_case(b"upgrade") {
                     return None;
                 }
@@ -382,10 +383,8 @@ fn encode_head(out: &mut Vec<u8>, res: &Response<Body>, head_request: bool, clos
             },
             header::CONNECTION => {
                 wrote_connection = true;
-                plan.close |= value
-                    .as_bytes()
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                plan.close |=
+                    list_items(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
                 if line_open {
                     out.extend_from_slice(b", ");
                 } else {
