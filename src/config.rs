@@ -60,6 +60,12 @@ pub struct Limits {
     pub idle_connection_timeout: Duration,
     pub header_wait_timeout: Duration,
     pub entity_body_timeout: Duration,
+    /// HTTP.sys's `MinSendRate`: a client that takes a response more slowly
+    /// than this many bytes a second is disconnected.
+    pub min_send_rate: u64,
+    /// How long the send rate is measured over before it is judged
+    /// (portshare's own key, `MinSendRateWindow`; HTTP.sys has no setting).
+    pub min_send_rate_window: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +79,8 @@ impl Default for Limits {
             idle_connection_timeout: Duration::from_secs(120),
             header_wait_timeout: Duration::from_secs(120),
             entity_body_timeout: Duration::from_secs(120),
+            min_send_rate: 150,
+            min_send_rate_window: Duration::from_secs(10),
         }
     }
 }
@@ -164,6 +172,8 @@ const HTTP_KEYS: &[&str] = &[
     "idleconnectiontimeout",
     "headerwaittimeout",
     "entitybodytimeout",
+    "minsendrate",
+    "minsendratewindow",
 ];
 
 /// Name of the configuration file looked for in the working directory and
@@ -517,6 +527,8 @@ fn parse_limits(file: &str, keys: &BTreeMap<String, String>) -> Result<Limits, C
             "idleconnectiontimeout" => limits.idle_connection_timeout = secs()?,
             "headerwaittimeout" => limits.header_wait_timeout = secs()?,
             "entitybodytimeout" => limits.entity_body_timeout = secs()?,
+            "minsendrate" => limits.min_send_rate = sized(1, 4_294_967_295)? as u64,
+            "minsendratewindow" => limits.min_send_rate_window = secs()?,
             _ => {} // check_keys has rejected anything else
         }
     }

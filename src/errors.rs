@@ -273,6 +273,9 @@ pub fn proxy_error_response(err: &crate::proxy::ProxyError) -> Response<Body> {
             StatusCode::BAD_GATEWAY,
             "The application did not send a valid response.",
         ),
+        // The guard has answered for itself (HTTP/1.x); on HTTP/2 the client
+        // gets HTTP.sys's page for a bad request.
+        ProxyError::ClientBody => HttpSysError::BadRequest.response(),
         ProxyError::Unreachable(_)
         | ProxyError::Gone(_)
         | ProxyError::BadBackend(_)

@@ -323,8 +323,23 @@ pub struct HttpErrRecord<'a> {
 
 impl HttpErrRecord<'_> {
     pub fn line(&self) -> String {
+        // W3C fields are separated by spaces (so a space becomes `+`), and
+        // a client's bytes must not drive a log viewer: control characters
+        // are written as `\xHH`, as in the access log.
         let dash = |v: Option<&str>| match v {
-            Some(v) if !v.is_empty() => v.replace(' ', "+"),
+            Some(v) if !v.is_empty() => {
+                let mut out = String::with_capacity(v.len());
+                for c in v.chars() {
+                    match c {
+                        ' ' => out.push('+'),
+                        c if c.is_control() => {
+                            let _ = write!(out, "\\x{:02x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out
+            }
             _ => "-".to_owned(),
         };
         format!(
@@ -394,5 +409,27 @@ mod tests {
             without_time(&line),
             "192.0.2.7 - - [T] \"GET /x HTTP/1.1\" 200 1234 \"-\" \"a \\\"quoted\\\" \\\\ agent\\x7f\\x85é\"\n"
         );
+    }
+
+    #[test]
+    fn httperr_line_escapes_control_characters() {
+        let client: SocketAddr = "192.0.2.7:5000".parse().expect("address");
+        let record = HttpErrRecord {
+            client,
+            server: client,
+            version: Some("HTTP/1.1"),
+            method: Some("G\u{8}ET"),
+            uri: Some("/a\u{1b}[2J b\u{0}\u{b}\u{7f}"),
+            status: Some(400),
+            reason: "URL",
+            queue: None,
+        };
+        let line = record.line();
+        assert!(
+            line.contains(" G\\x08ET /a\\x1b[2J+b\\x00\\x0b\\x7f 400 - URL -\r\n"),
+            "{line:?}"
+        );
+        let body = &line[..line.len() - 2];
+        assert!(!body.chars().any(char::is_control), "{line:?}");
     }
 }

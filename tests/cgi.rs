@@ -397,3 +397,185 @@ async fn timeout_after_the_headers_cuts_the_response_off() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Stops the server and returns what it logged (its tracing output, which
+/// goes to stdout; stderr too, for good measure).
+fn stop_and_read_log(s: &mut TestServer) -> String {
+    let out = s.terminate();
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    log
+}
+
+/// Waits for the access-log line of a request for `path`.
+fn access_line(s: &TestServer, path: &str) -> String {
+    let log = s.logs().join("access.log");
+    let needle = format!("\"GET {path} HTTP/");
+    wait_for(Duration::from_secs(5), "the access log line", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.contains(&needle)).map(str::to_owned))
+    })
+}
+
+/// The script's output frames its body inconsistently: the client gets the
+/// Bad Gateway page, the access log the 502, the server log the reason.
+fn assert_bad_framing_is_502(script: &str, why: &str) {
+    let mut s = server(SH, &[script]);
+    let path = format!("/{script}");
+    let res = s.get(&path);
+    assert_eq!(res.status, 502, "{path}: {}", res.head);
+    assert!(
+        res.text()
+            .contains("The script did not produce a valid response."),
+        "{path}: {}",
+        res.text()
+    );
+    let line = access_line(&s, &path);
+    assert!(line.contains("\" 502 "), "{line}");
+    let log = stop_and_read_log(&mut s);
+    assert!(
+        log.lines().any(|l| l.contains(&path) && l.contains(why)),
+        "{path}: no log line saying {why:?} in:\n{log}"
+    );
+}
+
+#[test]
+fn two_different_content_lengths_are_502() {
+    assert_bad_framing_is_502(
+        "cl_twice.sh",
+        "two different Content-Length values: 5 and 6",
+    );
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_502() {
+    assert_bad_framing_is_502("cl_chunked.sh", "both Content-Length and Transfer-Encoding");
+}
+
+#[test]
+fn content_length_that_is_not_a_decimal_number_is_502() {
+    assert_bad_framing_is_502("cl_plus.sh", "invalid Content-Length \"+5\"");
+}
+
+#[test]
+fn body_known_to_be_shorter_than_its_content_length_is_502() {
+    assert_bad_framing_is_502(
+        "short.sh",
+        "Content-Length is 100 but the output ended after 5 bytes",
+    );
+}
+
+#[test]
+fn transfer_encoding_alone_is_dropped_and_the_server_frames() {
+    let s = server(SH, &["chunked.sh"]);
+    let res = s.get("/chunked.sh");
+    assert_eq!(res.status, 200, "{}", res.head);
+    // One Transfer-Encoding: the server's own chunked framing, not the
+    // script's header on top of it.
+    let te: Vec<_> = res
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "transfer-encoding")
+        .collect();
+    assert_eq!(te.len(), 1, "{}", res.head);
+    assert_eq!(te[0].1, "chunked");
+    assert!(res.header("content-length").is_none(), "{}", res.head);
+    assert!(
+        res.text().contains("hello from chunked.sh"),
+        "{:?}",
+        res.text()
+    );
+}
+
+#[test]
+fn output_past_the_content_length_is_discarded_and_logged() {
+    let mut s = server(SH, &["long.sh"]);
+    let res = s.get("/long.sh");
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert_eq!(res.header("content-length"), Some("5"));
+    assert_eq!(res.text(), "hello");
+    let log = stop_and_read_log(&mut s);
+    assert!(
+        log.lines().any(|l| l.contains("/long.sh")
+            && l.contains("wrote more than the 5 bytes its Content-Length announced")),
+        "no log line about the extra output in:\n{log}"
+    );
+}
+
+#[test]
+fn body_cut_short_after_the_head_aborts_the_connection() {
+    use std::io::{Read, Write};
+    let mut s = server(SH, &["short_late.sh"]);
+    let mut stream = std::net::TcpStream::connect(s.addr()).expect("connect");
+    // Well below the CGI timeout (60 s): a response left hanging until the
+    // script is killed would run into this.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream
+        .write_all(b"GET /short_late.sh HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = &end {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the connection was left hanging: {e}"
+        );
+    }
+    let res = common::RawResponse::parse(&got);
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert_eq!(res.header("content-length"), Some("1000000"));
+    assert!(
+        res.body.len() <= 100_000,
+        "more than the script wrote: {}",
+        res.body.len()
+    );
+    let log = stop_and_read_log(&mut s);
+    assert!(
+        log.lines().any(|l| l.contains("/short_late.sh")
+            && l.contains("ended after 100000 of the 1000000 bytes")),
+        "no log line about the short body in:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn bad_framing_over_http2() {
+    let s = server(SH, &["cl_twice.sh", "short_late.sh"]);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let res = client
+        .get(s.url("/cl_twice.sh"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 502);
+    // Cut off after the head: the stream is reset, the body is an error.
+    let res = client
+        .get(s.url("/short_late.sh"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.bytes().await.is_err(),
+        "a cut-off body must be an error"
+    );
+}

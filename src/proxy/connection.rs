@@ -10,11 +10,14 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -184,16 +187,36 @@ impl ReadHalf for tokio::net::unix::OwnedReadHalf {
 
 /// A request body being sent to the backend by its own task; dropping it
 /// stops the upload.
-pub(super) struct Upload(tokio::task::JoinHandle<io::Result<WriteHalf>>);
+pub(super) struct Upload {
+    task: tokio::task::JoinHandle<io::Result<WriteHalf>>,
+    /// Reading the client's body failed (malformed, or cut short). Set
+    /// before the upload lets go of the backend connection, so whoever
+    /// sees the backend give up can tell whose fault it was.
+    client_failed: Arc<AtomicBool>,
+}
 
 impl Upload {
     pub(super) fn start(writer: WriteHalf, body: Incoming, chunked: bool) -> Upload {
-        Upload(tokio::spawn(upload(writer, body, chunked)))
+        let client_failed = Arc::new(AtomicBool::new(false));
+        let failed = client_failed.clone();
+        let body = body.map_err(move |e| {
+            failed.store(true, Ordering::SeqCst);
+            e
+        });
+        Upload {
+            task: tokio::spawn(upload(writer, body, chunked)),
+            client_failed,
+        }
+    }
+
+    /// The client's body could not be read to its end.
+    pub(super) fn client_failed(&self) -> bool {
+        self.client_failed.load(Ordering::SeqCst)
     }
 
     /// The write half back, if the whole body has been sent.
     pub(super) fn finished(mut self) -> Option<WriteHalf> {
-        match (&mut self.0).now_or_never() {
+        match (&mut self.task).now_or_never() {
             Some(Ok(Ok(writer))) => Some(writer),
             _ => None,
         }
@@ -202,14 +225,18 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
 /// Sends a request body, as is (the request has a `Content-Length`) or
 /// chunked, and gives the write half back when done. Trailers are not
 /// forwarded.
-async fn upload(mut writer: WriteHalf, body: Incoming, chunked: bool) -> io::Result<WriteHalf> {
+async fn upload<B>(mut writer: WriteHalf, body: B, chunked: bool) -> io::Result<WriteHalf>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     crate::body::write_http1(&mut writer, body, chunked).await?;
     writer.flush().await?;
     Ok(writer)

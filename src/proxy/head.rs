@@ -23,6 +23,12 @@ const MAX_RESPONSE_HEADERS: usize = 100;
 /// protocol switch), and `Proxy-Authorization`/`Proxy-Authenticate`
 /// (portshare is not a forward proxy, so proxy credentials are never meant
 /// for the application).
+///
+/// `Connection` may name any other header, except those the proxy itself
+/// decides: the message's framing (`Content-Length`; `Transfer-Encoding` is
+/// always dropped and re-made), `Host` and the forwarding headers. Honouring
+/// `Connection: content-length` would forward a body with no length, which
+/// the backend then reads as a second request (request smuggling).
 pub(super) struct HopByHop<'a> {
     named: Vec<&'a [u8]>,
     keep_upgrade: bool,
@@ -59,6 +65,8 @@ impl<'a> HopByHop<'a> {
             | b"proxy-authorization"
             | b"proxy-authenticate" => true,
             b"upgrade" => !self.keep_upgrade,
+            b"content-length" | b"host" | b"x-forwarded-for" | b"x-forwarded-host"
+            | b"x-forwarded-proto" => false,
             _ => self.named.iter().any(|t| t.eq_ignore_ascii_case(name)),
         }
     }
@@ -89,8 +97,21 @@ pub(super) struct RequestHead<'a, F> {
     pub upgrade: bool,
     /// An HTTP/2 request, whose `cookie` may come in several fields.
     pub join_cookies: bool,
-    /// The body is sent chunked (it has no `Content-Length`).
-    pub chunked: bool,
+    /// How the forwarded body is delimited: decided from the parsed message,
+    /// never copied from the client's header fields.
+    pub body: BodyFraming,
+}
+
+/// How a forwarded request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// The client sent no framing header: no body.
+    None,
+    /// `Content-Length` (hyper has checked that the body is that long).
+    Length(u64),
+    /// A body of unknown length (HTTP/1.1 chunked, or HTTP/2 without
+    /// `content-length`): sent chunked.
+    Chunked,
 }
 
 /// A request's header fields as `(name, value)`, names in any case: a
@@ -141,8 +162,10 @@ impl<F: HeaderFields> RequestHead<'_, F> {
         let mut spill = Vec::new();
         for (name, value) in self.fields.each() {
             let name = lowercase(name, &mut scratch, &mut spill);
-            if matches!(name, b"host" | b"x-forwarded-host" | b"x-forwarded-proto")
-                || hop.contains(name)
+            if matches!(
+                name,
+                b"host" | b"x-forwarded-host" | b"x-forwarded-proto" | b"content-length"
+            ) || hop.contains(name)
             {
                 continue;
             }
@@ -176,8 +199,16 @@ impl<F: HeaderFields> RequestHead<'_, F> {
         if self.upgrade {
             put_field(&mut buf, b"connection", b"upgrade");
         }
-        if self.chunked {
-            put_field(&mut buf, b"transfer-encoding", b"chunked");
+        match self.body {
+            BodyFraming::None => {}
+            BodyFraming::Length(n) => {
+                put_field(
+                    &mut buf,
+                    b"content-length",
+                    itoa::Buffer::new().format(n).as_bytes(),
+                );
+            }
+            BodyFraming::Chunked => put_field(&mut buf, b"transfer-encoding", b"chunked"),
         }
         buf.put_slice(b"\r\n");
         buf.freeze()
@@ -399,7 +430,7 @@ mod tests {
             https: false,
             upgrade,
             join_cookies,
-            chunked: false,
+            body: BodyFraming::None,
         };
         String::from_utf8(head.encode().to_vec()).expect("text")
     }

@@ -78,7 +78,7 @@ use crate::server::workers::PerWorker;
 
 use body::{Exchange, ResponseBody};
 use connection::{Address, Connection, Upload};
-use head::{Framing, HeaderFields, RequestHead, ResponseHead};
+use head::{BodyFraming, Framing, HeaderFields, RequestHead, ResponseHead};
 use pool::Pool;
 
 /// Time allowed for the backend's response head, unless configured.
@@ -104,6 +104,10 @@ pub enum ProxyError {
     /// No response head within the backend's timeout.
     #[error("the backend did not answer within {0:?}")]
     Timeout(Duration),
+    /// The client's request body was malformed or cut short: the request
+    /// failed through no fault of the backend's.
+    #[error("the client's request body could not be read to its end")]
+    ClientBody,
 }
 
 /// Where an application listens, with its idle connections.
@@ -239,7 +243,15 @@ impl Backend {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let has_body = !body.is_end_stream();
-        let chunked = has_body && !parts.headers.contains_key(header::CONTENT_LENGTH);
+        // The framing is the proxy's own, from the parsed message: a length
+        // hyper has checked, else chunked. Never the client's header fields
+        // as such (see `HopByHop`).
+        let framing = match body.size_hint().exact() {
+            Some(n) if parts.headers.contains_key(header::CONTENT_LENGTH) => BodyFraming::Length(n),
+            _ if has_body => BodyFraming::Chunked,
+            _ => BodyFraming::None,
+        };
+        let chunked = framing == BodyFraming::Chunked;
         // The host the client asked for: the absolute URI's or HTTP/2
         // `:authority`, else `Host` (the router's rule too).
         let client_host = match parts.uri.authority() {
@@ -255,7 +267,7 @@ impl Backend {
         );
         head.upgrade = upgrade;
         head.join_cookies = parts.version == Version::HTTP_2;
-        head.chunked = chunked;
+        head.body = framing;
         let head = head.encode();
         // A request without a body that fails on a reused connection before
         // any answer most likely met a connection the backend had just
@@ -385,7 +397,7 @@ impl Backend {
             https: conn.https,
             upgrade: false,
             join_cookies: false,
-            chunked: false,
+            body: BodyFraming::None,
         }
     }
 }
@@ -469,6 +481,13 @@ async fn exchange(
             Ok(_) => continue,
             Err(e) => e.to_string(),
         };
+        if upload.as_ref().is_some_and(Upload::client_failed) {
+            // The backend gave up on a body that broke off.
+            return Err(Failed {
+                error: ProxyError::ClientBody,
+                retry: false,
+            });
+        }
         return Err(gone(failure, answered));
     }
 }

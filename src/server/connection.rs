@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -27,9 +26,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
+use super::activity::Activity;
 use super::direct::{self, Served};
 use super::guard::{GuardContext, Guarded, Park};
-use crate::body::Body;
 use crate::dispatch::{self, ConnInfo, Shared};
 use crate::tls::Tls;
 
@@ -44,12 +43,13 @@ pub(super) struct ListenerContext {
 }
 
 impl ListenerContext {
-    fn guard_context(&self, conn: &ConnInfo) -> GuardContext {
+    fn guard_context(&self, conn: &ConnInfo, activity: &Arc<Activity>) -> GuardContext {
         GuardContext {
             limits: self.shared.settings.limits.clone(),
             peer: conn.peer,
             local: conn.local,
             httperr: self.shared.httperr_log.clone(),
+            activity: activity.clone(),
         }
     }
 }
@@ -66,11 +66,11 @@ pub(super) async fn serve(
     let _open = Counted::enter(&ctx.shared.open_connections);
     let mut drain = ctx.drain.clone();
     let info = Arc::new(ConnInfo::new(peer, local, ctx.tls.is_some()));
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    let activity = Arc::new(Activity::default());
     match &ctx.tls {
-        None => serve_plain(stream, &ctx, &info, &in_flight, &mut drain).await,
+        None => serve_plain(stream, &ctx, &info, &activity, &mut drain).await,
         // Boxed: the TLS state would otherwise make every task that large.
-        Some(tls) => Box::pin(serve_tls(stream, tls, &ctx, &info, &in_flight, &mut drain)).await,
+        Some(tls) => Box::pin(serve_tls(stream, tls, &ctx, &info, &activity, &mut drain)).await,
     }
 }
 
@@ -79,18 +79,18 @@ async fn serve_tls(
     tls: &Tls,
     ctx: &ListenerContext,
     info: &Arc<ConnInfo>,
-    in_flight: &Arc<AtomicUsize>,
+    activity: &Arc<Activity>,
     drain: &mut watch::Receiver<bool>,
 ) {
     let Some(stream) = tls.accept(stream, info.local, info.peer).await else {
         return;
     };
-    let mut io = Guarded::new(stream, ctx.guard_context(info));
+    let mut io = Guarded::new(stream, ctx.guard_context(info, activity));
     // As on plain HTTP, but in a single round (an HTTPS connection is not
     // parked).
     match direct::serve(&mut io, &ctx.shared, info, drain).await {
         Served::Ended => {}
-        Served::ToHyper => serve_round(ctx, info, io, in_flight, drain).await,
+        Served::ToHyper => serve_round(ctx, info, io, activity, drain).await,
     }
 }
 
@@ -98,14 +98,13 @@ async fn serve_plain(
     stream: TcpStream,
     ctx: &ListenerContext,
     info: &Arc<ConnInfo>,
-    in_flight: &Arc<AtomicUsize>,
+    activity: &Arc<Activity>,
     drain: &mut watch::Receiver<bool>,
 ) {
-    let mut io = Guarded::new(stream, ctx.guard_context(info));
+    let mut io = Guarded::new(stream, ctx.guard_context(info, activity));
     loop {
         let (to, mut handed_back) = oneshot::channel();
         let mut round = io.with_park(Park {
-            in_flight: in_flight.clone(),
             open_connections: ctx.shared.open_connections.clone(),
             to,
         });
@@ -114,7 +113,7 @@ async fn serve_plain(
         let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain)).await;
         match served {
             Served::Ended => drop(round),
-            Served::ToHyper => Box::pin(serve_round(ctx, info, round, in_flight, drain)).await,
+            Served::ToHyper => Box::pin(serve_round(ctx, info, round, activity, drain)).await,
         }
         let Ok(parked) = handed_back.try_recv() else {
             return; // closed for good: by the client, an error or a timer
@@ -128,14 +127,18 @@ async fn serve_plain(
                 }
             }
             _ = tokio::time::sleep_until(parked.idle_deadline) => {
-                let guard = ctx.guard_context(info);
+                let guard = ctx.guard_context(info, activity);
                 tracing::debug!(peer = %info.peer, "idle timer fired on a parked connection");
                 guard.log_idle_timeout();
                 return;
             }
             _ = drained(drain) => return,
         }
-        io = Guarded::resume(parked.stream, ctx.guard_context(info), parked.idle_deadline);
+        io = Guarded::resume(
+            parked.stream,
+            ctx.guard_context(info, activity),
+            parked.idle_deadline,
+        );
     }
 }
 
@@ -144,26 +147,23 @@ async fn serve_round<S>(
     ctx: &ListenerContext,
     info: &Arc<ConnInfo>,
     io: Guarded<S>,
-    in_flight: &Arc<AtomicUsize>,
+    activity: &Arc<Activity>,
     drain: &mut watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared = ctx.shared.clone();
     let info = info.clone();
-    let in_flight = in_flight.clone();
+    let activity = activity.clone();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
-        let tracker = Counted::enter(&in_flight);
+        let tracker = activity.enter();
         let response = dispatch::handle(shared.clone(), info.clone(), req);
         async move {
             let res = match response.await {
                 Ok(res) => res,
                 Err(never) => match never {},
             };
-            Ok::<_, Infallible>(res.map(|body| TrackedBody {
-                body,
-                _in_flight: tracker,
-            }))
+            Ok::<_, Infallible>(res.map(|body| tracker.into_body(body)))
         }
     });
     let conn = ctx
@@ -255,32 +255,5 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that keeps its request counted as in flight until
-/// hyper drops it (after its last frame).
-pub(super) struct TrackedBody {
-    body: Body,
-    _in_flight: Counted,
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = bytes::Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

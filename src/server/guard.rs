@@ -47,6 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use super::activity::Activity;
 use crate::config::Limits;
 use crate::errors::HttpSysError;
 use crate::logs::{HttpErrRecord, LineSink};
@@ -73,12 +74,22 @@ enum Phase {
     Body(u64),
     /// Chunked body: reading a chunk-size line.
     ChunkSize,
-    /// Chunked body: `n` data bytes, then CRLF.
+    /// Chunked body: `n` data bytes.
     ChunkData(u64),
+    /// Chunked body: the CRLF after a chunk's data.
+    ChunkEnd,
     /// Chunked body: trailer lines until an empty one.
     Trailers,
-    /// HTTP/2 or an upgraded connection: no more checks.
-    Passthrough,
+    /// HTTP/2: hyper's from here; the guard keeps only the idle timer
+    /// (no stream active) and the send-rate check.
+    H2,
+    /// A request that may switch protocols (`Upgrade`, `CONNECT`) has been
+    /// handed on: what the client sends next is held back until the
+    /// response shows whether the switch happened.
+    AwaitSwitch { connect: bool },
+    /// The protocol was switched (a `101`, or a `2xx` to `CONNECT`): the
+    /// bytes are no longer HTTP/1, no more checks.
+    Tunnel,
     /// An error page is being written; then EOF.
     Failing,
     /// The connection is finished (timer fired or error written).
@@ -91,14 +102,12 @@ pub struct GuardContext {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub httperr: LineSink,
+    pub activity: Arc<Activity>,
 }
 
 /// Where a parked connection goes, and how the guard knows that no
 /// response is in flight.
 pub struct Park<S> {
-    /// Requests whose responses are not yet completely handed to hyper
-    /// (kept by the connection's service).
-    pub in_flight: Arc<AtomicUsize>,
     /// Connections open on the whole server.
     pub open_connections: Arc<AtomicUsize>,
     pub to: oneshot::Sender<Parked<S>>,
@@ -168,6 +177,8 @@ pub struct Guarded<S> {
     /// would otherwise poll it several times per request.
     timer_waker: Option<Waker>,
     first_exchange: bool,
+    /// Chunk-extension bytes in the current request body.
+    chunk_ext_bytes: usize,
     idle_deadline: Instant,
     park: Option<Park<S>>,
     /// Bytes were written since the last completed flush: hyper may still
@@ -175,6 +186,38 @@ pub struct Guarded<S> {
     unflushed: bool,
     /// End-of-stream was reported to hyper to park the connection.
     parked: bool,
+    /// Response bytes written to the client, ever.
+    written: u64,
+    /// Something was written since the last head was handed to hyper.
+    answered: bool,
+    /// The guard refused a request in the middle of its body.
+    failed_in_body: bool,
+    /// The guard has answered for itself and closed: hyper's late writes
+    /// must not follow its page.
+    page_sent: bool,
+    /// `Activity::started` when the HTTP/2 idle timer was last armed.
+    started_seen: usize,
+    /// The last write to the client could not go out (its window is full).
+    write_blocked: bool,
+    /// Measures the send rate while a response waits on the client.
+    send_watch: Option<SendWatch>,
+    /// hyper's read, waiting while a protocol switch is decided.
+    switch_waker: Option<Waker>,
+}
+
+/// One window of HTTP.sys's `MinSendRate` check.
+struct SendWatch {
+    timer: Pin<Box<Sleep>>,
+    started: Instant,
+    /// `Guarded::written` when the window started.
+    written: u64,
+}
+
+fn answered_by_guard() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the request was refused with HTTP.sys's page and the connection closed",
+    )
 }
 
 fn detached() -> io::Error {
@@ -201,10 +244,19 @@ impl<S> Guarded<S> {
             deadline: idle_deadline,
             timer_waker: None,
             first_exchange: true,
+            chunk_ext_bytes: 0,
             idle_deadline,
             park: None,
             unflushed: false,
             parked: false,
+            written: 0,
+            answered: false,
+            failed_in_body: false,
+            page_sent: false,
+            started_seen: 0,
+            write_blocked: false,
+            send_watch: None,
+            switch_waker: None,
         }
     }
 
@@ -229,10 +281,8 @@ impl<S> Guarded<S> {
             && self.pending.is_empty()
             && self.ready_out.is_empty()
             && !self.unflushed
-            && self
-                .park
-                .as_ref()
-                .is_some_and(|p| p.in_flight.load(Ordering::Relaxed) == 0)
+            && self.park.is_some()
+            && self.ctx.activity.in_flight() == 0
     }
 
     /// So many connections are open that idle ones are parked at once.
@@ -242,9 +292,91 @@ impl<S> Guarded<S> {
             .is_some_and(|p| p.open_connections.load(Ordering::Relaxed) > PARK_AT_ONCE_ABOVE)
     }
 
-    /// A response is going out: between requests, the idle timer counts
-    /// from its end.
-    fn response_written(&mut self) {
+    /// Counts what went out; a write that cannot go out starts the send
+    /// rate check, which may end the connection.
+    fn sent(
+        &mut self,
+        polled: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                self.written += n as u64;
+                self.write_blocked = false;
+            }
+            Poll::Pending => {
+                self.write_blocked = true;
+                if self.send_too_slow(cx) {
+                    self.close_for("Timer_MinBytesPerSecond");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took the response more slowly than MinSendRate",
+                    )));
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+        polled
+    }
+
+    /// Ends the connection because a timer ran out: end-of-stream to
+    /// hyper, and an httperr line.
+    fn close_for(&mut self, reason: &'static str) {
+        tracing::debug!(peer = %self.ctx.peer, reason, "timer fired; closing the connection");
+        self.ctx.log(None, reason, None);
+        self.phase = Phase::Closed;
+        self.send_watch = None;
+    }
+
+    /// HTTP.sys's `MinSendRate`: true when, over a whole window during which
+    /// a response waited on the client, fewer bytes went out than the rate
+    /// allows. Measures only while something waits on the client, so a
+    /// slow application or a long poll never counts against it.
+    fn send_too_slow(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.write_blocked && !self.ctx.activity.waiting_on_client() {
+            self.send_watch = None;
+            return false;
+        }
+        let window = self.ctx.limits.min_send_rate_window;
+        let watch = self.send_watch.get_or_insert_with(|| SendWatch {
+            timer: Box::pin(tokio::time::sleep(window)),
+            started: Instant::now(),
+            written: self.written,
+        });
+        if watch.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let sent = self.written - watch.written;
+        let allowed = watch.started.elapsed().as_secs_f64() * self.ctx.limits.min_send_rate as f64;
+        if (sent as f64) < allowed {
+            return true;
+        }
+        // Fast enough: measure the next window.
+        watch.started = Instant::now();
+        watch.written = self.written;
+        watch.timer.as_mut().reset(watch.started + window);
+        let _ = watch.timer.as_mut().poll(cx);
+        false
+    }
+
+    /// A response is going out (`first` is the start of this write): between
+    /// requests, the idle timer counts from its end. After a request that
+    /// could switch protocols, the response's status line says whether it
+    /// did: only a `101` (a `2xx` to `CONNECT`) that hyper actually writes
+    /// turns the checks off.
+    fn response_written(&mut self, first: &[u8]) {
+        self.answered = true;
+        if let Phase::AwaitSwitch { connect } = self.phase {
+            let switched = if connect {
+                first.starts_with(b"HTTP/1.1 2")
+            } else {
+                first.starts_with(b"HTTP/1.1 101 ")
+            };
+            self.phase = if switched { Phase::Tunnel } else { Phase::Head };
+            if let Some(reader) = self.switch_waker.take() {
+                reader.wake();
+            }
+        }
         self.unflushed = true;
         if self.phase == Phase::Head && self.pending.is_empty() {
             let now = Instant::now();
@@ -298,7 +430,15 @@ impl<S> Guarded<S> {
 
     fn fail(&mut self, err: HttpSysError, head: Option<&RequestLine<'_>>) {
         self.ctx.log(Some(err), err.reason(), head);
-        self.error_out = err.raw_response();
+        // In a body, the request is hyper's already: it gets end-of-stream
+        // mid-body (its application sees the body fail), and the page goes
+        // out unless a response has begun.
+        self.failed_in_body = self.phase != Phase::Head;
+        self.error_out = if self.failed_in_body && self.answered {
+            Bytes::new()
+        } else {
+            err.raw_response()
+        };
         self.ready_out = Bytes::new();
         self.pending.clear();
         self.phase = Phase::Failing;
@@ -329,7 +469,7 @@ impl<S> Guarded<S> {
             }
             self.head_ready = false;
             match self.phase {
-                Phase::Passthrough => {
+                Phase::H2 | Phase::Tunnel => {
                     if self.pending.is_empty() {
                         return false;
                     }
@@ -337,6 +477,8 @@ impl<S> Guarded<S> {
                     return true;
                 }
                 Phase::Failing | Phase::Closed => return true,
+                // Held until the response is seen (`poll_write`).
+                Phase::AwaitSwitch { .. } => return false,
                 Phase::Head => {
                     if self.pending.is_empty() {
                         return false;
@@ -348,7 +490,9 @@ impl<S> Guarded<S> {
                         if self.pending.len() < H2_PREFACE.len() {
                             return false;
                         }
-                        self.phase = Phase::Passthrough;
+                        self.phase = Phase::H2;
+                        // From now on the idle timer only (see `poll_read_h2`).
+                        self.arm(self.ctx.limits.idle_connection_timeout);
                         continue;
                     }
                     // Tolerate blank lines before a request (RFC 9112 2.2).
@@ -370,9 +514,11 @@ impl<S> Guarded<S> {
                             match check_head(&head, &self.ctx.limits) {
                                 Ok(next) => {
                                     self.first_exchange = false;
+                                    self.chunk_ext_bytes = 0;
                                     self.phase = next;
-                                    self.ready_out = head.freeze();
+                                    self.ready_out = escape_target(head);
                                     self.head_ready = true;
+                                    self.answered = false;
                                 }
                                 Err(err) => {
                                     let line =
@@ -391,32 +537,44 @@ impl<S> Guarded<S> {
                 }
                 Phase::ChunkSize => {
                     let Some(eol) = find_crlf(&self.pending) else {
-                        if self.pending.len() > 4096 {
+                        if self.pending.len() > MAX_CHUNK_LINE {
                             self.fail(HttpSysError::BadRequest, None);
                             return true;
                         }
                         return false;
                     };
-                    let line = &self.pending[..eol];
-                    let size_part = line.split(|b| *b == b';').next().unwrap_or(b"");
-                    let size = std::str::from_utf8(size_part)
-                        .ok()
-                        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-                    let Some(size) = size else {
+                    let Some((size, ext)) = parse_chunk_line(&self.pending[..eol]) else {
                         self.fail(HttpSysError::BadRequest, None);
                         return true;
                     };
+                    // hyper refuses a body whose extensions add up to more.
+                    self.chunk_ext_bytes += ext;
+                    if self.chunk_ext_bytes > MAX_CHUNK_EXTENSIONS {
+                        self.fail(HttpSysError::BadRequest, None);
+                        return true;
+                    }
                     self.ready_out = self.pending.split_to(eol + 2).freeze();
                     self.phase = if size == 0 {
                         Phase::Trailers
                     } else {
-                        Phase::ChunkData(size + 2)
+                        Phase::ChunkData(size)
                     };
                 }
                 Phase::ChunkData(n) => {
-                    if !self.pass_body(n, Phase::ChunkData, Phase::ChunkSize) {
+                    if !self.pass_body(n, Phase::ChunkData, Phase::ChunkEnd) {
                         return false;
                     }
+                }
+                Phase::ChunkEnd => {
+                    if self.pending.len() < 2 {
+                        return false;
+                    }
+                    if !self.pending.starts_with(b"\r\n") {
+                        self.fail(HttpSysError::BadRequest, None);
+                        return true;
+                    }
+                    self.ready_out = self.pending.split_to(2).freeze();
+                    self.phase = Phase::ChunkSize;
                 }
                 Phase::Trailers => {
                     let Some(eol) = find_crlf(&self.pending) else {
@@ -427,6 +585,10 @@ impl<S> Guarded<S> {
                         return false;
                     };
                     let empty = eol == 0;
+                    if !empty && !is_field_line(&self.pending[..eol]) {
+                        self.fail(HttpSysError::BadRequest, None);
+                        return true;
+                    }
                     self.ready_out = self.pending.split_to(eol + 2).freeze();
                     if empty {
                         self.phase = Phase::Head;
@@ -447,6 +609,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         // HTTP/2 and upgraded connections: once nothing is buffered here,
         // read straight into hyper's buffer.
         if this.passing_through() {
+            if this.phase == Phase::H2 {
+                return this.poll_read_h2(cx, buf);
+            }
             return this.inner()?.poll_read(cx, buf);
         }
         ready!(this.poll_ready_out(cx))?;
@@ -462,7 +627,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
     /// HTTP/2 or upgraded, with nothing buffered here.
     fn passing_through(&self) -> bool {
-        self.phase == Phase::Passthrough && self.pending.is_empty() && self.ready_out.is_empty()
+        matches!(self.phase, Phase::H2 | Phase::Tunnel)
+            && self.pending.is_empty()
+            && self.ready_out.is_empty()
+    }
+
+    /// An HTTP/2 connection's bytes, straight into hyper's buffer. While
+    /// the client sends nothing, two checks run: IdleConnectionTimeout once
+    /// no stream has been active for that long, and the send rate while a
+    /// response waits on the client (a stream whose window the client keeps
+    /// shut holds its response, and hyper's buffers, for ever otherwise).
+    fn poll_read_h2(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Poll::Ready(read) = self.inner()?.poll_read(cx, buf) {
+            return Poll::Ready(read);
+        }
+        if self.send_too_slow(cx) {
+            self.close_for("Timer_MinBytesPerSecond");
+            return Poll::Ready(Ok(()));
+        }
+        if self.timer_expired(cx) {
+            let activity = &self.ctx.activity;
+            if activity.in_flight() > 0 || activity.started() != self.started_seen {
+                // A stream was active during the period: count again.
+                self.started_seen = activity.started();
+                self.arm(self.ctx.limits.idle_connection_timeout);
+                let _ = self.timer_expired(cx);
+            } else {
+                self.close_for("Timer_ConnectionIdle");
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Poll::Pending
     }
 
     /// The next request, for a server that answers some requests without
@@ -501,6 +700,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
             match self.phase {
                 Phase::Closed => return Poll::Ready(Ok(())),
                 Phase::Failing => {
+                    // A bad head after pipelined requests: their responses
+                    // go first, as HTTP.sys answers in order.
+                    if !self.failed_in_body && self.ctx.activity.in_flight() > 0 {
+                        self.ctx.activity.wake_when_idle(cx.waker());
+                        if self.ctx.activity.in_flight() > 0 {
+                            return Poll::Pending;
+                        }
+                    }
+                    self.page_sent = true;
                     while !self.error_out.is_empty() {
                         let out = self.error_out.clone();
                         let n = ready!(self.inner()?.poll_write(cx, &out))?;
@@ -526,8 +734,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guarded<S> {
             if matches!(self.phase, Phase::Failing | Phase::Closed) {
                 continue;
             }
+            if let Phase::AwaitSwitch { .. } = self.phase {
+                // Nothing is read until the response is seen; the
+                // application's timers (the proxy's) run meanwhile.
+                self.switch_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             // Need more bytes from the client.
-            if self.phase != Phase::Passthrough && self.timer_expired(cx) {
+            if !matches!(self.phase, Phase::H2 | Phase::Tunnel) && self.timer_expired(cx) {
                 if self.phase == Phase::Head
                     && self.pending.is_empty()
                     && Instant::now() < self.idle_deadline
@@ -622,8 +836,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.response_written();
-        this.inner()?.poll_write(cx, data)
+        if this.page_sent {
+            return Poll::Ready(Err(answered_by_guard()));
+        }
+        this.response_written(data);
+        let polled = this.inner()?.poll_write(cx, data);
+        this.sent(polled, cx)
     }
 
     fn poll_write_vectored(
@@ -632,8 +850,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.response_written();
-        this.inner()?.poll_write_vectored(cx, bufs)
+        if this.page_sent {
+            return Poll::Ready(Err(answered_by_guard()));
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        this.response_written(first);
+        let polled = this.inner()?.poll_write_vectored(cx, bufs);
+        this.sent(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -671,16 +897,145 @@ impl<S> Drop for Guarded<S> {
     }
 }
 
+/// Bytes HTTP.sys takes in a URL but hyper's parsers refuse (httparse in
+/// the request line, `http::Uri` in the path or query), which hyper would
+/// answer with a bare `400` and no log line. Browsers send them
+/// percent-encoded; so, from here on, does portshare.
+const ESCAPED_IN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let set = b"\"<>\\^`{|}";
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The checked head, its request target's [`ESCAPED_IN_TARGET`] bytes
+/// percent-encoded (a new buffer only when there are any).
+fn escape_target(head: BytesMut) -> Bytes {
+    let line_end = memchr::memchr(b'\n', &head).unwrap_or(head.len());
+    let Some(start) = memchr::memchr(b' ', &head[..line_end]).map(|i| i + 1) else {
+        return head.freeze();
+    };
+    let end = memchr::memchr(b' ', &head[start..line_end]).map_or(line_end, |i| start + i);
+    let target = &head[start..end];
+    if !target
+        .iter()
+        .fold(false, |any, &b| any | ESCAPED_IN_TARGET[usize::from(b)])
+    {
+        return head.freeze();
+    }
+    let mut out = BytesMut::with_capacity(head.len() + 16);
+    out.extend_from_slice(&head[..start]);
+    for &b in target {
+        if ESCAPED_IN_TARGET[usize::from(b)] {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        } else {
+            out.extend_from_slice(&[b]);
+        }
+    }
+    out.extend_from_slice(&head[end..]);
+    out.freeze()
+}
+
+/// Longest chunk-size line accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Chunk extensions allowed in one body, all lines together (hyper's
+/// limit: past it, hyper fails the body, so the guard refuses it first).
+const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
+
+/// A chunk-size line without its CRLF (RFC 9112 §7.1): the size and the
+/// length of its extensions, or `None` when it is malformed. Strict, so
+/// that nothing the guard passes is refused by hyper's decoder afterwards
+/// (which would turn a client's bad request into an application failure):
+/// hex digits only (no sign, no leading space), then
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+fn parse_chunk_line(line: &[u8]) -> Option<(u64, usize)> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    let size = u64::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()?;
+    let ext = &line[digits..];
+    let mut rest = ext;
+    let skip_ws =
+        |b: &[u8]| -> usize { b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count() };
+    let token_len = |b: &[u8]| -> usize {
+        b.iter()
+            .take_while(|&&c| TOKEN_BYTES[usize::from(c)])
+            .count()
+    };
+    loop {
+        rest = &rest[skip_ws(rest)..];
+        if rest.is_empty() {
+            return Some((size, ext.len()));
+        }
+        rest = rest.strip_prefix(b";")?;
+        rest = &rest[skip_ws(rest)..];
+        let name = token_len(rest);
+        if name == 0 {
+            return None;
+        }
+        rest = &rest[name..];
+        let after = &rest[skip_ws(rest)..];
+        if let Some(value) = after.strip_prefix(b"=") {
+            let value = &value[skip_ws(value)..];
+            let len = if value.first() == Some(&b'"') {
+                quoted_string_len(value)?
+            } else {
+                token_len(value)
+            };
+            if len == 0 {
+                return None;
+            }
+            rest = &value[len..];
+        }
+    }
+}
+
+/// Length of the quoted-string at the start of `b` (RFC 9110 §5.6.4).
+fn quoted_string_len(b: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let escaped = *b.get(i + 1)?;
+                if has_control(&[escaped]) {
+                    return None;
+                }
+                i += 2;
+            }
+            c if has_control(&[c]) => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A header field line (a trailer): a token, `:`, a value without
+/// control characters.
+fn is_field_line(line: &[u8]) -> bool {
+    memchr::memchr(b':', line)
+        .is_some_and(|colon| is_token(&line[..colon]) && !has_control(&line[colon + 1..]))
+}
+
 fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
 }
 
-/// End of the head including the blank line: the first `\r\n\r\n` or
-/// `\n\n` (bare-LF heads are accepted too). One pass over the line ends.
+/// End of the head including the blank line, as httparse (and so hyper and
+/// `server::direct`) finds it: a line end (`\n` or `\r\n`) followed by an
+/// empty line (`\n` or `\r\n`), in any mix, so `\n\r\n` ends a head too.
+/// Were the two to disagree, a request pipelined after such a head would
+/// reach hyper without being checked. One pass over the line ends.
 fn find_head_end(b: &[u8]) -> Option<usize> {
     memchr::memchr_iter(b'\n', b).find_map(|i| match b.get(i + 1) {
         Some(b'\n') => Some(i + 2),
-        Some(b'\r') if i > 0 && b[i - 1] == b'\r' && b.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        Some(b'\r') if b.get(i + 2) == Some(&b'\n') => Some(i + 3),
         _ => None,
     })
 }
@@ -834,8 +1189,11 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
         }
         let value = value.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
+            // Digits only: `u64::from_str` would also take a sign, which
+            // hyper refuses.
             let n: u64 = std::str::from_utf8(value)
                 .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse().ok())
                 .ok_or(HttpSysError::BadRequest)?;
             if content_length.is_some_and(|c| c != n) {
@@ -855,9 +1213,14 @@ fn check_head(head: &[u8], limits: &Limits) -> Result<Phase, HttpSysError> {
     if chunked && content_length.is_some() {
         return Err(HttpSysError::BadRequest);
     }
-    // After an upgrade request or CONNECT the bytes may stop being HTTP/1.
-    if upgrade || rl.method == "CONNECT" {
-        return Ok(Phase::Passthrough);
+    // After an upgrade request or CONNECT the bytes may stop being HTTP/1,
+    // but only once the switch is answered (a request with a body never
+    // switches here: WebSocket and CONNECT have none).
+    let bodiless = !chunked && content_length.unwrap_or(0) == 0;
+    if bodiless && (upgrade || rl.method == "CONNECT") {
+        return Ok(Phase::AwaitSwitch {
+            connect: rl.method == "CONNECT",
+        });
     }
     Ok(match (chunked, content_length) {
         (true, _) => Phase::ChunkSize,
@@ -999,7 +1362,7 @@ mod tests {
         );
         assert_eq!(
             check("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
-            Ok(Phase::Passthrough)
+            Ok(Phase::AwaitSwitch { connect: false })
         );
     }
 
@@ -1055,7 +1418,7 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\nnext", Some(27)),
             (b"GET / HTTP/1.1\nHost: a\n\nnext", Some(24)),
             (b"GET / HTTP/1.1\r\nHost: a\r\n\n", Some(26)),
-            (b"GET / HTTP/1.1\nHost: a\n\r\n", None),
+            (b"GET / HTTP/1.1\nHost: a\n\r\nnext", Some(25)),
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r", None),
             (b"GET / HTTP/1.1\r\nHost: a\r\n", None),
             (b"\n\n", Some(2)),
@@ -1069,6 +1432,46 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );
+        }
+    }
+
+    #[test]
+    fn targets_are_escaped_where_hyper_would_refuse_them() {
+        let escaped = |head: &str| {
+            let out = escape_target(BytesMut::from(head));
+            String::from_utf8(out.to_vec()).expect("text")
+        };
+        assert_eq!(
+            escaped("GET /a<b>?q=\"x\"&`{|}^\\ HTTP/1.1\r\nX: <\r\n\r\n"),
+            "GET /a%3Cb%3E?q=%22x%22&%60%7B%7C%7D%5E%5C HTTP/1.1\r\nX: <\r\n\r\n"
+        );
+        let plain = "GET /a?b=c HTTP/1.1\r\n\r\n";
+        assert_eq!(escaped(plain), plain);
+    }
+
+    /// The guard and httparse (hyper's and `direct`'s parser) agree on
+    /// where a head ends, for every mix of line ends.
+    #[test]
+    fn head_end_agrees_with_httparse() {
+        let ends: [&[u8]; 2] = [b"\n", b"\r\n"];
+        for mask in 0u32..16 {
+            let end = |bit: u32| ends[((mask >> bit) & 1) as usize];
+            let mut head = b"GET / HTTP/1.1".to_vec();
+            head.extend_from_slice(end(0));
+            head.extend_from_slice(b"Host: a");
+            head.extend_from_slice(end(1));
+            head.extend_from_slice(b"X: 1");
+            head.extend_from_slice(end(2));
+            head.extend_from_slice(end(3));
+            let complete = head.len();
+            head.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+            let mut fields = [httparse::EMPTY_HEADER; 8];
+            let parsed = httparse::Request::new(&mut fields).parse(&head);
+            assert!(
+                matches!(parsed, Ok(httparse::Status::Complete(n)) if n == complete),
+                "{parsed:?}"
+            );
+            assert_eq!(find_head_end(&head), Some(complete), "{head:?}");
         }
     }
 }

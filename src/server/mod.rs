@@ -10,6 +10,7 @@
 //! in-flight requests, and after the grace period whatever is left is
 //! dropped.
 
+mod activity;
 mod connection;
 mod direct;
 mod guard;
@@ -396,7 +397,11 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
         // round trips for many concurrent streams.
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // What hyper buffers per stream ahead of the client's window (h2's
+        // default is 400 KiB): 256 streams whose windows a client keeps
+        // shut hold at most 16 MiB until MinSendRate ends the connection.
+        .max_send_buf_size(64 * 1024);
     builder
 }
 

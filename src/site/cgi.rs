@@ -36,6 +36,14 @@
 //!   would let the server follow internally; we answer it as a redirect to
 //!   that path instead. Hop-by-hop headers from the script are dropped. The
 //!   body is streamed as the script writes it; HEAD gets the headers only.
+//! * **Framing** is ours (RFC 3875 scripts do not frame their output): a
+//!   `Transfer-Encoding` from the script is dropped, or refused (502)
+//!   alongside a `Content-Length`; a `Content-Length` that is not a plain
+//!   decimal number, or two that differ, is 502. A body announced at up to
+//!   64 KiB is read whole before the head is sent, so one that comes up
+//!   short is still a 502; a longer one is streamed, and if it ends short
+//!   the response is cut off (connection aborted) and logged. Output past
+//!   the announced length is discarded (logged).
 //! * **Failures**: a script that closes its output before the blank line
 //!   ending the headers (typically: it exited with an error) or writes
 //!   malformed headers → 502; no complete headers within `[cgi] timeout`
@@ -81,6 +89,9 @@ const MAX_HEAD: usize = 64 * 1024;
 /// How much of a script's stderr is logged.
 const STDERR_LOGGED: usize = 4 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// A body announced (`Content-Length`) at up to this size is read before the
+/// head is sent, so that a short one can still be answered with 502.
+const CHECKED_BODY: usize = 64 * 1024;
 /// `PATH` for scripts when the server itself has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Variables Windows programs need to start at all.
@@ -327,6 +338,44 @@ impl Cgi {
                 return Err(CgiError::BadHeaders { script, reason });
             }
         };
+        let head_only = *req.method == Method::HEAD;
+        // 204 and 304 have no body; a 304's Content-Length describes the
+        // representation, not this response.
+        let length = parsed
+            .length
+            .filter(|_| !head_only && !matches!(parsed.status.as_u16(), 204 | 304));
+        let mut rest = rest;
+        if let Some(small) = length
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= CHECKED_BODY)
+        {
+            // Before the head is sent a short body can still become a 502;
+            // afterwards only a cut-off response.
+            match tokio::time::timeout_at(deadline, read_at_least(&mut stdout, rest, small)).await {
+                Ok(Ok(body)) if body.len() >= small => rest = body,
+                Ok(Ok(body)) => {
+                    stop(&mut child, stdin_task).await;
+                    return Err(CgiError::BadHeaders {
+                        script,
+                        reason: format!(
+                            "Content-Length is {small} but the output ended after {} bytes",
+                            body.len()
+                        ),
+                    });
+                }
+                Ok(Err(source)) => {
+                    stop(&mut child, stdin_task).await;
+                    return Err(CgiError::Io { script, source });
+                }
+                Err(_elapsed) => {
+                    stop(&mut child, stdin_task).await;
+                    return Err(CgiError::Timeout {
+                        script,
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            }
+        }
 
         let (abort_tx, abort_rx) = oneshot::channel();
         let mut guard = AbortGuard(Some(abort_tx));
@@ -347,7 +396,7 @@ impl Cgi {
         if !res.headers().contains_key(header::SERVER) {
             res.headers_mut().insert(header::SERVER, SERVER.clone());
         }
-        if *req.method == Method::HEAD {
+        if head_only {
             // The script runs to its end (or the timeout) on its own; its
             // further output is discarded.
             guard.finished();
@@ -359,6 +408,8 @@ impl Cgi {
             guard,
             deadline,
             script,
+            length,
+            sent: 0,
         };
         *res.body_mut() = Body::stream(StreamBody::new(stream::unfold(Some(output), next_frame)));
         Ok(res)
@@ -620,34 +671,108 @@ struct Output {
     guard: AbortGuard,
     deadline: Instant,
     script: String,
+    /// The script's `Content-Length`, if the response has a body it frames.
+    length: Option<u64>,
+    /// Body bytes passed on so far.
+    sent: u64,
+}
+
+/// Reads until `buf` (what followed the headers) holds at least `n` bytes
+/// or the output ends.
+async fn read_at_least(stdout: &mut ChildStdout, buf: Bytes, n: usize) -> io::Result<Bytes> {
+    if buf.len() >= n {
+        return Ok(buf);
+    }
+    let mut buf = BytesMut::from(&buf[..]);
+    buf.reserve(n - buf.len());
+    while buf.len() < n {
+        if stdout.read_buf(&mut buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf.freeze())
 }
 
 async fn next_frame(
     state: Option<Output>,
 ) -> Option<(Result<Frame<Bytes>, io::Error>, Option<Output>)> {
     let mut out = state?;
-    if let Some(first) = out.pending.take().filter(|b| !b.is_empty()) {
-        return Some((Ok(Frame::data(first)), Some(out)));
-    }
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let timed_out = |script: &str| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{script}: stopped at the CGI timeout; response cut off"),
-        )
-    };
-    match tokio::time::timeout_at(out.deadline, out.stdout.read_buf(&mut buf)).await {
-        // End of output because the supervisor killed the script at the
-        // deadline: the response is incomplete and must not look complete.
-        Ok(Ok(0)) if Instant::now() >= out.deadline => Some((Err(timed_out(&out.script)), None)),
-        Ok(Ok(0)) => {
+    let data = match out.pending.take().filter(|b| !b.is_empty()) {
+        Some(first) => first,
+        // Everything announced was sent: the response is complete whatever
+        // the script does next.
+        None if out.length.is_some_and(|n| out.sent >= n) => {
             out.guard.finished();
-            None
+            return None;
         }
-        Ok(Ok(_)) => Some((Ok(Frame::data(buf.freeze())), Some(out))),
-        Ok(Err(e)) => Some((Err(e), None)),
-        Err(_) => Some((Err(timed_out(&out.script)), None)),
+        None => {
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            let timed_out = |script: &str| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{script}: stopped at the CGI timeout; response cut off"),
+                )
+            };
+            match tokio::time::timeout_at(out.deadline, out.stdout.read_buf(&mut buf)).await {
+                // End of output because the supervisor killed the script at the
+                // deadline: the response is incomplete and must not look complete.
+                Ok(Ok(0)) if Instant::now() >= out.deadline => {
+                    return Some((Err(timed_out(&out.script)), None))
+                }
+                Ok(Ok(0)) => {
+                    // The script is done writing; let the supervisor see it end.
+                    out.guard.finished();
+                    return match out.length {
+                        // The head promised more: an error aborts the
+                        // connection (HTTP/2: resets the stream), so the
+                        // client can tell the response is incomplete.
+                        Some(n) if out.sent < n => {
+                            tracing::warn!(
+                                script = %out.script,
+                                "CGI script's output ended after {} of the {n} bytes its Content-Length announced; response cut off",
+                                out.sent
+                            );
+                            Some((
+                                Err(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    format!(
+                                        "{}: output ended after {} of {n} bytes",
+                                        out.script, out.sent
+                                    ),
+                                )),
+                                None,
+                            ))
+                        }
+                        _ => None,
+                    };
+                }
+                Ok(Ok(_)) => buf.freeze(),
+                Ok(Err(e)) => return Some((Err(e), None)),
+                Err(_) => return Some((Err(timed_out(&out.script)), None)),
+            }
+        }
+    };
+    let data = match out.length {
+        Some(n) => {
+            let left = n.saturating_sub(out.sent);
+            let keep = usize::try_from(left).map_or(data.len(), |l| l.min(data.len()));
+            if keep < data.len() {
+                tracing::warn!(
+                    script = %out.script,
+                    "CGI script wrote more than the {n} bytes its Content-Length announced; the rest is discarded"
+                );
+            }
+            data.slice(..keep)
+        }
+        None => data,
+    };
+    if data.is_empty() {
+        // Only output past the announced length was left.
+        out.guard.finished();
+        return None;
     }
+    out.sent += data.len() as u64;
+    Some((Ok(Frame::data(data)), Some(out)))
 }
 
 enum Head {
@@ -704,6 +829,8 @@ struct ParsedHead {
     status: StatusCode,
     reason: Option<hyper::ext::ReasonPhrase>,
     headers: HeaderMap,
+    /// The `Content-Length` the script announced (at most one is kept).
+    length: Option<u64>,
 }
 
 /// Headers a script may not set: they describe the connection, which is ours.
@@ -728,6 +855,8 @@ fn parse_head(head: &[u8]) -> Result<ParsedHead, String> {
     let mut headers = HeaderMap::new();
     let mut status = None;
     let mut location = false;
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding = false;
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -753,26 +882,39 @@ fn parse_head(head: &[u8]) -> Result<ParsedHead, String> {
             })?);
             continue;
         }
+        if name == header::TRANSFER_ENCODING {
+            // Dropped below (the server frames the body), but remembered:
+            // next to a Content-Length it leaves the length in doubt.
+            transfer_encoding = true;
+        }
         if hop_by_hop(&name) {
             tracing::debug!(header = %name, "dropping a hop-by-hop header from a CGI script");
             continue;
         }
-        if name == header::CONTENT_LENGTH
-            && value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_none()
-        {
-            return Err(format!(
-                "invalid Content-Length {}",
-                shown(value.as_bytes())
-            ));
+        if name == header::CONTENT_LENGTH {
+            let n = decimal(value.as_bytes())
+                .ok_or_else(|| format!("invalid Content-Length {}", shown(value.as_bytes())))?;
+            match length {
+                Some(first) if first != n => {
+                    return Err(format!(
+                        "two different Content-Length values: {first} and {n}"
+                    ))
+                }
+                // A repeat of the same value says nothing new; one is sent.
+                Some(_) => continue,
+                None => length = Some(n),
+            }
         }
         if name == header::LOCATION {
             location = true;
         }
         headers.append(name, value);
+    }
+    if transfer_encoding && length.is_some() {
+        return Err(
+            "both Content-Length and Transfer-Encoding (a CGI script does not frame its body)"
+                .into(),
+        );
     }
     if headers.is_empty() && status.is_none() {
         return Err("no headers".into());
@@ -786,7 +928,16 @@ fn parse_head(head: &[u8]) -> Result<ParsedHead, String> {
         status,
         reason,
         headers,
+        length,
     })
+}
+
+/// A plain decimal number (`1*DIGIT`, RFC 9110): no sign, space or list.
+fn decimal(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// `Status: 418 I'm a teapot` → code and, if not the standard one, reason.
@@ -850,6 +1001,12 @@ mod tests {
             b"Bad Name: x",
             b"Content-Type: a\n folded",
             b"Content-Length: ten",
+            b"Content-Length: +5",
+            b"Content-Length: 5, 5",
+            b"Content-Length: 99999999999999999999999",
+            b"Content-Length: 5\nContent-Length: 6",
+            b"Content-Length: 5\nTransfer-Encoding: chunked",
+            b"Transfer-Encoding: identity\nContent-Length: 5",
             b"",
         ] {
             assert!(
@@ -858,6 +1015,17 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[test]
+    fn content_length_is_kept_once() {
+        let p = parse_head(b"Content-Length: 5\nContent-Length: 5\n").unwrap();
+        assert_eq!(p.length, Some(5));
+        assert_eq!(p.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
+        let p = parse_head(b"Content-Length: 007\n").unwrap();
+        assert_eq!(p.length, Some(7));
+        let p = parse_head(b"Content-Type: text/plain\n").unwrap();
+        assert_eq!(p.length, None);
     }
 
     #[test]
