@@ -4,7 +4,6 @@
 //! Malformed request heads never get here: `server::guard` answers them.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -13,35 +12,12 @@ use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::config::Settings;
+use crate::conn::ConnInfo;
 use crate::errors::{self, HttpSysError};
 use crate::logs::{AccessRecord, HttpErrRecord, LineSink, Logs};
 use crate::proxy::ProxyError;
-use crate::registry::{Handler, Registry, Route, RouteTable};
+use crate::registry::{route, Handler, Registry, Route};
 use crate::site::{Site, SiteRequest};
-use crate::urlprefix::{self, Lookup, Scheme};
-
-/// What a handler knows about the connection a request came on.
-#[derive(Debug)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub https: bool,
-    /// The peer's IP address as the logs and `X-Forwarded-For` give it
-    /// (an IPv4-mapped IPv6 address in its IPv4 form), formatted once per
-    /// connection rather than once per request.
-    pub client_ip: Box<str>,
-}
-
-impl ConnInfo {
-    pub fn new(peer: SocketAddr, local: SocketAddr, https: bool) -> ConnInfo {
-        ConnInfo {
-            peer,
-            local,
-            https,
-            client_ip: peer.ip().to_canonical().to_string().into(),
-        }
-    }
-}
 
 /// State shared by every connection.
 pub struct Shared {
@@ -83,47 +59,6 @@ fn version_str(v: Version) -> &'static str {
         Version::HTTP_2 => "HTTP/2.0",
         Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
-    }
-}
-
-/// The request host: the absolute URI's or `:authority` (HTTP/2), else the
-/// `Host` header.
-fn request_host<'r>(uri: &'r Uri, headers: &'r http::HeaderMap) -> Option<&'r str> {
-    uri.authority()
-        .map(|a| a.as_str())
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
-}
-
-/// Finds the registration for a request, or the HTTP.sys error.
-pub fn route(
-    table: &RouteTable,
-    conn: &ConnInfo,
-    uri: &Uri,
-    headers: &http::HeaderMap,
-) -> Result<Arc<Route>, HttpSysError> {
-    route_to(table, conn, uri.path(), request_host(uri, headers))
-}
-
-/// [`route`] for a request's path and host, however they were parsed.
-pub fn route_to(
-    table: &RouteTable,
-    conn: &ConnInfo,
-    path: &str,
-    host: Option<&str>,
-) -> Result<Arc<Route>, HttpSysError> {
-    let key = urlprefix::normalize_path(path).map_err(|_| HttpSysError::InvalidUrl)?;
-    let scheme = if conn.https {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    match table
-        .prefixes
-        .lookup(scheme, conn.local.port(), host, conn.local.ip(), &key)
-    {
-        Lookup::Matched { value, .. } => Ok(value.clone()),
-        Lookup::NoPathMatch => Err(HttpSysError::NotFound),
-        Lookup::NoHostMatch => Err(HttpSysError::InvalidHostname),
     }
 }
 

@@ -10,12 +10,10 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::Body;
+use crate::headers::SERVER;
 use crate::site::cgi::CgiError;
 use crate::site::SiteError;
 
-/// `Server` header of portshare's own responses.
-pub static SERVER: HeaderValue =
-    HeaderValue::from_static(concat!("portshare/", env!("CARGO_PKG_VERSION")));
 static HTTPAPI_SERVER: HeaderValue = HeaderValue::from_static("Microsoft-HTTPAPI/2.0");
 static US_ASCII_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=us-ascii");
 static UTF8_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");

@@ -214,7 +214,7 @@ impl Logs {
 /// One access-log line in NCSA combined format (read by GoAccess, AWStats,
 /// Webalizer, …).
 pub struct AccessRecord<'a> {
-    /// The client's IP address as text ([`crate::dispatch::ConnInfo::client_ip`]).
+    /// The client's IP address as text ([`crate::conn::ConnInfo::client_ip`]).
     pub client: &'a str,
     pub method: &'a str,
     pub target: &'a str,

@@ -67,7 +67,7 @@ fn serve_with(
     shutdown: impl std::future::Future<Output = ()>,
     started: impl FnOnce(),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // Connections run on their own per-core workers (server::workers); this
+    // Connections run on their own per-core workers (crate::workers); this
     // runtime only accepts, and runs the control socket and the scheduler.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -191,8 +191,8 @@ impl Maintenance {
         if let Ok(h) = http::HeaderValue::from_str(&host) {
             headers.insert(http::header::HOST, h);
         }
-        let conn = crate::dispatch::ConnInfo::new(SocketAddr::new(local.ip(), 0), local, false);
-        crate::dispatch::route(table, &conn, &uri, &headers).is_ok()
+        let conn = crate::conn::ConnInfo::new(SocketAddr::new(local.ip(), 0), local, false);
+        crate::registry::route(table, &conn, &uri, &headers).is_ok()
     }
 
     /// Runs the maintenance call now, unless one is already running.

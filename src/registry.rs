@@ -13,7 +13,12 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::urlprefix::{PrefixTable, Scheme, UrlPrefix};
+use http::header;
+use http::Uri;
+
+use crate::conn::ConnInfo;
+use crate::errors::HttpSysError;
+use crate::urlprefix::{Lookup, PrefixTable, Scheme, UrlPrefix};
 
 /// What answers requests for a registration's prefixes.
 #[derive(Debug, Clone)]
@@ -260,4 +265,45 @@ fn build_table(
         }
     }
     Ok(RouteTable { prefixes: table })
+}
+
+/// The request host: the absolute URI's or `:authority` (HTTP/2), else the
+/// `Host` header.
+fn request_host<'r>(uri: &'r Uri, headers: &'r http::HeaderMap) -> Option<&'r str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// Finds the registration for a request, or the HTTP.sys error.
+pub fn route(
+    table: &RouteTable,
+    conn: &ConnInfo,
+    uri: &Uri,
+    headers: &http::HeaderMap,
+) -> Result<Arc<Route>, HttpSysError> {
+    route_to(table, conn, uri.path(), request_host(uri, headers))
+}
+
+/// [`route`] for a request's path and host, however they were parsed.
+pub fn route_to(
+    table: &RouteTable,
+    conn: &ConnInfo,
+    path: &str,
+    host: Option<&str>,
+) -> Result<Arc<Route>, HttpSysError> {
+    let key = crate::urlprefix::normalize_path(path).map_err(|_| HttpSysError::InvalidUrl)?;
+    let scheme = if conn.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    match table
+        .prefixes
+        .lookup(scheme, conn.local.port(), host, conn.local.ip(), &key)
+    {
+        Lookup::Matched { value, .. } => Ok(value.clone()),
+        Lookup::NoPathMatch => Err(HttpSysError::NotFound),
+        Lookup::NoHostMatch => Err(HttpSysError::InvalidHostname),
+    }
 }

@@ -14,11 +14,10 @@
 //! precedence category (183, from [`Registry::register`]).
 //!
 //! [`client`] is the other end, used by `portshare register`, `portshare
-//! run` and `portshare http show servicestate` ([`commands`]).
+//! run` and `portshare http show servicestate` (`cli::register`).
 
 pub mod acl;
 pub mod client;
-pub mod commands;
 pub mod protocol;
 #[cfg(unix)]
 pub mod unix;

@@ -90,7 +90,7 @@ pub(super) struct RequestHead<'a, F> {
     pub host: &'a [u8],
     /// Whether `host` is the client's (then also `X-Forwarded-Host`).
     pub client_host: bool,
-    /// The client's address ([`ConnInfo::client_ip`](crate::dispatch::ConnInfo::client_ip)).
+    /// The client's address ([`ConnInfo::client_ip`](crate::conn::ConnInfo::client_ip)).
     pub peer: &'a str,
     pub https: bool,
     /// A protocol switch: `Upgrade` is kept and `Connection: upgrade` sent.

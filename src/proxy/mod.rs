@@ -73,8 +73,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
 use crate::body::Body;
-use crate::dispatch::ConnInfo;
-use crate::server::workers::PerWorker;
+use crate::conn::ConnInfo;
+use crate::workers::PerWorker;
 
 use body::{Exchange, ResponseBody};
 use connection::{Address, Connection, Upload};

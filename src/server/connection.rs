@@ -11,12 +11,9 @@
 //! HTTPS connections are served in a single round, HTTP/2 ones by hyper.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -28,8 +25,10 @@ use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
 use super::activity::Activity;
 use super::direct::{self, Served};
+use super::drain::Drained;
 use super::guard::{GuardContext, Guarded, Park};
-use crate::dispatch::{self, ConnInfo, Shared};
+use crate::conn::ConnInfo;
+use crate::dispatch::{self, Shared};
 use crate::tls::Tls;
 
 /// What every connection accepted on one listener shares.
@@ -186,59 +185,6 @@ async fn serve_round<S>(
 /// Resolves once shutdown has begun.
 async fn drained(drain: &mut watch::Receiver<bool>) {
     let _ = drain.wait_for(|stop| *stop).await;
-}
-
-/// [`drained`] for a connection being served, whose task wakes for every
-/// request: polling `wait_for` each time would take the watch's lock,
-/// shared by every connection on every worker. This registers the task's
-/// waker once; until the waker changes, a poll is one atomic version check.
-pub(super) struct Drained {
-    signal: watch::Receiver<bool>,
-    wait: Pin<Box<dyn Future<Output = ()> + Send>>,
-    registered: Option<Waker>,
-}
-
-impl Drained {
-    pub(super) fn new(drain: &watch::Receiver<bool>) -> Drained {
-        let mut waiting = drain.clone();
-        Drained {
-            signal: drain.clone(),
-            wait: Box::pin(async move {
-                let _ = waiting.wait_for(|stop| *stop).await;
-            }),
-            registered: None,
-        }
-    }
-
-    /// Shutdown has begun.
-    pub(super) fn fired(&self) -> bool {
-        self.signal.has_changed().unwrap_or(true)
-    }
-}
-
-impl Future for Drained {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        // The value only ever changes to `true`; a closed channel means the
-        // server is gone.
-        if this.fired() {
-            return Poll::Ready(());
-        }
-        if this
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            return Poll::Pending;
-        }
-        if this.wait.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        this.registered = Some(cx.waker().clone());
-        Poll::Pending
-    }
 }
 
 /// One count in a counter until dropped: an open connection, or a request

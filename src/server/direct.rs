@@ -35,10 +35,11 @@ use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 
-use super::connection::Drained;
+use super::drain::Drained;
 use super::guard::{Guarded, Next};
 use crate::body::Body;
-use crate::dispatch::{self, ConnInfo, LoggedRequest, Shared};
+use crate::conn::ConnInfo;
+use crate::dispatch::{self, LoggedRequest, Shared};
 use crate::proxy::list_items;
 use crate::registry::Handler;
 
@@ -220,7 +221,8 @@ where
         return Answered::NotMine;
     };
     let host = req.host.and_then(visible);
-    let Ok(route) = dispatch::route_to(&shared.registry.snapshot(), conn, req.target.path(), host)
+    let Ok(route) =
+        crate::registry::route_to(&shared.registry.snapshot(), conn, req.target.path(), host)
     else {
         return Answered::NotMine;
     };

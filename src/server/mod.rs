@@ -13,10 +13,10 @@
 mod activity;
 mod connection;
 mod direct;
+mod drain;
 mod guard;
 mod listener;
 pub mod signals;
-pub mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,9 +39,9 @@ use crate::site::Site;
 use crate::tls::Tls;
 use crate::urlprefix::Scheme;
 
+use crate::workers::Workers;
 pub use guard::{GuardContext, Guarded};
 pub use listener::bind_port;
-use workers::Workers;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]

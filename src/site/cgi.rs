@@ -82,7 +82,7 @@ use tokio::time::Instant;
 use super::SiteRequest;
 use crate::body::Body;
 use crate::config::{CgiRunner, Settings};
-use crate::errors::SERVER;
+use crate::headers::SERVER;
 
 /// Largest header block a script may write.
 const MAX_HEAD: usize = 64 * 1024;

@@ -25,8 +25,8 @@ use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::config::Settings;
-use crate::dispatch::ConnInfo;
-use crate::errors::SERVER;
+use crate::conn::ConnInfo;
+use crate::headers::SERVER;
 use cgi::{Cgi, CgiError, ScriptTarget};
 use files::{FileEntry, FileResolver, Representation, Resolved};
 use path::SitePath;

@@ -10,17 +10,17 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::client::{self, ClientError, Session};
-use super::protocol::{RegisterRequest, Request};
-use crate::cli::exit_code;
+use super::exit_code;
 use crate::config::Settings;
+use crate::control::client::{self, ClientError, Session};
+use crate::control::protocol::{RegisterRequest, Request};
 use crate::netsh::{ServiceStateSnapshot, ServiceStateSource};
 
 /// Windows' message for the error numbers the control commands report.
 fn message_for(code: u32) -> &'static str {
     match code {
         1062 => "The service has not been started.",
-        super::ERROR_NOT_SUPPORTED => "The request is not supported.",
+        crate::control::ERROR_NOT_SUPPORTED => "The request is not supported.",
         c => crate::netsh::system_message(c),
     }
 }
@@ -50,11 +50,11 @@ fn fail(code: u32, explain: &str) -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    crate::cli::runtime(false)
+    super::runtime(false)
 }
 
 fn control_path(settings: &Settings) -> Result<PathBuf, ExitCode> {
-    super::socket_path(settings)
+    crate::control::socket_path(settings)
         .map(Path::to_path_buf)
         .map_err(|m| fail(crate::netsh::ERROR_FILE_NOT_FOUND, &m))
 }
@@ -290,7 +290,7 @@ pub struct LiveServiceState {
 impl LiveServiceState {
     pub fn new(settings: &Settings) -> LiveServiceState {
         LiveServiceState {
-            path: super::socket_path(settings).map(Path::to_path_buf),
+            path: crate::control::socket_path(settings).map(Path::to_path_buf),
             origin: settings.origin.to_string(),
             failure: RefCell::new(None),
         }

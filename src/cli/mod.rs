@@ -12,6 +12,8 @@ use crate::config::Settings;
 use crate::netsh::{self, CertLookup, CertStatus, NetshContext};
 use crate::store::Store;
 
+mod register;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portshare",
@@ -242,7 +244,7 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
     let store = Store::in_cert_dir(&settings.cert_dir);
     let lookup = StoreCerts(certs);
     // Fetched from the running server only if `show servicestate` asks.
-    let live = crate::control::commands::LiveServiceState::new(&settings);
+    let live = register::LiveServiceState::new(&settings);
     let ctx = NetshContext {
         certs: &lookup,
         service_state: Some(&live),
@@ -261,7 +263,7 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
 /// `portshare register PREFIX… --backend URL`.
 pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> ExitCode {
     match settings(config) {
-        Ok(s) => crate::control::commands::register(&s, prefixes, backend),
+        Ok(s) => register::register(&s, prefixes, backend),
         Err(code) => code,
     }
 }
@@ -269,7 +271,7 @@ pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> Ex
 /// `portshare run --prefix PREFIX… -- CMD ARGS`.
 pub fn run(config: Option<&Path>, prefixes: &[String], command: &[String]) -> ExitCode {
     match settings(config) {
-        Ok(s) => crate::control::commands::run(&s, prefixes, command),
+        Ok(s) => register::run(&s, prefixes, command),
         Err(code) => code,
     }
 }
