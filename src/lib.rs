@@ -4,6 +4,7 @@
 //! `router`/`urlprefix` pick the registration, `site`/`proxy` answer, and
 //! `errors` is the one place where a failure becomes an HTTP.sys response.
 
+pub mod app;
 pub mod atomic_file;
 pub mod body;
 pub mod certs;

@@ -78,7 +78,7 @@ fn serve_with(
     let result = runtime.block_on(async {
         // Applications register over the control socket once listeners are up.
         let mut control = portshare::control::ControlServer::bind(&settings)?;
-        portshare::server::run_with(settings, shutdown, |running| {
+        portshare::app::run_with(settings, shutdown, |running| {
             control.start(running, cli::control_hooks(running));
             started();
         })

@@ -12,10 +12,24 @@ use std::time::{Duration, Instant};
 use common::{RawResponse, TestServer};
 
 fn server(extra: &str) -> TestServer {
-    TestServer::start_with(extra, |p| {
+    TestServer::prepare(extra, |p| {
         std::fs::write(p.join("a.txt"), "aaa").unwrap();
         std::fs::write(p.join("b.txt"), "bbbb").unwrap();
     })
+    // Parking is invisible to a client by design: the server says when it
+    // parks and resumes a connection, and the tests count that.
+    .launch(&[("RUST_LOG", "warn,portshare::park=debug")])
+}
+
+/// Stops the server; how many times it parked and resumed a connection.
+fn parked_and_resumed(mut s: TestServer) -> (usize, usize) {
+    let out = s.terminate();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        log.matches("connection parked").count(),
+        log.matches("parked connection resumed").count(),
+    )
 }
 
 /// Reads exactly one response (Content-Length framed) from `c`.
@@ -80,6 +94,11 @@ fn one_connection_serves_requests_separated_by_idle_time() {
         assert_eq!(r.text(), body);
         pause();
     }
+    let (parked, resumed) = parked_and_resumed(s);
+    assert!(
+        parked >= 3 && resumed >= 2,
+        "parked {parked}, resumed {resumed}"
+    );
 }
 
 #[test]
@@ -96,6 +115,11 @@ fn pipelined_requests_after_an_idle_gap_are_all_answered_in_order() {
     assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
     assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
     assert_eq!(read_response(&mut c, &mut buf).status, 404);
+    let (parked, resumed) = parked_and_resumed(s);
+    assert!(
+        parked >= 1 && resumed >= 1,
+        "parked {parked}, resumed {resumed}"
+    );
 }
 
 #[test]
@@ -117,6 +141,11 @@ fn a_request_split_across_an_idle_gap_is_served() {
     assert_eq!(r.status, 405, "{}", r.head);
     pause();
     assert_eq!(get(&mut c, &mut buf, "/b.txt").text(), "bbbb");
+    let (parked, resumed) = parked_and_resumed(s);
+    assert!(
+        parked >= 2 && resumed >= 2,
+        "parked {parked}, resumed {resumed}"
+    );
 }
 
 #[test]
@@ -183,4 +212,10 @@ fn a_crowded_server_parks_at_once_and_still_serves_every_request() {
     for mut k in crowd.into_iter().take(20) {
         assert_eq!(get(&mut k, &mut Vec::new(), "/b.txt").text(), "bbbb");
     }
+    // Parked without the 250 ms delay: the pauses here are 20 ms.
+    let (parked, resumed) = parked_and_resumed(s);
+    assert!(
+        parked >= 3 && resumed >= 3,
+        "parked {parked}, resumed {resumed}"
+    );
 }

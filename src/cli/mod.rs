@@ -301,7 +301,7 @@ pub fn exit_code(code: i32) -> ExitCode {
 }
 
 /// Handlers the control channel calls for `portshare maintenance …`.
-pub fn control_hooks(running: &crate::server::Running) -> crate::control::ControlHooks {
+pub fn control_hooks(running: &crate::app::Running) -> crate::control::ControlHooks {
     use crate::maintenance::RunOutcome;
     let run = running.maintenance.clone();
     let status = running.maintenance.clone();

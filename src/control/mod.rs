@@ -41,7 +41,7 @@ use crate::config::Settings;
 use crate::netsh::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER};
 use crate::proxy::Backend;
 use crate::registry::{Handler, Owner, RegistrationId, Registry};
-use crate::server::Running;
+use crate::app::Running;
 use crate::store::Store;
 use crate::urlprefix::UrlPrefix;
 
@@ -106,7 +106,7 @@ impl ControlServer {
     }
 
     /// Starts accepting connections for the running server. Call once, from
-    /// the `started` callback of [`crate::server::run_with`].
+    /// the `started` callback of [`crate::app::run_with`].
     pub fn start(&mut self, running: &Running, hooks: ControlHooks) {
         let Some(mut listener) = self.listener.take() else {
             return;

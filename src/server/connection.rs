@@ -117,6 +117,9 @@ async fn serve_plain(
         let Ok(parked) = handed_back.try_recv() else {
             return; // closed for good: by the client, an error or a timer
         };
+        // Observable, so that tests can tell parking happened (it is
+        // otherwise invisible to the client, by design).
+        tracing::debug!(target: "portshare::park", peer = %info.peer, "connection parked");
         drop(handed_back); // its allocation, while the connection waits
 
         tokio::select! {
@@ -133,6 +136,7 @@ async fn serve_plain(
             }
             _ = drained(drain) => return,
         }
+        tracing::debug!(target: "portshare::park", peer = %info.peer, "parked connection resumed");
         io = Guarded::resume(
             parked.stream,
             ctx.guard_context(info, activity),

@@ -1,4 +1,6 @@
-//! Listeners, the connection loop, and graceful shutdown.
+//! Listeners, the connection loop, and graceful shutdown. What is served
+//! (the registrations, the site, TLS, maintenance) is put together in
+//! `app`, which starts a [`Server`] with it.
 //!
 //! Listeners follow registrations: a port is listened on (IPv4 and IPv6)
 //! while at least one registered prefix uses it, and closed when the last
@@ -29,13 +31,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
 use crate::dispatch::Shared;
-use crate::logs::Logs;
-use crate::maintenance::Maintenance;
-use crate::proxy::Backend;
-use crate::registry::{Handler, NewRegistration, Owner, PortSet, Registry};
-use crate::site::Site;
+use crate::registry::PortSet;
 use crate::tls::Tls;
 use crate::urlprefix::Scheme;
 
@@ -43,7 +40,7 @@ use crate::workers::Workers;
 pub use guard::{GuardContext, Guarded};
 pub use listener::bind_port;
 
-/// Start-up failures.
+/// Failures of the listening side at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source} (is another program using port {port}? choose another port in GLOBAL.INI)", port = addr.port())]
@@ -51,209 +48,96 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("public_dir {path}: {source}")]
-    PublicDir {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("nothing to serve: no URL prefix is registered (http_port and https_port are both 0 and no [app:NAME] section)")]
     NoPorts,
-    #[error("[app:{app}] backend: {source}")]
-    Backend {
-        app: String,
-        source: crate::proxy::ProxyError,
-    },
-    #[error("cannot register {what}: {source}")]
-    Register {
-        what: String,
-        source: crate::registry::RegisterError,
-    },
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
     #[error("cannot start the connection workers: {0}")]
     Workers(std::io::Error),
 }
 
-/// Registers the built-in site and every `[app:NAME]` from the settings,
-/// in one step (one routing-table build however many there are).
-fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), ServerError> {
-    let mut all = Vec::with_capacity(settings.apps.len() + 1);
-    if !settings.site_prefixes.is_empty() {
-        all.push(NewRegistration {
-            owner: Owner::Config {
-                name: "site".into(),
-            },
-            queue: "site".into(),
-            prefixes: settings.site_prefixes.clone(),
-            handler: Handler::Site,
-        });
-    }
-    for app in &settings.apps {
-        let mut backend = Backend::parse(&app.backend).map_err(|source| ServerError::Backend {
-            app: app.name.clone(),
-            source,
-        })?;
-        if let Some(timeout) = app.timeout {
-            backend.set_timeout(timeout);
+/// The listening side of a running server: listeners that follow the
+/// registered ports, and the signals that stop and drain them.
+pub struct Server {
+    shared: Arc<Shared>,
+    workers: Arc<Workers>,
+    stop: watch::Sender<bool>,
+    /// Connections hold receivers; shutdown waits until all are gone.
+    drain: watch::Sender<bool>,
+    follower: JoinHandle<()>,
+}
+
+impl Server {
+    /// Listens on every port in `ports` now (a port that cannot be bound is
+    /// an error), then follows `ports` as registrations come and go.
+    pub fn start(
+        shared: Arc<Shared>,
+        tls: Option<Arc<Tls>>,
+        mut ports: watch::Receiver<PortSet>,
+    ) -> Result<Server, ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let workers = Arc::new(Workers::per_core().map_err(ServerError::Workers)?);
+        let mut listeners = Listeners {
+            shared: shared.clone(),
+            workers: workers.clone(),
+            tls,
+            drain: drain_rx,
+            stop: stop_rx,
+            open: BTreeMap::new(),
+        };
+        let initial = ports.borrow_and_update().clone();
+        if initial.is_empty() {
+            return Err(ServerError::NoPorts);
         }
-        all.push(NewRegistration {
-            owner: Owner::Config {
-                name: format!("app:{}", app.name),
-            },
-            queue: app.name.clone(),
-            prefixes: app.prefixes.clone(),
-            handler: Handler::Proxy(Arc::new(backend)),
-        });
-    }
-    registry
-        .register_all(all)
-        .map_err(|source| ServerError::Register {
-            what: "the prefixes of host_name and the [app:NAME] sections".into(),
-            source,
-        })?;
-    Ok(())
-}
-
-/// Timers set with `portshare http add timeout` (kept in the store) take
-/// precedence over GLOBAL.INI's `[http]` values, as netsh's settings do
-/// over the registry defaults on Windows. Read at start-up.
-fn apply_netsh_timeouts(settings: &mut Settings) {
-    let store = crate::store::Store::in_cert_dir(&settings.cert_dir);
-    match store.load() {
-        Ok(data) => {
-            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
-            if let Some(s) = data.timeouts.idle_connection {
-                settings.limits.idle_connection_timeout = secs(s);
-            }
-            if let Some(s) = data.timeouts.header_wait {
-                settings.limits.header_wait_timeout = secs(s);
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "the store's timeouts are ignored"),
-    }
-}
-
-/// A running server, for callers that need more than `run` (the control
-/// channel, the maintenance scheduler).
-pub struct Running {
-    pub registry: Arc<Registry>,
-    pub settings: Arc<Settings>,
-    pub maintenance: Arc<Maintenance>,
-}
-
-/// Runs the server until `shutdown` resolves, then drains connections for
-/// at most the configured grace period.
-pub async fn run(
-    settings: Settings,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
-    run_with(settings, shutdown, |_| {}).await
-}
-
-/// As [`run`]; `started` is called once the listeners are up.
-pub async fn run_with(
-    settings: Settings,
-    shutdown: impl Future<Output = ()>,
-    started: impl FnOnce(&Running),
-) -> Result<(), ServerError> {
-    let mut settings = settings;
-    apply_netsh_timeouts(&mut settings);
-    let settings = Arc::new(settings);
-    let site = Site::new(&settings).map_err(|source| ServerError::PublicDir {
-        path: settings.public_dir.display().to_string(),
-        source,
-    })?;
-    let logs = Logs::start(settings.log_dir.as_deref());
-    let registry = Arc::new(Registry::new());
-    register_configured(&registry, &settings)?;
-    let needs_tls = registry
-        .ports()
-        .borrow()
-        .iter()
-        .any(|(s, _)| *s == Scheme::Https);
-    let tls = if needs_tls || settings.https_port != 0 {
-        Some(Tls::start(&settings, logs.httperr.clone())?)
-    } else {
-        None
-    };
-    let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Connections hold receivers; shutdown waits until all are gone.
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let workers = Arc::new(Workers::per_core().map_err(ServerError::Workers)?);
-    let mut listeners = Listeners {
-        shared: shared.clone(),
-        workers: workers.clone(),
-        tls,
-        drain: drain_rx,
-        stop: stop_rx.clone(),
-        open: BTreeMap::new(),
-    };
-    let mut ports = registry.ports();
-    let initial = ports.borrow_and_update().clone();
-    if initial.is_empty() {
-        return Err(ServerError::NoPorts);
-    }
-    listeners.sync(&initial, true)?;
-    let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
-    if let Some(url) = &settings.daily_maintenance {
-        // Still start: an application may register the URL later.
-        if !maintenance.is_routed(&registry.snapshot()) {
-            tracing::warn!(
-                key = "[param] daily_maintenance",
-                %url,
-                "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
-            );
-        }
-        tokio::spawn(maintenance.clone().schedule(stop_rx.clone()));
-    }
-    started(&Running {
-        registry: registry.clone(),
-        settings: settings.clone(),
-        maintenance: maintenance.clone(),
-    });
-
-    // Follow registrations until shutdown.
-    let mut stop_follow = stop_rx.clone();
-    let follower = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop_follow.changed() => break,
-                changed = ports.changed() => {
-                    if changed.is_err() { break; }
-                    let wanted = ports.borrow_and_update().clone();
-                    if let Err(e) = listeners.sync(&wanted, false) {
-                        tracing::error!(error = %e, "opening a listener for a new registration failed");
+        listeners.sync(&initial, true)?;
+        let mut stop_follow = stop_tx.subscribe();
+        let follower = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop_follow.changed() => break,
+                    changed = ports.changed() => {
+                        if changed.is_err() { break; }
+                        let wanted = ports.borrow_and_update().clone();
+                        if let Err(e) = listeners.sync(&wanted, false) {
+                            tracing::error!(error = %e, "opening a listener for a new registration failed");
+                        }
                     }
                 }
             }
-        }
-        listeners.close_all().await;
-    });
-
-    shutdown.await;
-    tracing::info!(
-        grace_secs = settings.shutdown_grace.as_secs(),
-        "shutting down: no new connections, finishing requests in flight"
-    );
-    let _ = stop_tx.send(true);
-    let _ = follower.await;
-    let _ = drain_tx.send(true);
-    let drained = drain_tx.closed();
-    tokio::select! {
-        _ = drained => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(settings.shutdown_grace) => {
-            tracing::warn!("grace period over; closing the remaining connections");
-        }
+            listeners.close_all().await;
+        });
+        Ok(Server {
+            shared,
+            workers,
+            stop: stop_tx,
+            drain: drain_tx,
+            follower,
+        })
     }
-    drop(shared);
-    // Stops the workers: whatever still runs there ends now.
-    drop(workers);
-    // Connections cut at the end of the grace period may still hold log
-    // senders; what they sent is written already, so don't wait for them.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), logs.finish()).await;
-    Ok(())
+
+    /// Becomes `true` when shutdown begins (for tasks that should stop then).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Stops accepting, lets connections finish for at most `grace`, then
+    /// stops the workers (whatever still runs there ends now).
+    pub async fn shutdown(self, grace: std::time::Duration) {
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        let _ = self.stop.send(true);
+        let _ = self.follower.await;
+        let _ = self.drain.send(true);
+        tokio::select! {
+            _ = self.drain.closed() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(grace) => {
+                tracing::warn!("grace period over; closing the remaining connections");
+            }
+        }
+        drop(self.shared);
+        drop(self.workers);
+    }
 }
 
 /// The open listening sockets, one entry per (scheme, port).

@@ -116,7 +116,7 @@ impl Tls {
         let reloader = Arc::new(Reloader::new(cert_dir.clone(), first));
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let watcher = watch::watcher(&cert_dir, reload_tx.clone());
-        tokio::spawn(watch::run(reloader.clone(), reload_rx));
+        tokio::spawn(watch::run(reloader.clone(), reload_rx, None));
         Ok(Arc::new(Tls {
             reloader,
             refuse: config::refusing_config(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::snapshot::{build, Snapshot};
@@ -136,7 +136,11 @@ pub(crate) fn watcher(
 }
 
 /// The reload loop. Ends when every sender of `rx` is gone (the `Tls` was dropped).
-pub(crate) async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver<()>) {
+pub(crate) async fn run(
+    reloader: Arc<Reloader>,
+    mut rx: mpsc::UnboundedReceiver<()>,
+    watching: Option<oneshot::Sender<()>>,
+) {
     let dir = reloader.cert_dir.clone();
     let mut last = {
         let dir = dir.clone();
@@ -144,6 +148,10 @@ pub(crate) async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver
             .await
             .unwrap_or(0)
     };
+    // The first fingerprint is taken: changes from now on are seen.
+    if let Some(watching) = watching {
+        let _ = watching.send(());
+    }
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut hup = hangup_signal();
@@ -281,9 +289,11 @@ mod tests {
         let d = tmp.path().to_path_buf();
         let reloader = Arc::new(Reloader::new(d.clone(), Snapshot::default()));
         let (_tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(reloader.clone(), rx));
-        // Let the task take its first fingerprint.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (watching, started) = oneshot::channel();
+        let task = tokio::spawn(run(reloader.clone(), rx, Some(watching)));
+        started
+            .await
+            .expect("the watch task took its first fingerprint");
         let c = new_self_signed(&["a.test".into()], 30).unwrap();
         CertStore::save(&d, &c).unwrap();
         Store::in_cert_dir(&d)

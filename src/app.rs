@@ -1,0 +1,169 @@
+//! The server put together: settings → site, logs, registry (the
+//! configured registrations), TLS, maintenance → a listening [`Server`],
+//! until shutdown. The one place that knows every part; `server` itself only
+//! listens, accepts, serves connections and shuts down.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::dispatch::Shared;
+use crate::logs::Logs;
+use crate::maintenance::Maintenance;
+use crate::proxy::Backend;
+use crate::registry::{Handler, NewRegistration, Owner, Registry};
+use crate::server::{Server, ServerError};
+use crate::site::Site;
+use crate::tls::Tls;
+use crate::urlprefix::Scheme;
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("public_dir {path}: {source}")]
+    PublicDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("[app:{app}] backend: {source}")]
+    Backend {
+        app: String,
+        source: crate::proxy::ProxyError,
+    },
+    #[error("cannot register {what}: {source}")]
+    Register {
+        what: String,
+        source: crate::registry::RegisterError,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Registers the built-in site and every `[app:NAME]` from the settings,
+/// in one step (one routing-table build however many there are).
+fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), StartError> {
+    let mut all = Vec::with_capacity(settings.apps.len() + 1);
+    if !settings.site_prefixes.is_empty() {
+        all.push(NewRegistration {
+            owner: Owner::Config {
+                name: "site".into(),
+            },
+            queue: "site".into(),
+            prefixes: settings.site_prefixes.clone(),
+            handler: Handler::Site,
+        });
+    }
+    for app in &settings.apps {
+        let mut backend = Backend::parse(&app.backend).map_err(|source| StartError::Backend {
+            app: app.name.clone(),
+            source,
+        })?;
+        if let Some(timeout) = app.timeout {
+            backend.set_timeout(timeout);
+        }
+        all.push(NewRegistration {
+            owner: Owner::Config {
+                name: format!("app:{}", app.name),
+            },
+            queue: app.name.clone(),
+            prefixes: app.prefixes.clone(),
+            handler: Handler::Proxy(Arc::new(backend)),
+        });
+    }
+    registry
+        .register_all(all)
+        .map_err(|source| StartError::Register {
+            what: "the prefixes of host_name and the [app:NAME] sections".into(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Timers set with `portshare http add timeout` (kept in the store) take
+/// precedence over GLOBAL.INI's `[http]` values, as netsh's settings do
+/// over the registry defaults on Windows. Read at start-up.
+fn apply_netsh_timeouts(settings: &mut Settings) {
+    let store = crate::store::Store::in_cert_dir(&settings.cert_dir);
+    match store.load() {
+        Ok(data) => {
+            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+            if let Some(s) = data.timeouts.idle_connection {
+                settings.limits.idle_connection_timeout = secs(s);
+            }
+            if let Some(s) = data.timeouts.header_wait {
+                settings.limits.header_wait_timeout = secs(s);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the store's timeouts are ignored"),
+    }
+}
+
+/// A running server, for callers that need more than `run` (the control
+/// channel, the maintenance scheduler).
+pub struct Running {
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+    pub maintenance: Arc<Maintenance>,
+}
+
+/// Runs the server until `shutdown` resolves, then drains connections for
+/// at most the configured grace period.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    run_with(settings, shutdown, |_| {}).await
+}
+
+/// As [`run`]; `started` is called once the listeners are up.
+pub async fn run_with(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(&Running),
+) -> Result<(), StartError> {
+    let mut settings = settings;
+    apply_netsh_timeouts(&mut settings);
+    let settings = Arc::new(settings);
+    let site = Site::new(&settings).map_err(|source| StartError::PublicDir {
+        path: settings.public_dir.display().to_string(),
+        source,
+    })?;
+    let logs = Logs::start(settings.log_dir.as_deref());
+    let registry = Arc::new(Registry::new());
+    register_configured(&registry, &settings)?;
+    let needs_tls = registry
+        .ports()
+        .borrow()
+        .iter()
+        .any(|(s, _)| *s == Scheme::Https);
+    let tls = if needs_tls || settings.https_port != 0 {
+        Some(Tls::start(&settings, logs.httperr.clone())?)
+    } else {
+        None
+    };
+    let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
+    let server = Server::start(shared, tls, registry.ports())?;
+    let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
+    if let Some(url) = &settings.daily_maintenance {
+        // Still start: an application may register the URL later.
+        if !maintenance.is_routed(&registry.snapshot()) {
+            tracing::warn!(
+                key = "[param] daily_maintenance",
+                %url,
+                "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
+            );
+        }
+        tokio::spawn(maintenance.clone().schedule(server.stopping()));
+    }
+    started(&Running {
+        registry: registry.clone(),
+        settings: settings.clone(),
+        maintenance: maintenance.clone(),
+    });
+
+    shutdown.await;
+    server.shutdown(settings.shutdown_grace).await;
+    // Connections cut at the end of the grace period may still hold log
+    // senders; what they sent is written already, so don't wait for them.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), logs.finish()).await;
+    Ok(())
+}
