@@ -1,8 +1,16 @@
 //! portshare: a personal HTTP/HTTPS server with HTTP.sys's port-sharing model.
 //!
-//! The modules follow a request's path: `server` accepts and speaks HTTP,
-//! `router`/`urlprefix` pick the registration, `site`/`proxy` answer, and
-//! `errors` is the one place where a failure becomes an HTTP.sys response.
+//! The modules follow a request's path, top down, and none imports one
+//! above it (`tests/module_graph.rs` checks): `app` assembles the server;
+//! `server` listens and accepts, `tls` terminates TLS, `server::guard`
+//! applies HTTP.sys's request checks and timers, `server::direct` or hyper
+//! parse the request; `dispatch` routes it through `registry` (the live
+//! registrations, matched by `urlprefix`) to `site` or `proxy`; `errors` is
+//! the one place where a failure becomes an HTTP response; `logs` writes
+//! the access and httperr logs. Below them sit the shared pieces: `conn`
+//! (what a handler knows about its connection), `body`, `headers`,
+//! `workers`, `config`. The command-line corner — `cli`, `netsh`,
+//! `certs`' commands, `store` edits — is never imported by the server.
 
 pub mod app;
 pub mod atomic_file;

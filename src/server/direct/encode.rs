@@ -1,271 +1,22 @@
-//! Proxied HTTP/1.1 requests answered without hyper.
-//!
-//! Most requests a reverse-proxied application gets are `GET`s without a
-//! body. For those, hyper's server is a detour: the guard has already
-//! found and checked the head, the proxy writes the backend's request
-//! straight from the client's header fields and parses the answer itself,
-//! so hyper would only parse the head a second time into a `HeaderMap` and
-//! encode the response from one. Serving such a request here cost about a
-//! third fewer instructions per request and touched much less code
-//! (bench/RESULTS.md, (f)).
-//!
-//! The rule is simple: a connection (plain or TLS) starts here, and the first
-//! request that is not an HTTP/1.1 `GET` or `HEAD` without a body and
-//! without `Connection: upgrade`, for a prefix that a proxied application
-//! owns, is put back into the stream and the connection goes
-//! to hyper, which then serves it until it is parked (a plain connection's
-//! next round starts here again). So everything else — the static site, HTTP.sys's error pages,
-//! bodies, protocol switches, HTTP/1.0, HTTP/2 — has exactly one
-//! implementation, hyper's path.
-//!
-//! What the client gets is byte for byte what hyper would have written
-//! (`encode_head` follows hyper's encoder for the cases that reach it;
-//! the tests compare the two), and the backend gets the same request
-//! bytes as through hyper (`Backend::forward_bodiless`).
+//! Writing a response as hyper's HTTP/1.1 server would: the head byte for
+//! byte (status line, title-cased fields, `Content-Length` or chunked,
+//! `Connection: close`, `Date`) and then the body. Its own file because it
+//! must follow hyper's encoder, and its tests check exactly that.
 
-use std::cell::RefCell;
-use std::future::poll_fn;
-use std::mem::MaybeUninit;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::header;
+use http::{Response, StatusCode};
 use http_body::Body as _;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::watch;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-use super::drain::Drained;
-use super::guard::{Guarded, Next};
+use super::date::put_date;
 use crate::body::Body;
-use crate::conn::ConnInfo;
-use crate::dispatch::{self, LoggedRequest, Shared};
 use crate::proxy::list_items;
-use crate::registry::Handler;
-
-/// Header fields in a request head (hyper's limit too: a head with more
-/// goes to hyper, which refuses it).
-const MAX_FIELDS: usize = 100;
 
 /// A body up to this size is copied behind the head for a single write.
 const COPY_BODY_UP_TO: usize = 16 * 1024;
 
-/// How [`serve`] ended.
-pub(super) enum Served {
-    /// The connection is finished, or parked by the guard.
-    Ended,
-    /// What comes next is hyper's to serve.
-    ToHyper,
-}
-
-/// Answers requests on `io` for as long as they are ones this module
-/// serves.
-pub(super) async fn serve<S>(
-    io: &mut Guarded<S>,
-    shared: &Shared,
-    conn: &ConnInfo,
-    drain: &watch::Receiver<bool>,
-) -> Served
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut drained = Drained::new(drain);
-    let mut out = Vec::new();
-    loop {
-        let next = tokio::select! {
-            biased;
-            next = poll_fn(|cx| io.poll_next(cx)) => next,
-            () = &mut drained => return Served::Ended,
-        };
-        let head = match next {
-            Ok(Next::Head(head)) => head,
-            Ok(Next::Other) => return Served::ToHyper,
-            Ok(Next::End) | Err(_) => return Served::Ended,
-        };
-        let closing = drained.fired();
-        match answer(io, &head, shared, conn, closing, &mut out).await {
-            Answered::KeepAlive => {}
-            Answered::Close => {
-                let _ = io.shutdown().await;
-                return Served::Ended;
-            }
-            Answered::Failed => return Served::Ended,
-            Answered::NotMine => {
-                io.unread(head);
-                return Served::ToHyper;
-            }
-        }
-    }
-}
-
-enum Answered {
-    KeepAlive,
-    /// The request or the response said `Connection: close` (HTTP.sys's
-    /// 503 page does), or the server is shutting down.
-    Close,
-    /// The client went away, or writing to it or reading the backend's
-    /// body failed.
-    Failed,
-    /// Not a request this module serves; nothing was sent.
-    NotMine,
-}
-
-/// The parts of a request head this module needs.
-struct Request<'h> {
-    method: Method,
-    target: http::uri::PathAndQuery,
-    host: Option<&'h [u8]>,
-    referer: Option<&'h [u8]>,
-    user_agent: Option<&'h [u8]>,
-    /// `Connection: close`.
-    close: bool,
-}
-
-/// Reads what [`answer`] needs from the head's fields, or `None` when the
-/// request is not one this module serves.
-fn classify<'h>(
-    head: &Bytes,
-    method: Option<&str>,
-    target: Option<&str>,
-    version: Option<u8>,
-    fields: &[httparse::Header<'h>],
-) -> Option<Request<'h>> {
-    let method = match method? {
-        "GET" => Method::GET,
-        "HEAD" => Method::HEAD,
-        _ => return None,
-    };
-    if version != Some(1) {
-        return None;
-    }
-    let target = target.filter(|t| t.starts_with('/'))?;
-    // As hyper parses it (and refuses what it refuses), sharing the head.
-    let target =
-        http::uri::PathAndQuery::from_maybe_shared(head.slice_ref(target.as_bytes())).ok()?;
-    let mut req = Request {
-        method,
-        target,
-        host: None,
-        referer: None,
-        user_agent: None,
-        close: false,
-    };
-    for field in fields {
-        let name = field.name.as_bytes();
-        let first = |slot: &mut Option<&'h [u8]>| {
-            slot.get_or_insert(field.value);
-        };
-        if name.eq_ignore_ascii_case(b"host") {
-            first(&mut req.host);
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            first(&mut req.user_agent);
-        } else if name.eq_ignore_ascii_case(b"referer") {
-            first(&mut req.referer);
-        } else if name.eq_ignore_ascii_case(b"content-length")
-            || name.eq_ignore_ascii_case(b"transfer-encoding")
-        {
-            return None; // a body, even an empty one
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in list_items(field.value) {
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-                req.close |= token.eq_ignore_ascii_case(b"close");
-            }
-        }
-    }
-    Some(req)
-}
-
-/// A header value as `HeaderValue::to_str` gives it: visible ASCII only.
-fn visible(value: &[u8]) -> Option<&str> {
-    if value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-    {
-        std::str::from_utf8(value).ok()
-    } else {
-        None
-    }
-}
-
-async fn answer<S>(
-    io: &mut Guarded<S>,
-    head: &Bytes,
-    shared: &Shared,
-    conn: &ConnInfo,
-    closing: bool,
-    out: &mut Vec<u8>,
-) -> Answered
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    // Uninitialised: httparse fills what it uses (see proxy::head).
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut parsed = httparse::Request::new(&mut []);
-    match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut parsed,
-        head,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-        _ => return Answered::NotMine,
-    }
-    let Some(req) = classify(
-        head,
-        parsed.method,
-        parsed.path,
-        parsed.version,
-        parsed.headers,
-    ) else {
-        return Answered::NotMine;
-    };
-    let host = req.host.and_then(visible);
-    let Ok(route) =
-        crate::registry::route_to(&shared.registry.snapshot(), conn, req.target.path(), host)
-    else {
-        return Answered::NotMine;
-    };
-    let Handler::Proxy(backend) = &route.registration.handler else {
-        return Answered::NotMine;
-    };
-    let logged = LoggedRequest {
-        method: req.method.as_str(),
-        path: req.target.path(),
-        target: req.target.as_str(),
-        version: "HTTP/1.1",
-        referer: req.referer.and_then(visible),
-        user_agent: req.user_agent.and_then(visible),
-    };
-    let forwarded = backend.forward_bodiless(
-        &req.method,
-        req.target.as_str(),
-        parsed.headers,
-        req.host,
-        conn,
-    );
-    // A client that closes the connection meanwhile cancels the request,
-    // as it does through hyper.
-    let res = tokio::select! {
-        biased;
-        res = forwarded => res,
-        () = poll_fn(|cx| io.poll_client_gone(cx)) => return Answered::Failed,
-    };
-    let res = res.unwrap_or_else(|e| dispatch::proxy_failed(shared, conn, &logged, &e));
-    dispatch::log_access(shared, conn, &logged, &res);
-    let closing = closing || req.close;
-    match write_response(io, res, req.method == Method::HEAD, closing, out).await {
-        Ok(true) => Answered::KeepAlive,
-        Ok(false) => Answered::Close,
-        Err(e) => {
-            tracing::debug!(error = %e, "connection ended with an error");
-            Answered::Failed
-        }
-    }
-}
-
 /// Writes the response; `Ok(false)` when the connection closes after it.
-async fn write_response<W>(
+pub(super) async fn write_response<W>(
     io: &mut W,
     res: Response<Body>,
     head_request: bool,
@@ -458,27 +209,6 @@ fn title_case(out: &mut Vec<u8>, name: &[u8]) {
     }));
 }
 
-thread_local! {
-    /// The `Date` value for the current second, made once a second per
-    /// worker rather than for every response (hyper caches it the same way).
-    static DATE: RefCell<(u64, HeaderValue)> =
-        const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
-}
-
-fn put_date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with_borrow_mut(|(cached, value)| {
-        if *cached != second {
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
-                *value = v;
-                *cached = second;
-            }
-        }
-        out.extend_from_slice(value.as_bytes());
-    });
-}
-
 #[cfg(test)]
 mod tests {
     //! The encoder against hyper itself: each response goes through a real
@@ -491,6 +221,8 @@ mod tests {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
+    use bytes::Bytes;
+    use http::header::HeaderValue;
     use http_body::{Frame, SizeHint};
     use hyper_util::rt::TokioIo;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
