@@ -27,7 +27,10 @@
 //! user), and `listen=yes`. With `sddl=` only, an allow ACE `(A;;R;;;SID)`
 //! whose rights include `GX` or `GA` and whose SID is `WD`, `AU`, `BU` or the
 //! peer's user name (the form `add urlacl user=` generates) grants it.
-//! Reservations whose URL does not parse are ignored.
+//! Reservations whose URL [`UrlPrefix::parse`] refuses are ignored: `http add
+//! urlacl` no longer stores them, but a store written by an older version may
+//! hold some. Each is logged (`warn`) every time the reservations are checked,
+//! which is once per store load.
 
 use crate::registry::RegisterError;
 use crate::store::UrlReservation;
@@ -54,7 +57,17 @@ pub fn check_access(
     }
     let parsed: Vec<(UrlPrefix, &UrlReservation)> = reservations
         .iter()
-        .filter_map(|r| UrlPrefix::parse(&r.url).ok().map(|p| (p, r)))
+        .filter_map(|r| match UrlPrefix::parse(&r.url) {
+            Ok(p) => Some((p, r)),
+            Err(e) => {
+                tracing::warn!(
+                    reservation = %r.url,
+                    reason = %e,
+                    "URL reservation ignored: it is not a valid URL prefix"
+                );
+                None
+            }
+        })
         .collect();
     for prefix in prefixes {
         let granted = governing(&parsed, prefix).is_some_and(|r| grants_listen(r, &peer.name));
@@ -348,5 +361,57 @@ mod tests {
             res("http://+:80/", "bob", true),
         ];
         assert_eq!(check(&r, "http://+:80/"), Ok(()));
+    }
+
+    /// Log lines written while `f` runs (a `warn`-level fmt subscriber).
+    fn captured_log(f: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                v.extend_from_slice(data);
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn unparsable_reservation_is_logged_once_per_check() {
+        let r = [
+            res("http://+:080/old/", "bob", true),
+            res("http://+:80/", "bob", true),
+        ];
+        let log = captured_log(|| {
+            let wanted = [p("http://+:80/a/"), p("http://+:80/b/")];
+            assert!(check_access(&bob(), &SERVER, &r, &wanted).is_ok());
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("http://+:080/old/"), "{log}");
+        assert!(log.contains("leading zero"), "{log}");
+        // The owner's check reads no reservations, so it logs nothing.
+        let me = PeerUser {
+            uid: Some(1000),
+            name: "me".into(),
+        };
+        let log = captured_log(|| {
+            assert!(check_access(&me, &SERVER, &r, &[p("http://+:80/")]).is_ok());
+        });
+        assert_eq!(log, "");
     }
 }

@@ -13,13 +13,23 @@
 //! - Well-known accounts are printed as Windows resolves them (`Everyone` →
 //!   `\Everyone`); other names as given.
 //! - With `sddl=` only, `show urlacl` prints just the SDDL line under the URL.
+//! - `url=` of `add` and `delete` goes through [`UrlPrefix::parse`], the parser
+//!   registrations and `[app:]` sections use, so a reservation is refused
+//!   exactly when a registration of the same string would be (`Error: 87`,
+//!   with the parser's reason after `is not a valid URL prefix:`).
+//! - The reservation is stored, and shown, exactly as typed (not in the
+//!   parser's canonical form).
 //! - URLs are compared case-insensitively for duplicates, delete and show.
+//! - `delete` of a URL the parser refuses still removes a stored reservation
+//!   with that URL (one written before `add` used the parser), so old stores
+//!   can be cleaned up; otherwise it is `Error: 87`, not `Error: 2`.
 //! - `show urlacl url=X` for an unknown X prints the header, the system
 //!   message for error 2 and a `portshare:` line, and exits 2.
 
 use super::params::{parse_yes_no, Params};
 use super::{success, Failure, NetshOutput, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND};
 use crate::store::{Store, UrlReservation};
+use crate::urlprefix::UrlPrefix;
 
 const ADD_USAGE: &str = "\
 Usage: http add urlacl url=PREFIX user=NAME [listen=yes|no] [delegate=yes|no]
@@ -30,41 +40,44 @@ const SHOW_USAGE: &str = "Usage: http show urlacl [url=PREFIX]";
 
 const SHOW_HEADER: &str = "\nURL Reservations:\n-----------------\n\n";
 
-/// Checks that `url` is a URL prefix netsh accepts.
+/// Checks that `url` is a URL prefix netsh accepts: the one URL-prefix parser,
+/// [`UrlPrefix::parse`]. The error is the parser's reason (one sentence, no
+/// full stop).
 ///
-/// TODO(urlprefix): wire up the real parser here, i.e. replace the body with
-/// `crate::urlprefix::UrlPrefix::parse(url).map(|_| ()).map_err(|e| e.to_string())`.
-/// Until then this is a basic check: `http(s)://HOST:PORT/…/` with a port of
-/// 1-65535 and a path ending in `/`.
+/// A reservation is also kept as typed and compared as text (as netsh
+/// does), so a path with `.` or `..` segments would never be the prefix an
+/// application registers: it is refused, naming the spelling that works.
 fn validate_url(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-        .ok_or("it must start with http:// or https://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => return Err("it needs a path ending in '/' after the port".into()),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, p) = v6.split_once(']').ok_or("unclosed '[' in the host")?;
-        (h, p.strip_prefix(':').ok_or("the port is missing")?)
-    } else {
-        authority.rsplit_once(':').ok_or("the port is missing")?
-    };
-    if host.is_empty() {
-        return Err("the host is missing (use +, * or a name)".into());
-    }
-    let port_ok = !port.is_empty()
-        && port.bytes().all(|c| c.is_ascii_digit())
-        && matches!(port.parse::<u16>(), Ok(p) if p != 0);
-    if !port_ok {
-        return Err(format!("'{port}' is not a port number (1-65535)"));
-    }
-    if !path.ends_with('/') {
-        return Err("the path must end with '/'".into());
+    let prefix = UrlPrefix::parse(url).map_err(|e| e.to_string())?;
+    let dotted = prefix.path().split('/').any(|segment| {
+        matches!(
+            segment.to_ascii_lowercase().as_str(),
+            "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+        )
+    });
+    if dotted {
+        let path = prefix.path();
+        let canonical = url
+            .len()
+            .checked_sub(path.len())
+            .and_then(|start| url.get(..start))
+            .map(|origin| format!("{origin}{}", prefix.path_key()));
+        return Err(match canonical {
+            Some(c) => {
+                format!("a reservation's path must not have '.' or '..' segments (reserve {c})")
+            }
+            None => "a reservation's path must not have '.' or '..' segments".to_owned(),
+        });
     }
     Ok(())
+}
+
+/// The `Error: 87` failure for a `url=` the parser refuses.
+fn invalid_url(url: &str, why: &str, usage: &'static str) -> Failure {
+    Failure::param(
+        format!("url '{url}' is not a valid URL prefix: {why}."),
+        usage,
+    )
 }
 
 pub(crate) fn run(verb: &str, args: &[String], store: &Store) -> NetshOutput {
@@ -84,12 +97,7 @@ fn parse_url(params: &Params, usage: &'static str) -> Result<String, Failure> {
             usage,
         )
     })?;
-    validate_url(url).map_err(|why| {
-        Failure::param(
-            format!("url '{url}' is not a valid URL prefix: {why}."),
-            usage,
-        )
-    })?;
+    validate_url(url).map_err(|why| invalid_url(url, &why, usage))?;
     Ok(url.to_owned())
 }
 
@@ -223,6 +231,7 @@ fn delete(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
             DELETE_USAGE,
         )
     })?;
+    let invalid = validate_url(url).err();
     store
         .update(|data| {
             match data
@@ -230,14 +239,20 @@ fn delete(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
                 .iter()
                 .position(|r| r.url.eq_ignore_ascii_case(url))
             {
+                // Also when `invalid`: an old store may hold such a URL.
                 Some(i) => {
                     data.urlacl.remove(i);
                     Ok(())
                 }
-                None => Err(Failure::new(
-                    ERROR_FILE_NOT_FOUND,
-                    format!("{url} is not reserved; 'http show urlacl' lists the reservations."),
-                )),
+                None => Err(match &invalid {
+                    Some(why) => invalid_url(url, why, DELETE_USAGE),
+                    None => Failure::new(
+                        ERROR_FILE_NOT_FOUND,
+                        format!(
+                            "{url} is not reserved; 'http show urlacl' lists the reservations."
+                        ),
+                    ),
+                }),
             }
         })
         .map_err(Failure::from_update)?;
@@ -297,6 +312,7 @@ pub fn format_urlacl_list(reservations: &[UrlReservation]) -> String {
 mod tests {
     use super::super::testutil::*;
     use super::validate_url;
+    use crate::store::UrlReservation;
 
     /// HTTPSYS.md §6, verbatim.
     const SPEC_SHOW: &str = "
@@ -412,7 +428,7 @@ URL Reservations:
     fn bad_parameters_are_87() {
         let env = Env::new();
         let cases = [
-            ("http add urlacl url=http://+:80/api user=Everyone", "portshare: url 'http://+:80/api' is not a valid URL prefix: the path must end with '/'.\n"),
+            ("http add urlacl url=http://+:80/api user=Everyone", "portshare: url 'http://+:80/api' is not a valid URL prefix: the URL prefix must end with '/' (http://+:80/api → http://+:80/api/).\n"),
             ("http add urlacl user=Everyone", "portshare: url= is missing;"),
             ("http add urlacl url=http://+:80/", "portshare: say who may use the URL"),
             ("http add urlacl url=http://+:80/ user=a sddl=D:(A;;GX;;;WD)", "portshare: give either user= or sddl=, not both.\n"),
@@ -459,5 +475,62 @@ URL Reservations:
         ] {
             assert!(validate_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn url_goes_through_the_prefix_parser() {
+        let env = Env::new();
+        let cases = [
+            (
+                "http://+:080/api/",
+                "the port '080' is not a decimal number from 1 to 65535 without a leading zero",
+            ),
+            (
+                "http://+:8080/../b/",
+                "the path uses '..' to go above the root",
+            ),
+            ("http://+:80/a%2Fb/", "encoded '/'"),
+            (
+                "http://*.example.com:80/",
+                "a wildcard (+ or *) must be the whole host",
+            ),
+        ];
+        for (url, why) in cases {
+            for verb in ["add", "delete"] {
+                let user = if verb == "add" { " user=Everyone" } else { "" };
+                let out = env.run(&format!("http {verb} urlacl url={url}{user}"));
+                assert_eq!(out.exit_code, 87, "{verb} {url}\n{}", out.stdout);
+                let expected = format!(
+                    "\nThe parameter is incorrect.\nportshare: url '{url}' is not a valid URL prefix: "
+                );
+                assert!(
+                    out.stdout.contains(&expected),
+                    "{verb} {url}\n{}",
+                    out.stdout
+                );
+                assert!(out.stdout.contains(why), "{verb} {url}\n{}", out.stdout);
+            }
+        }
+        assert!(!env.store.path().exists());
+    }
+
+    #[test]
+    fn delete_removes_an_old_reservation_the_parser_refuses() {
+        let env = Env::new();
+        env.store
+            .update(|d| {
+                d.urlacl.push(UrlReservation {
+                    url: "http://+:080/old/".into(),
+                    user: "alice".into(),
+                    listen: true,
+                    delegate: false,
+                    sddl: "D:(A;;GX;;;alice)".into(),
+                });
+                Ok::<_, ()>(())
+            })
+            .expect("seed the store");
+        let out = env.run("http delete urlacl url=HTTP://+:080/OLD/");
+        assert_eq!(out.stdout, "\nURL reservation successfully deleted\n\n");
+        assert!(env.store.load().expect("load").urlacl.is_empty());
     }
 }
