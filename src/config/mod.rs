@@ -1,0 +1,56 @@
+//! GLOBAL.INI + `PORTSHARE_*` environment → one frozen, validated [`Settings`].
+//!
+//! The file is read with the `config` crate (INI format). Every key is checked
+//! here, once: an unknown key or a bad value stops start-up with a message that
+//! names the file, the section, the key and what is allowed — never a silent
+//! default for a typo.
+//!
+//! A folder because loading has three separate stages, each its own file:
+//! `file` finds and decodes GLOBAL.INI into raw sections, `env` merges the
+//! `PORTSHARE_*` overrides into them, and `sections` checks them and builds
+//! the [`Settings`] (one function per section). `settings` holds the types;
+//! everything public is re-exported here, so `crate::config::X` is the path.
+
+mod env;
+mod file;
+mod sections;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use file::{locate, DEFAULT_FILE_NAME};
+pub use settings::{AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin, Settings};
+
+/// Raw `section → key → value` view of the file plus overrides.
+type Sections = BTreeMap<String, BTreeMap<String, String>>;
+
+impl Settings {
+    /// Loads the file found by [`locate`], applies `PORTSHARE_*` overrides
+    /// from the process environment and validates everything.
+    pub fn load(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Settings::load_with_env(locate(explicit).as_deref(), &env)
+    }
+
+    /// As [`Settings::load`], with the file and environment given (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let (origin, base_dir, mut sections) = match file {
+            Some(path) => {
+                let sections = file::read_ini(path)?;
+                let dir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or_else(|| PathBuf::from("."));
+                (Origin::File(path.to_path_buf()), dir, sections)
+            }
+            None => (Origin::Defaults, PathBuf::from("."), Sections::new()),
+        };
+        env::apply_env(&mut sections, env)?;
+        Settings::from_sections(origin, &base_dir, &sections)
+    }
+}

@@ -1,0 +1,511 @@
+//! Raw sections → [`Settings`]: one function per section (`[param]`,
+//! `[http]`, `[cgi]`, `[app:NAME]`), each checking its own keys and values.
+//! This is where every key's allowed values and error message live.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+
+use super::file::DEFAULT_FILE_NAME;
+use super::{AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin, Sections, Settings};
+use crate::urlprefix::UrlPrefix;
+
+pub(super) const PARAM_KEYS: &[&str] = &[
+    "host_name",
+    "http_port",
+    "https_port",
+    "listen",
+    "public_dir",
+    "cert_dir",
+    "log_dir",
+    "daily_maintenance",
+    "maintenance_time",
+    "shutdown_grace",
+    "control_socket",
+];
+
+const HTTP_KEYS: &[&str] = &[
+    "maxfieldlength",
+    "maxrequestbytes",
+    "urlsegmentmaxlength",
+    "urlsegmentmaxcount",
+    "maxconnections",
+    "idleconnectiontimeout",
+    "headerwaittimeout",
+    "entitybodytimeout",
+    "minsendrate",
+    "minsendratewindow",
+];
+
+impl Settings {
+    /// Checks and converts every section. The first problem is reported:
+    /// section names and keys (and `[cgi]`, `[app:NAME]` values) in section
+    /// order, then `[param]` values, then `[http]` values.
+    pub(super) fn from_sections(
+        origin: Origin,
+        base_dir: &Path,
+        sections: &Sections,
+    ) -> Result<Settings, ConfigError> {
+        let file = origin.to_string();
+        let empty = BTreeMap::new();
+        let mut cgi = CgiSettings::default();
+        let mut apps = Vec::new();
+        for (section, keys) in sections {
+            match section.as_str() {
+                "param" => check_keys(&file, section, keys, PARAM_KEYS)?,
+                "http" => check_keys(&file, section, keys, HTTP_KEYS)?,
+                "cgi" => cgi = parse_cgi(&file, keys)?,
+                s if s.starts_with("app:") => apps.push(parse_app(&file, section, keys)?),
+                _ => {
+                    return Err(ConfigError::File {
+                        file,
+                        message: format!(
+                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME]"
+                    ),
+                    })
+                }
+            }
+        }
+        let param = ParamKeys {
+            file: &file,
+            keys: sections.get("param").unwrap_or(&empty),
+        };
+        let mut settings = parse_param(&param, origin, base_dir)?;
+        settings.limits = parse_limits(&file, sections.get("http").unwrap_or(&empty))?;
+        settings.apps = apps;
+        settings.cgi = cgi;
+        Ok(settings)
+    }
+}
+
+/// The `[param]` section's values (trimmed) and its error messages.
+struct ParamKeys<'a> {
+    file: &'a str,
+    keys: &'a BTreeMap<String, String>,
+}
+
+impl ParamKeys<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.keys.get(key).map(|v| v.trim())
+    }
+
+    fn err(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_owned(),
+            section: "param".into(),
+            key: key.into(),
+            message,
+        }
+    }
+}
+
+/// `[param]`: everything in [`Settings`] except the limits, the
+/// applications and CGI, which are left at their defaults here.
+fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Settings, ConfigError> {
+    let host_name = parse_host_name(p)?;
+    let http_port = parse_port(p, "http_port", 8080, "plain HTTP")?;
+    let https_port = parse_port(p, "https_port", 8443, "HTTPS")?;
+    if http_port != 0 && http_port == https_port {
+        return Err(p.err(
+            "https_port",
+            format!("is the same as http_port ({http_port}); a port serves one scheme"),
+        ));
+    }
+    let site_prefixes = site_prefixes(p, &host_name, http_port, https_port)?;
+    let listen = parse_listen(p)?;
+    let path = |key: &str, default: &str| -> PathBuf {
+        let v = p.get(key).unwrap_or(default);
+        resolve(base_dir, v)
+    };
+    let public_dir = path("public_dir", "public");
+    if !public_dir.is_dir() {
+        return Err(p.err(
+            "public_dir",
+            format!(
+                "the folder {} does not exist; create it or point public_dir at your site's folder",
+                public_dir.display()
+            ),
+        ));
+    }
+    let cert_dir = path("cert_dir", "certs");
+    let log_dir = match p.get("log_dir") {
+        None => Some(resolve(base_dir, "logs")),
+        Some("") => None,
+        Some(v) => Some(resolve(base_dir, v)),
+    };
+    let (daily_maintenance, maintenance_time) = parse_maintenance(p)?;
+    let shutdown_grace = parse_shutdown_grace(p)?;
+    let control_socket = match p.get("control_socket") {
+        Some("") => None,
+        Some(v) => Some(control_socket_path(base_dir, v)),
+        None => Some(default_control_socket(&origin, base_dir)),
+    };
+    Ok(Settings {
+        origin,
+        host_name,
+        site_prefixes,
+        http_port,
+        https_port,
+        listen,
+        public_dir,
+        cert_dir,
+        log_dir,
+        daily_maintenance,
+        maintenance_time,
+        shutdown_grace,
+        limits: Limits::default(),
+        apps: Vec::new(),
+        cgi: CgiSettings::default(),
+        control_socket,
+    })
+}
+
+/// `host_name`: one or more entries, comma- or space-separated.
+fn parse_host_name(p: &ParamKeys) -> Result<Vec<String>, ConfigError> {
+    let host_name: Vec<String> = p
+        .get("host_name")
+        .unwrap_or("+")
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if host_name.is_empty() {
+        return Err(p.err(
+            "host_name",
+            "is empty; use + (every host), * or a host name, or full URL prefixes".into(),
+        ));
+    }
+    Ok(host_name)
+}
+
+/// `http_port` / `https_port`: 0 disables `what`.
+fn parse_port(p: &ParamKeys, key: &str, default: u16, what: &str) -> Result<u16, ConfigError> {
+    match p.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse::<u16>().map_err(|_| {
+            p.err(
+                key,
+                format!("'{v}' is not a port number; use 1-65535, or 0 to disable {what}"),
+            )
+        }),
+    }
+}
+
+/// The built-in site's URL prefixes: a `host_name` entry with `://` is a
+/// prefix as it stands; any other is a host, given one prefix per enabled port.
+fn site_prefixes(
+    p: &ParamKeys,
+    host_name: &[String],
+    http_port: u16,
+    https_port: u16,
+) -> Result<Vec<UrlPrefix>, ConfigError> {
+    let mut site_prefixes = Vec::new();
+    for entry in host_name {
+        let candidates: Vec<String> = if entry.contains("://") {
+            vec![entry.clone()]
+        } else {
+            let host = if entry.contains(':') && !entry.starts_with('[') {
+                format!("[{entry}]") // a bare IPv6 literal
+            } else {
+                entry.clone()
+            };
+            let mut v = Vec::new();
+            if http_port != 0 {
+                v.push(format!("http://{host}:{http_port}/"));
+            }
+            if https_port != 0 {
+                v.push(format!("https://{host}:{https_port}/"));
+            }
+            v
+        };
+        for c in candidates {
+            let prefix = UrlPrefix::parse(&c).map_err(|e| {
+                p.err(
+                    "host_name",
+                    format!("'{entry}' gives the URL prefix {c}, which is not valid: {e}"),
+                )
+            })?;
+            site_prefixes.push(prefix);
+        }
+    }
+    Ok(site_prefixes)
+}
+
+/// `listen`: addresses to bind (default: every IPv4 and IPv6 address).
+fn parse_listen(p: &ParamKeys) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    match p.get("listen") {
+        None | Some("") => Ok(vec![
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ]),
+        Some(v) => v
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(|a| {
+                a.trim_matches(['[', ']']).parse().map_err(|_| {
+                    p.err(
+                        "listen",
+                        format!("'{a}' is not an IP address; use e.g. 0.0.0.0, ::, 127.0.0.1"),
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+/// `daily_maintenance` (a URL path, or none) and `maintenance_time`.
+fn parse_maintenance(p: &ParamKeys) -> Result<(Option<String>, NaiveTime), ConfigError> {
+    let daily_maintenance = match p.get("daily_maintenance") {
+        None | Some("") => None,
+        Some(v) if v.starts_with('/') => Some(v.to_owned()),
+        Some(v) => {
+            return Err(p.err(
+                "daily_maintenance",
+                format!(
+                    "'{v}' must be a URL path starting with / (/ is the public folder), e.g. /maintenance.cgi"
+                ),
+            ))
+        }
+    };
+    let maintenance_time = match p.get("maintenance_time") {
+        None => NaiveTime::from_hms_opt(3, 0, 0).unwrap_or_default(),
+        Some(v) => parse_hms(v).ok_or_else(|| {
+            p.err(
+                "maintenance_time",
+                format!("'{v}' is not a time of day; use hh:mm:ss from 00:00:00 to 23:59:59"),
+            )
+        })?,
+    };
+    Ok((daily_maintenance, maintenance_time))
+}
+
+/// `shutdown_grace`: whole seconds, 0 or more (default 10).
+fn parse_shutdown_grace(p: &ParamKeys) -> Result<Duration, ConfigError> {
+    match p.get("shutdown_grace") {
+        None => Ok(Duration::from_secs(10)),
+        Some(v) => Ok(Duration::from_secs(v.parse::<u64>().map_err(|_| {
+            p.err(
+                "shutdown_grace",
+                format!("'{v}' is not a number of seconds (0 or more)"),
+            )
+        })?)),
+    }
+}
+
+/// The control socket named in GLOBAL.INI: a path relative to the file's
+/// folder on Unix; on Windows a pipe name, `\\.\pipe\` added when missing.
+fn control_socket_path(base_dir: &Path, value: &str) -> PathBuf {
+    if cfg!(windows) && !value.starts_with(r"\\") {
+        PathBuf::from(format!(r"\\.\pipe\{value}"))
+    } else {
+        resolve(base_dir, value)
+    }
+}
+
+/// Default control socket: `portshare.sock` beside the configuration file
+/// (in the current folder with built-in defaults). On Windows, where a pipe
+/// has no folder, `\\.\pipe\portshare-` plus 16 hex digits of the SHA-1 of
+/// the canonical configuration path (or of the canonical current folder).
+fn default_control_socket(origin: &Origin, base_dir: &Path) -> PathBuf {
+    if cfg!(windows) {
+        use sha1::{Digest, Sha1};
+        let key = match origin {
+            Origin::File(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+            Origin::Defaults => std::fs::canonicalize(base_dir)
+                .unwrap_or_else(|_| base_dir.to_path_buf())
+                .join(DEFAULT_FILE_NAME),
+        };
+        let digest = Sha1::digest(key.to_string_lossy().to_lowercase().as_bytes());
+        PathBuf::from(format!(
+            r"\\.\pipe\portshare-{}",
+            &hex::encode(digest)[..16]
+        ))
+    } else {
+        base_dir.join("portshare.sock")
+    }
+}
+
+fn resolve(base: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// `hh:mm:ss`, 24-hour clock, exactly two digits each.
+fn parse_hms(v: &str) -> Option<NaiveTime> {
+    let parts: Vec<&str> = v.split(':').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.len() != 2) {
+        return None;
+    }
+    let n = |s: &str| s.parse::<u32>().ok();
+    NaiveTime::from_hms_opt(n(parts[0])?, n(parts[1])?, n(parts[2])?)
+}
+
+fn check_keys(
+    file: &str,
+    section: &str,
+    keys: &BTreeMap<String, String>,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
+    match keys.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ConfigError::Key {
+            file: file.into(),
+            section: section.into(),
+            key: k.clone(),
+            message: format!("unknown key; allowed keys: {}", allowed.join(", ")),
+        }),
+    }
+}
+
+/// `[http]`: the HTTP.sys limits (keys already checked against `HTTP_KEYS`).
+fn parse_limits(file: &str, keys: &BTreeMap<String, String>) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    for (key, value) in keys {
+        let n: u64 = value.trim().parse().map_err(|_| ConfigError::Key {
+            file: file.into(),
+            section: "http".into(),
+            key: key.clone(),
+            message: format!("'{value}' is not a whole number"),
+        })?;
+        let out_of_range = |range: &str| ConfigError::Key {
+            file: file.into(),
+            section: "http".into(),
+            key: key.clone(),
+            message: format!("{n} is out of range; allowed: {range}"),
+        };
+        let sized = |lo: u64, hi: u64| {
+            if (lo..=hi).contains(&n) {
+                usize::try_from(n).map_err(|_| out_of_range(&format!("{lo}-{hi}")))
+            } else {
+                Err(out_of_range(&format!("{lo}-{hi}")))
+            }
+        };
+        let secs = || {
+            if (1..=65535).contains(&n) {
+                Ok(Duration::from_secs(n))
+            } else {
+                Err(out_of_range("1-65535 seconds"))
+            }
+        };
+        match key.as_str() {
+            "maxfieldlength" => limits.max_field_length = sized(64, 65534)?,
+            "maxrequestbytes" => limits.max_request_bytes = sized(256, 16_777_216)?,
+            "urlsegmentmaxlength" => limits.url_segment_max_length = sized(1, 32766)?,
+            "urlsegmentmaxcount" => limits.url_segment_max_count = sized(1, 16383)?,
+            "maxconnections" => limits.max_connections = sized(0, 4_294_967_295)?,
+            "idleconnectiontimeout" => limits.idle_connection_timeout = secs()?,
+            "headerwaittimeout" => limits.header_wait_timeout = secs()?,
+            "entitybodytimeout" => limits.entity_body_timeout = secs()?,
+            "minsendrate" => limits.min_send_rate = sized(1, 4_294_967_295)? as u64,
+            "minsendratewindow" => limits.min_send_rate_window = secs()?,
+            _ => {} // check_keys has rejected anything else
+        }
+    }
+    Ok(limits)
+}
+
+/// `[cgi]`: `timeout` and one `.ext = direct | interpreter` line per extension.
+fn parse_cgi(file: &str, keys: &BTreeMap<String, String>) -> Result<CgiSettings, ConfigError> {
+    let mut cgi = CgiSettings::default();
+    for (key, value) in keys {
+        let value = value.trim();
+        let err = |message: String| ConfigError::Key {
+            file: file.into(),
+            section: "cgi".into(),
+            key: key.clone(),
+            message,
+        };
+        if key == "timeout" {
+            let n: u64 =
+                value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    err(format!("'{value}' is not a number of seconds (1 or more)"))
+                })?;
+            cgi.timeout = Duration::from_secs(n);
+            continue;
+        }
+        let ext = key.strip_prefix('.').unwrap_or(key).to_ascii_lowercase();
+        if ext.is_empty() || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(err(
+                "is not a file extension; use e.g. .cgi = direct or .py = python3".into(),
+            ));
+        }
+        let runner = match value {
+            "" => {
+                return Err(err(
+                    "needs a value: direct, or an interpreter such as python3".into(),
+                ))
+            }
+            "direct" => CgiRunner::Direct,
+            v => CgiRunner::Interpreter(v.to_owned()),
+        };
+        cgi.runners.insert(ext, runner);
+    }
+    Ok(cgi)
+}
+
+/// `[app:NAME]`: `prefix` (one or more), `backend` and an optional `timeout`.
+fn parse_app(
+    file: &str,
+    section: &str,
+    keys: &BTreeMap<String, String>,
+) -> Result<AppConfig, ConfigError> {
+    let name = section.trim_start_matches("app:").trim().to_owned();
+    let err = |key: &str, message: String| ConfigError::Key {
+        file: file.into(),
+        section: section.into(),
+        key: key.into(),
+        message,
+    };
+    check_keys(file, section, keys, &["prefix", "backend", "timeout"])?;
+    let prefixes: Vec<UrlPrefix> = keys
+        .get("prefix")
+        .map(|v| {
+            v.split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(|p| {
+                    UrlPrefix::parse(p)
+                        .map_err(|e| err("prefix", format!("'{p}' is not a valid URL prefix: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    if prefixes.is_empty() {
+        return Err(err(
+            "prefix",
+            "is missing; give one or more URL prefixes, e.g. http://+:8080/api/".into(),
+        ));
+    }
+    let backend = keys
+        .get("backend")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            err(
+                "backend",
+                "is missing; give http://host:port or a Unix socket path".into(),
+            )
+        })?;
+    let timeout = keys
+        .get("timeout")
+        .map(|v| match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+            _ => Err(err(
+                "timeout",
+                format!("'{v}' is not a number of seconds greater than 0"),
+            )),
+        })
+        .transpose()?;
+    Ok(AppConfig {
+        name,
+        prefixes,
+        backend,
+        timeout,
+    })
+}

@@ -1,0 +1,147 @@
+//! The types configuration produces: [`Settings`] and its parts, and
+//! [`ConfigError`]. Kept apart from the parsing so that a reader of the
+//! server code can see what a setting is without the INI and environment
+//! handling around it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveTime;
+
+use crate::urlprefix::UrlPrefix;
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Defaults,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// A rejected configuration: which file, section and key, and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{file} [{section}] {key}: {message}")]
+    Key {
+        file: String,
+        section: String,
+        key: String,
+        message: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// HTTP.sys limits (`HKLM\System\CurrentControlSet\Services\HTTP\Parameters`
+/// names), set in the `[http]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_field_length: usize,
+    pub max_request_bytes: usize,
+    pub url_segment_max_length: usize,
+    pub url_segment_max_count: usize,
+    /// 0 = unlimited, as in HTTP.sys.
+    pub max_connections: usize,
+    pub idle_connection_timeout: Duration,
+    pub header_wait_timeout: Duration,
+    pub entity_body_timeout: Duration,
+    /// HTTP.sys's `MinSendRate`: a client that takes a response more slowly
+    /// than this many bytes a second is disconnected.
+    pub min_send_rate: u64,
+    /// How long the send rate is measured over before it is judged
+    /// (portshare's own key, `MinSendRateWindow`; HTTP.sys has no setting).
+    pub min_send_rate_window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_field_length: 16384,
+            max_request_bytes: 16384,
+            url_segment_max_length: 260,
+            url_segment_max_count: 255,
+            max_connections: 0,
+            idle_connection_timeout: Duration::from_secs(120),
+            header_wait_timeout: Duration::from_secs(120),
+            entity_body_timeout: Duration::from_secs(120),
+            min_send_rate: 150,
+            min_send_rate_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A statically configured application (`[app:NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    pub name: String,
+    pub prefixes: Vec<UrlPrefix>,
+    pub backend: String,
+    /// `timeout=` seconds for the backend's response head (None: the
+    /// proxy's default).
+    pub timeout: Option<Duration>,
+}
+
+/// How files with a given extension in `public_dir` are run as CGI scripts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgiRunner {
+    /// Execute the file itself (it must be executable).
+    Direct,
+    /// Run `interpreter script`.
+    Interpreter(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiSettings {
+    /// Extension without the dot, lowercase → how to run it.
+    pub runners: BTreeMap<String, CgiRunner>,
+    pub timeout: Duration,
+}
+
+impl Default for CgiSettings {
+    fn default() -> Self {
+        CgiSettings {
+            runners: BTreeMap::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything the server needs, parsed and validated once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub origin: Origin,
+    /// `host_name`: URL match rule(s) of the built-in site, as written.
+    pub host_name: Vec<String>,
+    /// The built-in site's URL prefixes, from `host_name` and the ports.
+    pub site_prefixes: Vec<UrlPrefix>,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// Addresses listeners bind to (default: every IPv4 and IPv6 address).
+    pub listen: Vec<std::net::IpAddr>,
+    pub public_dir: PathBuf,
+    pub cert_dir: PathBuf,
+    /// `None`: access lines go to stdout (the container case).
+    pub log_dir: Option<PathBuf>,
+    pub daily_maintenance: Option<String>,
+    pub maintenance_time: NaiveTime,
+    pub shutdown_grace: Duration,
+    pub limits: Limits,
+    pub apps: Vec<AppConfig>,
+    pub cgi: CgiSettings,
+    /// `control_socket`: where applications register prefixes at run time
+    /// (a Unix socket path; on Windows a named pipe `\\.\pipe\NAME`).
+    /// `None` (the key set to an empty value) disables the control channel.
+    pub control_socket: Option<PathBuf>,
+}

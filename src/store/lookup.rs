@@ -1,0 +1,49 @@
+//! Finding records in loaded [`StoreData`]: a binding by key, a reservation
+//! by URL, and the binding HTTP.sys would pick for a TLS handshake (the
+//! order the TLS layer depends on, tested on its own).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::schema::{BindingKey, SslBinding, StoreData, UrlReservation};
+
+impl StoreData {
+    pub fn binding(&self, key: &BindingKey) -> Option<&SslBinding> {
+        self.sslcert.iter().find(|b| &b.key == key)
+    }
+
+    /// The reservation for `url`, compared ASCII-case-insensitively.
+    pub fn reservation(&self, url: &str) -> Option<&UrlReservation> {
+        self.urlacl.iter().find(|r| r.url.eq_ignore_ascii_case(url))
+    }
+
+    /// The binding HTTP.sys would use for a handshake on local address `local`
+    /// with SNI name `sni`: exact `IP:port` → `hostname:port` → `ccs=port` →
+    /// `0.0.0.0:port` (IPv4) / `[::]:port` (IPv6). IPv4-mapped IPv6 local
+    /// addresses count as IPv4.
+    pub fn lookup_binding(&self, local: SocketAddr, sni: Option<&str>) -> Option<&SslBinding> {
+        let ip = match local.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(local.ip()),
+            v4 => v4,
+        };
+        let port = local.port();
+        let exact = BindingKey::IpPort(SocketAddr::new(ip, port));
+        if let Some(b) = self.binding(&exact) {
+            return Some(b);
+        }
+        if let Some(name) = sni {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(b) = self.binding(&BindingKey::HostnamePort(name, port)) {
+                return Some(b);
+            }
+            if let Some(b) = self.binding(&BindingKey::Ccs(port)) {
+                return Some(b);
+            }
+        }
+        let any: IpAddr = if ip.is_ipv4() {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        };
+        self.binding(&BindingKey::IpPort(SocketAddr::new(any, port)))
+    }
+}
