@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{wait_for, TestServer};
 
-/// The HTTP.sys error page template from HTTPSYS.md §2.
+/// The HTTP.sys error page template (docs/httpsys.md#error-pages).
 fn page(title: &str, heading: &str, code: u16, text: &str) -> String {
     format!(
         "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>{title}</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>{heading}</h2>\r\n<hr><p>HTTP Error {code}. {text}</p>\r\n</BODY></HTML>\r\n"

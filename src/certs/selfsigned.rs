@@ -1,5 +1,5 @@
 //! Self-signed certificates as `New-SelfSignedCertificate -DnsName a,b` makes them
-//! (HTTPSYS.md §8), with an ECDSA P-256 key.
+//! (docs/httpsys.md#certificates), with an ECDSA P-256 key.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

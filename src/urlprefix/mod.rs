@@ -3,7 +3,7 @@
 //! This module is pure and synchronous: no I/O, no async. It has three parts.
 //!
 //! 1. [`UrlPrefix`]: parsing and validating a registration string such as
-//!    `http://+:80/api/` (HTTPSYS.md §1). Every parse error maps to netsh
+//!    `http://+:80/api/` (docs/httpsys.md#url-prefixes). Every parse error maps to netsh
 //!    `Error: 87` ([`PrefixError::netsh_code`]).
 //! 2. [`normalize_path`]: the one path normalisation used for *both* the path of
 //!    a registration and the path of a request, so the two compare as equals.
@@ -31,7 +31,7 @@
 //! }
 //! ```
 //!
-//! # Decisions that go beyond HTTPSYS.md
+//! # Decisions that go beyond docs/httpsys.md
 //!
 //! * **Encoded separators.** HTTP.sys decodes `%2F` to `/` (and `%5C` to `\`,
 //!   which then becomes `/`) before routing. That lets `/a%2Fb` route like
