@@ -9,7 +9,8 @@
 //! the one place where a failure becomes an HTTP response; `logs` writes
 //! the access and httperr logs. Below them sit the shared pieces: `conn`
 //! (what a handler knows about its connection), `body`, `headers`,
-//! `workers`, `config`. The command-line corner — `cli`, `netsh`,
+//! `workers`, `config`, and `winerror` (the Windows error numbers netsh and
+//! the control channel report). The command-line corner — `cli`, `netsh`,
 //! `certs`' commands, `store` edits — is never imported by the server.
 
 pub mod app;
@@ -33,4 +34,5 @@ pub mod site;
 pub mod store;
 pub mod tls;
 pub mod urlprefix;
+pub mod winerror;
 pub mod workers;

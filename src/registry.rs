@@ -19,6 +19,7 @@ use http::Uri;
 use crate::conn::ConnInfo;
 use crate::errors::HttpSysError;
 use crate::urlprefix::{Lookup, PrefixTable, Scheme, UrlPrefix};
+use crate::winerror::{ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_INVALID_PARAMETER};
 
 /// What answers requests for a registration's prefixes.
 #[derive(Debug, Clone)]
@@ -86,9 +87,11 @@ pub enum RegisterError {
 impl RegisterError {
     pub fn netsh_code(&self) -> u32 {
         match self {
-            RegisterError::AlreadyRegistered { .. } => 183,
-            RegisterError::AccessDenied { .. } => 5,
-            RegisterError::SchemeConflict { .. } | RegisterError::NoPrefixes => 87,
+            RegisterError::AlreadyRegistered { .. } => ERROR_ALREADY_EXISTS,
+            RegisterError::AccessDenied { .. } => ERROR_ACCESS_DENIED,
+            RegisterError::SchemeConflict { .. } | RegisterError::NoPrefixes => {
+                ERROR_INVALID_PARAMETER
+            }
         }
     }
 }

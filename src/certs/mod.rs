@@ -150,7 +150,9 @@ impl CertError {
     /// private key, or is not in the store at all.
     pub fn netsh_code(&self) -> Option<u32> {
         match self {
-            CertError::NoPrivateKey { .. } | CertError::NotFound { .. } => Some(1312),
+            CertError::NoPrivateKey { .. } | CertError::NotFound { .. } => {
+                Some(crate::winerror::ERROR_NO_SUCH_LOGON_SESSION)
+            }
             _ => None,
         }
     }

@@ -15,21 +15,15 @@ use crate::config::Settings;
 use crate::control::client::{self, ClientError, Session};
 use crate::control::protocol::{RegisterRequest, Request};
 use crate::netsh::{ServiceStateSnapshot, ServiceStateSource};
-
-/// Windows' message for the error numbers the control commands report.
-fn message_for(code: u32) -> &'static str {
-    match code {
-        1062 => "The service has not been started.",
-        crate::control::ERROR_NOT_SUPPORTED => "The request is not supported.",
-        c => crate::netsh::system_message(c),
-    }
-}
+use crate::winerror::{
+    system_message, ERROR_FILE_NOT_FOUND, ERROR_GEN_FAILURE, ERROR_INVALID_PARAMETER,
+};
 
 /// The netsh-style error block for `code` and `explain`.
 pub fn error_text(code: u32, explain: &str) -> String {
     format!(
         "\nError: {code}\n{}\nportshare: {explain}\n\n",
-        message_for(code)
+        system_message(code)
     )
 }
 
@@ -56,7 +50,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn control_path(settings: &Settings) -> Result<PathBuf, ExitCode> {
     crate::control::socket_path(settings)
         .map(Path::to_path_buf)
-        .map_err(|m| fail(crate::netsh::ERROR_FILE_NOT_FOUND, &m))
+        .map_err(|m| fail(ERROR_FILE_NOT_FOUND, &m))
 }
 
 /// Connects and registers; the session holds the registration.
@@ -153,7 +147,7 @@ fn free_port() -> std::io::Result<u16> {
 pub fn run(settings: &Settings, prefixes: &[String], command: &[String]) -> ExitCode {
     let Some((program, args)) = command.split_first() else {
         return fail(
-            crate::netsh::ERROR_INVALID_PARAMETER,
+            ERROR_INVALID_PARAMETER,
             "no command given; usage: portshare run --prefix PREFIX… -- CMD ARGS",
         );
     };
@@ -308,13 +302,13 @@ impl LiveServiceState {
         let path = self
             .path
             .as_ref()
-            .map_err(|m| (crate::netsh::ERROR_FILE_NOT_FOUND, m.clone()))?;
+            .map_err(|m| (ERROR_FILE_NOT_FOUND, m.clone()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| {
                 (
-                    crate::netsh::ERROR_GEN_FAILURE,
+                    ERROR_GEN_FAILURE,
                     format!("cannot start the async runtime: {e}"),
                 )
             })?;

@@ -7,6 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHal
 use super::platform::{self, ClientStream};
 use super::protocol::{OkBody, Request, Response, MAX_LINE};
 use crate::netsh::ServiceStateSnapshot;
+use crate::winerror::{ERROR_GEN_FAILURE, ERROR_SERVICE_NOT_ACTIVE};
 
 /// Why a control request did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +35,8 @@ impl ClientError {
     pub fn code(&self) -> u32 {
         match self {
             ClientError::Refused { code, .. } => *code,
-            // ERROR_SERVICE_NOT_ACTIVE: "The service has not been started."
-            ClientError::NotRunning(_) => 1062,
-            _ => crate::netsh::ERROR_GEN_FAILURE,
+            ClientError::NotRunning(_) => ERROR_SERVICE_NOT_ACTIVE,
+            _ => ERROR_GEN_FAILURE,
         }
     }
 }

@@ -37,19 +37,19 @@ use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 
+use crate::app::Running;
 use crate::config::Settings;
-use crate::netsh::{ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER};
 use crate::proxy::Backend;
 use crate::registry::{Handler, Owner, RegistrationId, Registry};
-use crate::app::Running;
 use crate::store::Store;
 use crate::urlprefix::UrlPrefix;
+use crate::winerror::{
+    ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_GEN_FAILURE, ERROR_INVALID_PARAMETER,
+    ERROR_NOT_SUPPORTED,
+};
 
 use acl::PeerUser;
 use protocol::{OkBody, RegisterRequest, Request, Response, WireRegistration, WireServiceState};
-
-/// `ERROR_NOT_SUPPORTED`: a command this server has no handler for.
-pub const ERROR_NOT_SUPPORTED: u32 = 50;
 
 /// Why the control channel could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +281,7 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
                 servicestate: Some(s),
                 ..OkBody::default()
             }),
-            Err(e) => Response::error(crate::netsh::ERROR_GEN_FAILURE, e),
+            Err(e) => Response::error(ERROR_GEN_FAILURE, e),
         },
         Request::MaintenanceRun {} => {
             run_hook(&state.hooks.maintenance_run, "maintenance run").await
@@ -294,7 +294,7 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
 
 fn not_yours(id: u64) -> Response {
     Response::error(
-        crate::netsh::ERROR_FILE_NOT_FOUND,
+        ERROR_FILE_NOT_FOUND,
         format!("registration {id} was not made on this connection"),
     )
 }
@@ -310,7 +310,7 @@ async fn run_hook(hook: &Option<MaintenanceHook>, what: &str) -> Response {
                 output: Some(output),
                 ..OkBody::default()
             }),
-            Err(e) => Response::error(crate::netsh::ERROR_GEN_FAILURE, e),
+            Err(e) => Response::error(ERROR_GEN_FAILURE, e),
         },
     }
 }

@@ -22,14 +22,10 @@ use tokio::net::windows::named_pipe::{
 
 use super::acl::PeerUser;
 use super::ControlError;
+use crate::winerror::{ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY};
 
 pub type ServerStream = NamedPipeServer;
 pub type ClientStream = NamedPipeClient;
-
-/// `ERROR_PIPE_BUSY`: every instance is connected; retry shortly.
-const ERROR_PIPE_BUSY: i32 = 231;
-/// `ERROR_ACCESS_DENIED` when creating the first instance: the name is taken.
-const ERROR_ACCESS_DENIED: i32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -59,7 +55,8 @@ impl Listener {
             .reject_remote_clients(true)
             .create(path)
             .map_err(|source| {
-                if source.raw_os_error() == Some(ERROR_ACCESS_DENIED) {
+                // Access denied on the first instance: the name is taken.
+                if source.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) {
                     ControlError::InUse(path.to_path_buf())
                 } else {
                     ControlError::Bind {
@@ -104,7 +101,8 @@ pub async fn connect(path: &Path) -> io::Result<ClientStream> {
     let mut tries = 0;
     loop {
         match ClientOptions::new().open(path) {
-            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) && tries < 100 => {
+            // Every instance is connected: retry shortly.
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) && tries < 100 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -30,6 +30,10 @@ pub use timeout::format_timeouts;
 pub use urlacl::format_urlacl_list;
 
 use crate::store::{Store, StoreError, UpdateError};
+use crate::winerror::{
+    system_message, ERROR_ACCESS_DENIED, ERROR_GEN_FAILURE, ERROR_INVALID_DATA,
+    ERROR_INVALID_PARAMETER,
+};
 
 /// Result of a command: what to print on stdout, and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,32 +134,9 @@ fn unknown_command(args: &[String]) -> NetshOutput {
 }
 
 // ---------------------------------------------------------------------------
-// Windows errors and message helpers shared by the commands
+// Message helpers shared by the commands (the error numbers and their
+// Windows messages are in `crate::winerror`)
 // ---------------------------------------------------------------------------
-
-pub const ERROR_FILE_NOT_FOUND: u32 = 2;
-pub const ERROR_ACCESS_DENIED: u32 = 5;
-pub const ERROR_INVALID_DATA: u32 = 13;
-pub const ERROR_GEN_FAILURE: u32 = 31;
-pub const ERROR_INVALID_PARAMETER: u32 = 87;
-pub const ERROR_ALREADY_EXISTS: u32 = 183;
-pub const ERROR_NO_SUCH_LOGON_SESSION: u32 = 1312;
-
-/// The Windows system message (FormatMessage text) for an error number.
-pub fn system_message(code: u32) -> &'static str {
-    match code {
-        ERROR_FILE_NOT_FOUND => "The system cannot find the file specified.",
-        ERROR_ACCESS_DENIED => "Access is denied.",
-        ERROR_INVALID_DATA => "The data is invalid.",
-        ERROR_GEN_FAILURE => "A device attached to the system is not functioning.",
-        ERROR_INVALID_PARAMETER => "The parameter is incorrect.",
-        ERROR_ALREADY_EXISTS => "Cannot create a file when that file already exists.",
-        ERROR_NO_SUCH_LOGON_SESSION => {
-            "A specified logon session does not exist. It may already have been terminated."
-        }
-        _ => "Unknown error.",
-    }
-}
 
 /// A failure a command reports: Windows error number and the plain-language
 /// `portshare:` sentence.

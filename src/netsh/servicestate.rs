@@ -1,4 +1,4 @@
-//! `http show servicestate` (session view), HTTPSYS.md §7.
+//! `http show servicestate` (session view), docs/httpsys.md#netsh-servicestate.
 //!
 //! Each live registration (an application, or the built-in site) is shown as
 //! HTTP.sys shows one application: one server session, holding one URL group

@@ -12,13 +12,15 @@
 //! - `certstorename` is recorded and shown; portshare has one store.
 //! - `show sslcert <key>` for a key without a binding prints the header, the
 //!   system message for error 2 and a `portshare:` line, and exits 2.
-//! - `Disable QUIC` is printed only when set (HTTPSYS.md §5's layout, which
+//! - `Disable QUIC` is printed only when set (docs/httpsys.md#netsh-sslcert's layout, which
 //!   the tests follow byte for byte, has no such line).
 
 use super::params::{parse_appid, parse_certhash, parse_enable, parse_number, Params};
-use super::{success, CertStatus, Failure, NetshContext, NetshOutput, ERROR_ALREADY_EXISTS};
-use super::{ERROR_FILE_NOT_FOUND, ERROR_NO_SUCH_LOGON_SESSION};
+use super::{success, CertStatus, Failure, NetshContext, NetshOutput};
 use crate::store::{BindingFlags, BindingKey, SslBinding, Store};
+use crate::winerror::{
+    system_message, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NO_SUCH_LOGON_SESSION,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verb {
@@ -305,7 +307,7 @@ fn show(args: &[String], store: &Store) -> NetshOutput {
             None => NetshOutput {
                 stdout: format!(
                     "{SHOW_HEADER}{}\nportshare: there is no SSL binding for {}={key}.\n\n",
-                    super::system_message(ERROR_FILE_NOT_FOUND),
+                    system_message(ERROR_FILE_NOT_FOUND),
                     key.param_name()
                 ),
                 exit_code: ERROR_FILE_NOT_FOUND as i32,
@@ -314,7 +316,7 @@ fn show(args: &[String], store: &Store) -> NetshOutput {
     }
 }
 
-/// The `netsh http show sslcert` listing of `bindings` (HTTPSYS.md §5).
+/// The `netsh http show sslcert` listing of `bindings` (docs/httpsys.md#netsh-sslcert).
 pub fn format_sslcert_list(bindings: &[SslBinding]) -> String {
     let mut out = String::from(SHOW_HEADER);
     for b in bindings {
@@ -384,7 +386,7 @@ fn format_binding(out: &mut String, b: &SslBinding) {
 mod tests {
     use super::super::testutil::*;
 
-    /// HTTPSYS.md §5, verbatim.
+    /// docs/httpsys.md#netsh-sslcert, verbatim.
     const SPEC_SHOW: &str = "
 SSL Certificate bindings:
 -------------------------

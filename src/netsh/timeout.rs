@@ -1,6 +1,6 @@
 //! `http add|delete|show timeout`.
 //!
-//! Decisions (netsh's exact strings for these are not in HTTPSYS.md; these
+//! Decisions (netsh's exact strings for these are not in docs/httpsys.md#netsh-timeout; these
 //! follow the sslcert/urlacl pattern and are unverified against Windows):
 //! - `add timeout timeouttype=idleconnectiontimeout|headerwaittimeout value=N`
 //!   sets the timer (N in 1..=65535 seconds, HTTP.sys keeps it as a USHORT);
@@ -21,8 +21,9 @@
 //! ```
 
 use super::params::{parse_number, Params};
-use super::{success, Failure, NetshOutput, ERROR_FILE_NOT_FOUND};
+use super::{success, Failure, NetshOutput};
 use crate::store::{Store, Timeouts};
+use crate::winerror::ERROR_FILE_NOT_FOUND;
 
 const ADD_USAGE: &str =
     "Usage: http add timeout timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS";

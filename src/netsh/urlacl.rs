@@ -27,9 +27,10 @@
 //!   message for error 2 and a `portshare:` line, and exits 2.
 
 use super::params::{parse_yes_no, Params};
-use super::{success, Failure, NetshOutput, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND};
+use super::{success, Failure, NetshOutput};
 use crate::store::{Store, UrlReservation};
 use crate::urlprefix::UrlPrefix;
+use crate::winerror::{system_message, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND};
 
 const ADD_USAGE: &str = "\
 Usage: http add urlacl url=PREFIX user=NAME [listen=yes|no] [delegate=yes|no]
@@ -281,7 +282,7 @@ fn show(args: &[String], store: &Store) -> NetshOutput {
             None => NetshOutput {
                 stdout: format!(
                     "{SHOW_HEADER}{}\nportshare: {url} is not reserved.\n\n",
-                    super::system_message(ERROR_FILE_NOT_FOUND)
+                    system_message(ERROR_FILE_NOT_FOUND)
                 ),
                 exit_code: ERROR_FILE_NOT_FOUND as i32,
             },
@@ -289,7 +290,7 @@ fn show(args: &[String], store: &Store) -> NetshOutput {
     }
 }
 
-/// The `netsh http show urlacl` listing (HTTPSYS.md §6).
+/// The `netsh http show urlacl` listing (docs/httpsys.md#netsh-urlacl).
 pub fn format_urlacl_list(reservations: &[UrlReservation]) -> String {
     let yes_no = |v: bool| if v { "Yes" } else { "No" };
     let mut out = String::from(SHOW_HEADER);
@@ -314,7 +315,7 @@ mod tests {
     use super::validate_url;
     use crate::store::UrlReservation;
 
-    /// HTTPSYS.md §6, verbatim.
+    /// docs/httpsys.md#netsh-urlacl, verbatim.
     const SPEC_SHOW: &str = "
 URL Reservations:
 -----------------

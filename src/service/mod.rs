@@ -27,7 +27,7 @@ pub fn command(config: Option<&Path>, action: ServiceAction) -> ExitCode {
         eprintln!(
             "portshare: 'portshare service' is Windows-only; here run 'portshare serve' under systemd, launchd or a container"
         );
-        // ERROR_NOT_SUPPORTED (50), as the management commands report it.
-        portshare::cli::exit_code(50)
+        // As the management commands report a command they do not offer.
+        portshare::cli::exit_code(portshare::winerror::ERROR_NOT_SUPPORTED as i32)
     }
 }

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use portshare::cli::ServiceAction;
 use portshare::config::Settings;
+use portshare::winerror::{
+    ERROR_ACCESS_DENIED, ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, ERROR_SERVICE_ALREADY_RUNNING,
+    ERROR_SERVICE_NOT_ACTIVE,
+};
 use windows_service::service::{
     Service, ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl,
     ServiceExitCode, ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
@@ -26,11 +30,6 @@ use windows_service::{define_windows_service, service_dispatcher};
 
 const NAME: &str = "portshare";
 const DISPLAY_NAME: &str = "portshare web server";
-const ERROR_ACCESS_DENIED: i32 = 5;
-const ERROR_SERVICE_ALREADY_RUNNING: i32 = 1056;
-const ERROR_SERVICE_NOT_ACTIVE: i32 = 1062;
-/// `service run` started from a console instead of by the SCM.
-const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
 /// The service's exit code when its GLOBAL.INI cannot be loaded.
 const EXIT_BAD_CONFIG: u32 = 2;
 /// The service's exit code when the server fails (e.g. a port is taken).
@@ -59,7 +58,9 @@ pub fn command(config: Option<&Path>, action: ServiceAction) -> ExitCode {
 /// The Windows error itself (the crate's Display says only "IO error in winapi call").
 fn describe(e: windows_service::Error) -> String {
     match e {
-        windows_service::Error::Winapi(io) if io.raw_os_error() == Some(ERROR_ACCESS_DENIED) => {
+        windows_service::Error::Winapi(io)
+            if io.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) =>
+        {
             format!("{io}; run this from an elevated (Administrator) prompt")
         }
         windows_service::Error::Winapi(io) => io.to_string(),
@@ -139,7 +140,7 @@ fn stop_and_wait(service: &Service) -> Result<(), String> {
     match service.stop() {
         Ok(_) => {}
         Err(windows_service::Error::Winapi(e))
-            if e.raw_os_error() == Some(ERROR_SERVICE_NOT_ACTIVE) =>
+            if e.raw_os_error() == Some(ERROR_SERVICE_NOT_ACTIVE as i32) =>
         {
             println!("The service '{NAME}' is not running.");
             return Ok(());
@@ -169,7 +170,7 @@ fn start() -> Result<(), String> {
     match service.start::<&str>(&[]) {
         Ok(()) => {}
         Err(windows_service::Error::Winapi(e))
-            if e.raw_os_error() == Some(ERROR_SERVICE_ALREADY_RUNNING) =>
+            if e.raw_os_error() == Some(ERROR_SERVICE_ALREADY_RUNNING as i32) =>
         {
             println!("The service '{NAME}' is already running.");
             return Ok(());
@@ -198,7 +199,7 @@ fn run(config: Option<&Path>) -> Result<(), String> {
     let _ = CONFIG.set(config.map(Path::to_path_buf));
     service_dispatcher::start(NAME, ffi_service_main).map_err(|e| match e {
         windows_service::Error::Winapi(io)
-            if io.raw_os_error() == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) =>
+            if io.raw_os_error() == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT as i32) =>
         {
             "only the service control manager starts this; in a console use 'portshare serve'"
                 .to_owned()

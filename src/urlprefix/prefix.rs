@@ -186,7 +186,7 @@ impl PrefixError {
     /// The Windows error code netsh prints for this failure: always 87
     /// (`ERROR_INVALID_PARAMETER`).
     pub fn netsh_code(&self) -> u32 {
-        87
+        crate::winerror::ERROR_INVALID_PARAMETER
     }
 }
 

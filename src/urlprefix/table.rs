@@ -24,7 +24,7 @@ pub struct ConflictError {
 impl ConflictError {
     /// The Windows error code netsh prints: 183 (`ERROR_ALREADY_EXISTS`).
     pub fn netsh_code(&self) -> u32 {
-        183
+        crate::winerror::ERROR_ALREADY_EXISTS
     }
 }
 
