@@ -39,6 +39,12 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("[app:{app}] backend {backend} is this server itself (it listens on port {port}), so every request would loop; point backend= at the application's own port")]
+    Loop {
+        app: String,
+        backend: String,
+        port: u16,
+    },
 }
 
 /// Registers the built-in site and every `[app:NAME]` from the settings,
@@ -55,11 +61,28 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
             handler: Handler::Site,
         });
     }
+    // Every port the server will listen on, to refuse a backend that is
+    // the server itself.
+    let own_ports: Vec<u16> = settings
+        .site_prefixes
+        .iter()
+        .chain(settings.apps.iter().flat_map(|a| &a.prefixes))
+        .map(|p| p.port())
+        .collect();
     for app in &settings.apps {
         let mut backend = Backend::parse(&app.backend).map_err(|source| StartError::Backend {
             app: app.name.clone(),
             source,
         })?;
+        if let crate::proxy::BackendTarget::Tcp { host, port } = backend.target() {
+            if own_ports.contains(&port) && is_local(host, &settings.listen) {
+                return Err(StartError::Loop {
+                    app: app.name.clone(),
+                    backend: app.backend.clone(),
+                    port,
+                });
+            }
+        }
         if let Some(timeout) = app.timeout {
             backend.set_timeout(timeout);
         }
@@ -79,6 +102,19 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
             source,
         })?;
     Ok(())
+}
+
+/// Whether `host` names this machine as the server listens on it: a
+/// loopback or unspecified address (IPv4-mapped ones too), `localhost`, or
+/// one of the `listen` addresses.
+pub fn is_local(host: &str, listen: &[std::net::IpAddr]) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || ip.is_unspecified() || listen.contains(&ip)
+    })
 }
 
 /// Timers set with `portshare http add timeout` (kept in the store) take

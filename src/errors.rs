@@ -263,6 +263,10 @@ pub fn proxy_error_response(err: &crate::proxy::ProxyError) -> Response<Body> {
     use crate::proxy::ProxyError;
     tracing::warn!(error = %err, "forwarding to the application failed");
     match err {
+        ProxyError::Loop => own_page(
+            StatusCode::LOOP_DETECTED,
+            "The request came back to this server through its own proxy.",
+        ),
         ProxyError::Timeout(_) => own_page(
             StatusCode::GATEWAY_TIMEOUT,
             "The application did not answer in time.",

@@ -29,6 +29,7 @@ pub mod maintenance;
 pub mod netsh;
 pub mod proxy;
 pub mod registry;
+pub mod sddl;
 pub mod server;
 pub mod site;
 pub mod store;

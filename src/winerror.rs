@@ -24,6 +24,8 @@ pub const ERROR_ACCESS_DENIED: u32 = 5;
 pub const ERROR_INVALID_DATA: u32 = 13;
 /// 31: any other failure (I/O, the control channel, the server's own hooks).
 pub const ERROR_GEN_FAILURE: u32 = 31;
+/// 32: a registration's port is held by another program.
+pub const ERROR_SHARING_VIOLATION: u32 = 32;
 /// 50: a command this server (or platform) does not offer.
 pub const ERROR_NOT_SUPPORTED: u32 = 50;
 /// 87: a parameter or URL prefix is refused.
@@ -51,6 +53,9 @@ pub fn system_message(code: u32) -> &'static str {
         ERROR_ACCESS_DENIED => "Access is denied.",
         ERROR_INVALID_DATA => "The data is invalid.",
         ERROR_GEN_FAILURE => "A device attached to the system is not functioning.",
+        ERROR_SHARING_VIOLATION => {
+            "The process cannot access the file because it is being used by another process."
+        }
         ERROR_NOT_SUPPORTED => "The request is not supported.",
         ERROR_INVALID_PARAMETER => "The parameter is incorrect.",
         ERROR_ALREADY_EXISTS => "Cannot create a file when that file already exists.",
@@ -78,6 +83,7 @@ mod tests {
             ERROR_ACCESS_DENIED,
             ERROR_INVALID_DATA,
             ERROR_GEN_FAILURE,
+            ERROR_SHARING_VIOLATION,
             ERROR_NOT_SUPPORTED,
             ERROR_INVALID_PARAMETER,
             ERROR_ALREADY_EXISTS,

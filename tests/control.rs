@@ -433,8 +433,21 @@ fn listener_follows_registrations_on_a_new_port() {
         std::net::TcpStream::connect(addr).is_err(),
         "nothing on the new port yet"
     );
-    // The backend is the server itself: /api/x.txt on its own port.
-    let backend = format!("http://127.0.0.1:{}", server.port);
+    // A backend of its own (the server itself is refused as a backend: a
+    // request could loop through it).
+    let backend_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend");
+    let backend = format!("http://{}", backend_listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in backend_listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsite",
+            );
+        }
+    });
     let prefix = format!("http://+:{other}/api/");
     let mut holder = spawn(&server, &["register", &prefix, "--backend", &backend]);
     wait_registered(&server, &prefix.to_uppercase());

@@ -24,15 +24,15 @@
 //! peer's user name ASCII-case-insensitively, with or without a `DOMAIN\`
 //! part (`MACHINE\alice` matches `alice`), or it is `Everyone` / `\Everyone`
 //! (also `BUILTIN\Users`, `NT AUTHORITY\Authenticated Users`: every local
-//! user), and `listen=yes`. With `sddl=` only, an allow ACE `(A;;R;;;SID)`
-//! whose rights include `GX` or `GA` and whose SID is `WD`, `AU`, `BU` or the
-//! peer's user name (the form `add urlacl user=` generates) grants it.
+//! user), and `listen=yes`. With `sddl=` only, the SDDL is evaluated as
+//! Windows does, entries in order, deny before a later allow ([`crate::sddl`]).
 //! Reservations whose URL [`UrlPrefix::parse`] refuses are ignored: `http add
 //! urlacl` no longer stores them, but a store written by an older version may
 //! hold some. Each is logged (`warn`) every time the reservations are checked,
 //! which is once per store load.
 
 use crate::registry::RegisterError;
+use crate::sddl::{Caller, Sddl};
 use crate::store::UrlReservation;
 use crate::urlprefix::{HostRule, UrlPrefix};
 
@@ -82,7 +82,7 @@ pub fn check_access(
 }
 
 /// The server's own user, or root.
-fn is_privileged(peer: &PeerUser, server: &PeerUser) -> bool {
+pub fn is_privileged(peer: &PeerUser, server: &PeerUser) -> bool {
     match (peer.uid, server.uid) {
         (Some(p), Some(s)) => p == s || p == 0,
         _ => peer.name.eq_ignore_ascii_case(&server.name),
@@ -141,21 +141,14 @@ fn user_matches(account: &str, name: &str) -> bool {
 }
 
 fn sddl_grants_listen(sddl: &str, name: &str) -> bool {
-    // ACEs look like (A;;GX;;;WD): type;flags;rights;object;inherited;sid.
-    sddl.split('(').skip(1).any(|ace| {
-        let ace = ace.split(')').next().unwrap_or("");
-        let fields: Vec<&str> = ace.split(';').collect();
-        let [kind, _, rights, _, _, sid] = fields.as_slice() else {
-            return false;
-        };
-        let rights = rights.to_ascii_uppercase();
-        kind.eq_ignore_ascii_case("A")
-            && (rights.contains("GX") || rights.contains("GA"))
-            && (["WD", "AU", "BU"]
-                .iter()
-                .any(|s| sid.eq_ignore_ascii_case(s))
-                || user_matches(sid, name))
-    })
+    match Sddl::parse(sddl) {
+        // Peers that get here are not root (root needs no reservation).
+        Ok(sddl) => sddl.grants_listen(&Caller { name, root: false }),
+        Err(why) => {
+            tracing::warn!(%sddl, reason = %why, "URL reservation ignored: its SDDL cannot be evaluated");
+            false
+        }
+    }
 }
 
 #[cfg(test)]

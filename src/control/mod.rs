@@ -16,6 +16,8 @@
 //! [`client`] is the other end, used by `portshare register`, `portshare
 //! run` and `portshare http show servicestate` (`cli::register`).
 
+#[cfg(unix)]
+mod access;
 pub mod acl;
 pub mod client;
 pub mod protocol;
@@ -40,12 +42,13 @@ use tokio::task::JoinHandle;
 use crate::app::Running;
 use crate::config::Settings;
 use crate::proxy::Backend;
+use crate::proxy::BackendTarget;
 use crate::registry::{Handler, Owner, RegistrationId, Registry};
 use crate::store::Store;
 use crate::urlprefix::UrlPrefix;
 use crate::winerror::{
-    ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_GEN_FAILURE, ERROR_INVALID_PARAMETER,
-    ERROR_NOT_SUPPORTED,
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_GEN_FAILURE,
+    ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, ERROR_SHARING_VIOLATION,
 };
 
 use acl::PeerUser;
@@ -113,6 +116,8 @@ impl ControlServer {
         };
         let state = Arc::new(State {
             registry: running.registry.clone(),
+            settings: running.settings.clone(),
+            connections: Mutex::new(HashMap::new()),
             store: Store::in_cert_dir(&running.settings.cert_dir),
             server_user: listener.server_user(),
             pids: Mutex::new(HashMap::new()),
@@ -151,6 +156,9 @@ impl Drop for ControlServer {
 /// Shared by all connections.
 struct State {
     registry: Arc<Registry>,
+    settings: Arc<Settings>,
+    /// Control connections open per user that is not privileged.
+    connections: Mutex<HashMap<String, usize>>,
     store: Store,
     server_user: PeerUser,
     /// Processes attached to control registrations, for `show servicestate`.
@@ -159,6 +167,11 @@ struct State {
 }
 
 impl State {
+    /// The server's own user or root: no reservation needed, no limits.
+    fn privileged(&self, peer: &platform::Peer) -> bool {
+        acl::is_privileged(&peer.user, &self.server_user)
+    }
+
     fn pids(&self) -> std::sync::MutexGuard<'_, HashMap<RegistrationId, Vec<u32>>> {
         // Edits are single inserts/removes; a poisoned map is still whole.
         self.pids.lock().unwrap_or_else(|p| p.into_inner())
@@ -187,6 +200,15 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read, mut write) = tokio::io::split(stream);
+    let _slot = match ConnectionSlot::take(&state, &peer) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let mut out = serde_json::to_vec(&refused).unwrap_or_default();
+            out.push(b'\n');
+            let _ = write.write_all(&out).await;
+            return;
+        }
+    };
     let mut reader = BufReader::new(read);
     let mut owned = Owned {
         state: state.clone(),
@@ -195,11 +217,24 @@ where
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = match (&mut reader)
-            .take(protocol::MAX_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await
-        {
+        let mut limited = (&mut reader).take(protocol::MAX_LINE as u64);
+        let read = limited.read_until(b'\n', &mut line);
+        // A connection that holds registrations waits for its next request
+        // (or its end) as long as it likes; any other must send a whole
+        // request line within IDLE_TIMEOUT, so idle or half-sent lines
+        // cannot pile up.
+        let read = if owned.ids.is_empty() {
+            match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    tracing::debug!("control connection idle without a registration; closed");
+                    break;
+                }
+            }
+        } else {
+            read.await
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "control connection read failed");
@@ -260,6 +295,9 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
             if !owned.ids.contains(&id) {
                 return not_yours(id);
             }
+            if let Err(e) = check_pid(pid, peer, state) {
+                return e;
+            }
             let mut pids = state.pids();
             let list = pids.entry(id).or_default();
             if !list.contains(&pid) {
@@ -283,6 +321,13 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
             }),
             Err(e) => Response::error(ERROR_GEN_FAILURE, e),
         },
+        Request::MaintenanceRun {} if !state.privileged(peer) => Response::error(
+            ERROR_ACCESS_DENIED,
+            format!(
+                "user {} may not run the maintenance; only the server's own user ({}) or root may",
+                peer.user.name, state.server_user.name
+            ),
+        ),
         Request::MaintenanceRun {} => {
             run_hook(&state.hooks.maintenance_run, "maintenance run").await
         }
@@ -341,7 +386,19 @@ fn register(
     let backend = Backend::parse(&r.backend)
         .map_err(|e| Response::error(ERROR_INVALID_PARAMETER, format!("backend: {e}")))?;
     check_reservations(&state.store, &peer.user, &state.server_user, &prefixes)?;
-    let pid = r.pid.or(peer.pid);
+    check_backend(&backend, peer, state)?;
+    let privileged = state.privileged(peer);
+    if !privileged {
+        check_share(&prefixes, r.queue.as_deref(), peer, state)?;
+    }
+    check_ports_free(&prefixes, state)?;
+    let pid = match r.pid {
+        Some(pid) => {
+            check_pid(pid, peer, state)?;
+            Some(pid)
+        }
+        None => peer.pid,
+    };
     let owner = Owner::Process {
         pid,
         user: Some(peer.user.name.clone()),
@@ -421,6 +478,198 @@ fn service_state(state: &State) -> Result<WireServiceState, String> {
         timeouts,
         registrations,
     })
+}
+
+/// How long a control connection without registrations may stay silent
+/// (or take over one request line).
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Control connections one unprivileged user may hold open at once.
+const MAX_CONNECTIONS_PER_USER: usize = 32;
+/// URL prefixes one unprivileged user may hold registered at once.
+const MAX_PREFIXES_PER_USER: usize = 1000;
+
+/// One of a user's control connections, counted until dropped.
+struct ConnectionSlot {
+    state: Arc<State>,
+    user: Option<String>,
+}
+
+impl ConnectionSlot {
+    fn take(state: &Arc<State>, peer: &platform::Peer) -> Result<ConnectionSlot, Response> {
+        if state.privileged(peer) {
+            return Ok(ConnectionSlot {
+                state: state.clone(),
+                user: None,
+            });
+        }
+        let mut open = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(peer.user.name.clone()).or_default();
+        if *count >= MAX_CONNECTIONS_PER_USER {
+            return Err(Response::error(
+                ERROR_ACCESS_DENIED,
+                format!(
+                    "user {} has {MAX_CONNECTIONS_PER_USER} control connections open already; close one first",
+                    peer.user.name
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(ConnectionSlot {
+            state: state.clone(),
+            user: Some(peer.user.name.clone()),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Some(user) = &self.user {
+            let mut open = self
+                .state
+                .connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = open.get_mut(user) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(user);
+                }
+            }
+        }
+    }
+}
+
+/// A backend is neither this server itself (requests would loop) nor,
+/// for a peer that is not privileged, anything the peer could not reach
+/// with its own permissions (the server must not be its confused deputy).
+fn check_backend(backend: &Backend, peer: &platform::Peer, state: &State) -> Result<(), Response> {
+    let denied = |why: String| {
+        Response::error(
+            ERROR_ACCESS_DENIED,
+            format!("backend {}: {why}", backend.spec()),
+        )
+    };
+    match backend.target() {
+        BackendTarget::Tcp { host, port } => {
+            let listening: Vec<u16> = state
+                .registry
+                .ports()
+                .borrow()
+                .iter()
+                .map(|(_, p)| *p)
+                .collect();
+            let this_server =
+                listening.contains(&port) && crate::app::is_local(host, &state.settings.listen);
+            if this_server {
+                return Err(Response::error(
+                    ERROR_INVALID_PARAMETER,
+                    format!(
+                        "backend {}: that is this server itself (it listens on port {port}); requests would loop",
+                        backend.spec()
+                    ),
+                ));
+            }
+            if state.privileged(peer) {
+                return Ok(());
+            }
+            #[cfg(unix)]
+            return access::may_use_tcp(host, port, &peer.user).map_err(denied);
+            #[cfg(not(unix))]
+            return Err(denied(
+                "only the server's own user may name a TCP backend".into(),
+            ));
+        }
+        #[cfg(unix)]
+        BackendTarget::Unix(path) => {
+            if state.privileged(peer) {
+                return Ok(());
+            }
+            access::may_connect_unix(path, &peer.user).map_err(denied)
+        }
+    }
+}
+
+/// A peer that is not privileged may hold only so many prefixes, and may
+/// not take a request queue name that another owner uses.
+fn check_share(
+    prefixes: &[UrlPrefix],
+    queue: Option<&str>,
+    peer: &platform::Peer,
+    state: &State,
+) -> Result<(), Response> {
+    let registrations = state.registry.list();
+    let mine = |owner: &Owner| matches!(owner, Owner::Process { user: Some(u), .. } if *u == peer.user.name);
+    let held: usize = registrations
+        .iter()
+        .filter(|r| mine(&r.owner))
+        .map(|r| r.prefixes.len())
+        .sum();
+    if held + prefixes.len() > MAX_PREFIXES_PER_USER {
+        return Err(Response::error(
+            ERROR_ACCESS_DENIED,
+            format!(
+                "user {} holds {held} URL prefixes; at most {MAX_PREFIXES_PER_USER} may be registered by one user",
+                peer.user.name
+            ),
+        ));
+    }
+    if let Some(queue) = queue.filter(|q| !q.is_empty()) {
+        if registrations
+            .iter()
+            .any(|r| r.queue.eq_ignore_ascii_case(queue) && !mine(&r.owner))
+        {
+            return Err(Response::error(
+                ERROR_ALREADY_EXISTS,
+                format!("the request queue name '{queue}' is another owner's; choose another name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A process ID shown for a registration is the peer's own process (or
+/// the peer is privileged).
+fn check_pid(pid: u32, peer: &platform::Peer, state: &State) -> Result<(), Response> {
+    #[cfg(unix)]
+    let own = access::process_is_owned_by(pid, peer.user.uid);
+    #[cfg(not(unix))]
+    let own = false;
+    if own || state.privileged(peer) || Some(pid) == peer.pid {
+        return Ok(());
+    }
+    Err(Response::error(
+        ERROR_ACCESS_DENIED,
+        format!(
+            "process {pid} is not one of user {}'s processes",
+            peer.user.name
+        ),
+    ))
+}
+
+/// A port the server does not listen on yet must be free: a registration
+/// on a port another program holds is refused, rather than reported as
+/// registered and never served.
+fn check_ports_free(prefixes: &[UrlPrefix], state: &State) -> Result<(), Response> {
+    let open = state.registry.ports().borrow().clone();
+    for prefix in prefixes {
+        if open.iter().any(|(_, port)| *port == prefix.port()) {
+            continue;
+        }
+        if let Err(e) = crate::server::bind_port(&state.settings.listen, prefix.port()) {
+            // Not the start-up error's advice (that one names GLOBAL.INI).
+            let why = match e {
+                crate::server::ServerError::Bind { addr, source } => format!("{addr}: {source}"),
+                other => other.to_string(),
+            };
+            return Err(Response::error(
+                ERROR_SHARING_VIOLATION,
+                format!(
+                    "{prefix}: the port cannot be listened on ({why}); register a prefix on another port, or stop the program that holds this one"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The control socket for `settings`, or a message saying it is disabled.

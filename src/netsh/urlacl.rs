@@ -28,6 +28,7 @@
 
 use super::params::{parse_yes_no, Params};
 use super::{success, Failure, NetshOutput};
+use crate::sddl::Sddl;
 use crate::store::{Store, UrlReservation};
 use crate::urlprefix::UrlPrefix;
 use crate::winerror::{system_message, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND};
@@ -191,11 +192,12 @@ fn add(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
                         .into(),
                 ));
             }
-            if !(sddl.starts_with("D:") && sddl.contains("(A;")) {
-                return Err(p(format!(
-                    "sddl '{sddl}' is not a security descriptor like D:(A;;GX;;;WD)."
-                )));
-            }
+            // Stored only if the server can evaluate it (deny entries too).
+            Sddl::parse(sddl).map_err(|why| {
+                p(format!(
+                    "sddl '{sddl}' is not a security descriptor portshare can evaluate: {why} (e.g. D:(A;;GX;;;WD))."
+                ))
+            })?;
             let rights = |r: &str| sddl.contains(&format!("(A;;{r};")) || sddl.contains("(A;;GA;");
             UrlReservation {
                 url,
@@ -235,11 +237,7 @@ fn delete(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
     let invalid = validate_url(url).err();
     store
         .update(|data| {
-            match data
-                .urlacl
-                .iter()
-                .position(|r| r.url.eq_ignore_ascii_case(url))
-            {
+            match data.reservation_index(url) {
                 // Also when `invalid`: an old store may hold such a URL.
                 Some(i) => {
                     data.urlacl.remove(i);
@@ -372,15 +370,55 @@ URL Reservations:
     #[test]
     fn sddl_only_prints_sddl_line() {
         let env = Env::new();
-        let out =
-            env.run("http add urlacl url=http://+:80/x/ sddl=D:(A;;GX;;;S-1-5-21-1-2-3-1001)");
+        let out = env.run("http add urlacl url=http://+:80/x/ sddl=D:(A;;GX;;;alice)");
         assert_eq!(out.exit_code, 0, "{}", out.stdout);
         assert_eq!(
             env.run("http show urlacl").stdout,
-            "\nURL Reservations:\n-----------------\n\n    Reserved URL            : http://+:80/x/\n        SDDL: D:(A;;GX;;;S-1-5-21-1-2-3-1001)\n\n"
+            "\nURL Reservations:\n-----------------\n\n    Reserved URL            : http://+:80/x/\n        SDDL: D:(A;;GX;;;alice)\n\n"
         );
         let r = &env.store.load().unwrap().urlacl[0];
         assert!(r.listen && !r.delegate);
+    }
+
+    #[test]
+    fn sddl_the_server_cannot_evaluate_is_87_and_nothing_is_stored() {
+        let env = Env::new();
+        for sddl in [
+            "D:(A;;GX;;;S-1-5-21-1-2-3-1001)",
+            "D:(OA;;GX;;;WD)",
+            "D:(A;;GX;;;WD",
+        ] {
+            let out = env.run(&format!("http add urlacl url=http://+:80/x/ sddl={sddl}"));
+            assert_eq!(out.exit_code, 87, "{sddl}: {}", out.stdout);
+            assert!(
+                out.stdout
+                    .contains("is not a security descriptor portshare can evaluate"),
+                "{}",
+                out.stdout
+            );
+        }
+        assert!(env.store.load().unwrap().urlacl.is_empty());
+    }
+
+    #[test]
+    fn equal_prefixes_spelled_differently_are_one_reservation() {
+        let env = Env::new();
+        assert_eq!(
+            env.run("http add urlacl url=http://+:18080/q/ user=alice")
+                .exit_code,
+            0
+        );
+        for same in ["http://+:18080/Q/", "http://+:18080/%71/"] {
+            let out = env.run(&format!("http add urlacl url={same} user=bob"));
+            assert_eq!(out.exit_code, 183, "{same}: {}", out.stdout);
+        }
+        // Deleted by any spelling of it.
+        assert_eq!(
+            env.run("http delete urlacl url=http://+:18080/%51/")
+                .exit_code,
+            0
+        );
+        assert!(env.store.load().unwrap().urlacl.is_empty());
     }
 
     #[test]

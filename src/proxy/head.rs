@@ -196,6 +196,9 @@ impl<F: HeaderFields> RequestHead<'_, F> {
         buf.put_slice(b"\r\n");
         let proto: &[u8] = if self.https { b"https" } else { b"http" };
         put_field(&mut buf, b"x-forwarded-proto", proto);
+        // RFC 9110 §7.6.3; the token also lets this server see a request
+        // that has come back to it (a backend that is the server itself).
+        put_field(&mut buf, b"via", own_via());
         if self.upgrade {
             put_field(&mut buf, b"connection", b"upgrade");
         }
@@ -213,6 +216,32 @@ impl<F: HeaderFields> RequestHead<'_, F> {
         buf.put_slice(b"\r\n");
         buf.freeze()
     }
+}
+
+/// This server's `Via` entry: `1.1 portshare-<token>`, the token random per
+/// process, so that two portshare servers chained on purpose do not see
+/// each other's requests as loops.
+pub(super) fn own_via() -> &'static [u8] {
+    static VIA: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    VIA.get_or_init(|| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        // RandomState is seeded from the OS's random source.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        format!("1.1 portshare-{:016x}", h.finish())
+            .into_bytes()
+            .into()
+    })
+}
+
+/// Whether the request has passed through this server's proxy before
+/// (its `Via` carries this server's entry): forwarding it again would loop.
+pub(super) fn has_looped<F: HeaderFields>(fields: &F) -> bool {
+    let own = own_via();
+    let token = &own[4..]; // after "1.1 "
+    fields.each().any(|(name, value)| {
+        name.eq_ignore_ascii_case(b"via") && value.windows(token.len()).any(|w| w == token)
+    })
 }
 
 /// `name` in lower case: in `scratch` when it fits (header names nearly

@@ -104,10 +104,26 @@ pub enum ProxyError {
     /// No response head within the backend's timeout.
     #[error("the backend did not answer within {0:?}")]
     Timeout(Duration),
+    /// The request came back through this server's own proxy (the backend
+    /// leads back to the server): 508 Loop Detected.
+    #[error("the request has passed through this server before (Via); the backend leads back to the server")]
+    Loop,
     /// The client's request body was malformed or cut short: the request
     /// failed through no fault of the backend's.
     #[error("the client's request body could not be read to its end")]
     ClientBody,
+}
+
+/// Where a backend listens, for checks made before it is used (who may
+/// name it, whether it is this server itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendTarget<'a> {
+    Tcp {
+        host: &'a str,
+        port: u16,
+    },
+    #[cfg(unix)]
+    Unix(&'a std::path::Path),
 }
 
 /// Where an application listens, with its idle connections.
@@ -223,6 +239,15 @@ impl Backend {
         &self.spec
     }
 
+    /// Where the backend listens.
+    pub fn target(&self) -> BackendTarget<'_> {
+        match &self.address {
+            Address::Tcp { host, port } => BackendTarget::Tcp { host, port: *port },
+            #[cfg(unix)]
+            Address::Unix(path) => BackendTarget::Unix(path),
+        }
+    }
+
     /// Time allowed for the backend's response head.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -239,6 +264,9 @@ impl Backend {
         mut req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
+        if head::has_looped(&req.headers()) {
+            return Err(ProxyError::Loop);
+        }
         let upgrade = wants_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
@@ -301,6 +329,9 @@ impl Backend {
         host: Option<&[u8]>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
+        if head::has_looped(&fields) {
+            return Err(ProxyError::Loop);
+        }
         let head = self
             .request_head(method, target, fields, host, conn)
             .encode();

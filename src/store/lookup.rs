@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::urlprefix::UrlPrefix;
+
 use super::schema::{BindingKey, SslBinding, StoreData, UrlReservation};
 
 impl StoreData {
@@ -11,9 +13,25 @@ impl StoreData {
         self.sslcert.iter().find(|b| &b.key == key)
     }
 
-    /// The reservation for `url`, compared ASCII-case-insensitively.
+    /// The reservation for `url`.
+    ///
+    /// Reservations are kept as typed but compared as URL prefixes
+    /// (`UrlPrefix`'s equality: scheme, host, port and the normalised,
+    /// case-insensitive path), so `/API/` and `/%61pi/` are `/api/`.
     pub fn reservation(&self, url: &str) -> Option<&UrlReservation> {
-        self.urlacl.iter().find(|r| r.url.eq_ignore_ascii_case(url))
+        self.reservation_index(url).map(|i| &self.urlacl[i])
+    }
+
+    /// Where [`StoreData::reservation`] is in `urlacl`.
+    pub fn reservation_index(&self, url: &str) -> Option<usize> {
+        let wanted = UrlPrefix::parse(url).ok();
+        self.urlacl
+            .iter()
+            .position(|r| match (&wanted, UrlPrefix::parse(&r.url)) {
+                (Some(w), Ok(have)) => *w == have,
+                // One of them is not a prefix (an old store): as text.
+                _ => r.url.eq_ignore_ascii_case(url),
+            })
     }
 
     /// The binding HTTP.sys would use for a handshake on local address `local`
