@@ -163,7 +163,7 @@ fn parse_rights(rights: &str) -> Option<u32> {
     {
         return u32::from_str_radix(hex, 16).ok();
     }
-    if rights.is_empty() || rights.len() % 2 != 0 || !rights.is_ascii() {
+    if rights.is_empty() || !rights.len().is_multiple_of(2) || !rights.is_ascii() {
         return None;
     }
     let mut mask = 0;

@@ -579,3 +579,107 @@ async fn bad_framing_over_http2() {
         "a cut-off body must be an error"
     );
 }
+
+/// Whether process `pid` has ended. A zombie counts as ended: an orphan is
+/// re-parented to PID 1, which in a container may never reap it.
+fn ended(pid: u32) -> bool {
+    if Path::new("/proc/self/stat").exists() {
+        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state letter follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        };
+    }
+    !std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .is_ok_and(|st| st.success())
+}
+
+/// The pid a fixture script wrote to `file` in the public folder.
+fn read_pid(s: &TestServer, file: &str) -> u32 {
+    let path = s.public().join(file);
+    wait_for(Duration::from_secs(10), file, || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    })
+}
+
+fn assert_ends(pid: u32, what: &str) {
+    wait_for(Duration::from_secs(5), what, || ended(pid).then_some(()));
+}
+
+#[tokio::test]
+async fn background_child_does_not_hold_the_response_open() {
+    // A timeout far above what the answer should take: before the fix the
+    // response stayed open until it and was then cut off.
+    let s = server("\n[cgi]\n.sh = sh\ntimeout = 20\n", &["background.sh"]);
+    let started = Instant::now();
+    let res = client()
+        .get(s.url("/background.sh"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.expect("a complete body");
+    let took = started.elapsed();
+    assert_eq!(body, "first\nlast\n");
+    assert!(
+        took < Duration::from_secs(10),
+        "the response waited for the script's child: {took:?}"
+    );
+    let pid = read_pid(&s, "background.pid");
+    assert_ends(pid, "the script's background child to be killed");
+}
+
+#[test]
+fn children_of_a_script_timed_out_before_its_headers_are_killed() {
+    let s = server("\n[cgi]\n.sh = sh\ntimeout = 1\n", &["orphan.sh"]);
+    let started = Instant::now();
+    let res = s.get("/orphan.sh");
+    assert_eq!(res.status, 504, "{}", res.head);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = read_pid(&s, "orphan.pid");
+    assert_ends(pid, "the timed-out script's child to be killed");
+}
+
+#[tokio::test]
+async fn children_of_a_script_timed_out_after_its_headers_are_killed() {
+    let s = server("\n[cgi]\n.sh = sh\ntimeout = 1\n", &["orphan.sh"]);
+    let res = client()
+        .get(s.url("/orphan.sh?head"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.bytes().await.is_err(),
+        "a cut-off body must be an error"
+    );
+    let pid = read_pid(&s, "orphan.pid");
+    assert_ends(pid, "the timed-out script's child to be killed");
+}
+
+#[test]
+fn server_shutdown_kills_running_scripts_and_their_children() {
+    let mut s = server(
+        "shutdown_grace=1\n\n[cgi]\n.sh = sh\ntimeout = 60\n",
+        &["orphan.sh"],
+    );
+    let addr = s.addr();
+    let request = std::thread::spawn(move || {
+        common::raw_exchange(
+            addr,
+            b"GET /orphan.sh HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+    });
+    let pid = read_pid(&s, "orphan.pid");
+    let out = s.terminate();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_ends(pid, "the running script's child to be killed at shutdown");
+    // The connection was closed with the server.
+    let _ = request.join();
+}

@@ -181,3 +181,53 @@ fn unrouted_maintenance_url_is_a_warning_not_an_error() {
         "{text}"
     );
 }
+
+/// Whether process `pid` has ended. A zombie counts as ended: an orphan is
+/// re-parented to PID 1, which in a container may never reap it.
+#[cfg(unix)]
+fn ended(pid: u32) -> bool {
+    if std::path::Path::new("/proc/self/stat").exists() {
+        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state letter follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        };
+    }
+    !std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .is_ok_and(|st| st.success())
+}
+
+#[cfg(unix)]
+#[test]
+fn timed_out_run_leaves_no_children() {
+    let s = TestServer::start_with(
+        "daily_maintenance=/orphan.sh\n\n[cgi]\n.sh = sh\ntimeout = 1\n",
+        |p| {
+            std::fs::write(
+                p.join("orphan.sh"),
+                "sh -c 'echo $$ > orphan.pid; exec sleep 30' &\nsleep 30\n",
+            )
+            .unwrap();
+        },
+    );
+    let out = portshare(&s, &["maintenance", "run"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("/orphan.sh -> 504"), "{text}");
+    let pid_file = s.public().join("orphan.pid");
+    let pid: u32 = wait_for(Duration::from_secs(10), "the child's pid", || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    });
+    wait_for(Duration::from_secs(5), "the child to be killed", || {
+        ended(pid).then_some(())
+    });
+}

@@ -365,6 +365,13 @@ pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode
             }
             ExitCode::FAILURE
         }
+        // Not allowed: netsh's layout and exit code, as for a registration.
+        Err(ClientError::Refused { code, message })
+            if code == crate::winerror::ERROR_ACCESS_DENIED =>
+        {
+            print!("{}", register::error_text(code, &message));
+            exit_code(code as i32)
+        }
         Err(e) => {
             eprintln!(
                 "portshare: maintenance {}: {e}",

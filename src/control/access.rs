@@ -63,8 +63,10 @@ fn permits(meta: &std::fs::Metadata, uid: u32, gids: &[u32], want: u32) -> bool 
     bits & want == want
 }
 
-/// `Ok` when the peer could connect to the Unix socket at `path` itself.
-pub fn may_connect_unix(path: &Path, user: &PeerUser) -> Result<(), String> {
+/// `Ok` with the socket's real path (links resolved: the server then
+/// connects there, so a link changed later cannot redirect it) when the
+/// peer could connect to the Unix socket at `path` itself.
+pub fn may_connect_unix(path: &Path, user: &PeerUser) -> Result<std::path::PathBuf, String> {
     let Some(uid) = user.uid else {
         return Err("the peer's user ID is unknown".into());
     };
@@ -76,7 +78,10 @@ pub fn may_connect_unix(path: &Path, user: &PeerUser) -> Result<(), String> {
             what.display()
         )
     };
-    for dir in path.ancestors().skip(1) {
+    // The folders as written (the peer must get through them) and, after
+    // links are resolved, the folders the kernel really goes through.
+    let resolved = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for dir in path.ancestors().skip(1).chain(resolved.ancestors().skip(1)) {
         if dir.as_os_str().is_empty() {
             continue;
         }
@@ -85,24 +90,32 @@ pub fn may_connect_unix(path: &Path, user: &PeerUser) -> Result<(), String> {
             return Err(denied(dir));
         }
     }
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = std::fs::metadata(&resolved).map_err(|e| format!("{}: {e}", path.display()))?;
     if !permits(&meta, uid, &gids, 2) {
         return Err(denied(path));
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// `Ok` when a TCP backend at `host:port` is a socket the peer's own user
 /// listens on, on this machine's loopback.
 pub fn may_use_tcp(host: &str, port: u16, user: &PeerUser) -> Result<(), String> {
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
+    let wanted: Vec<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
+        vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        host.parse::<IpAddr>()
+            .map(|ip| vec![ip.to_canonical()])
+            .unwrap_or_default()
+    };
+    if wanted.is_empty() || !wanted.iter().all(IpAddr::is_loopback) {
         return Err(format!(
             "a backend on {host} can be named only by the server's own user or root; other users may name their own service on 127.0.0.1 or [::1]"
         ));
     }
-    match (user.uid, listener_owners(port)) {
+    match (user.uid, listener_owners(&wanted, port)) {
         (Some(uid), owners) if owners.contains(&uid) => Ok(()),
         _ => Err(format!(
             "nothing that user {} runs listens on port {port} of this machine; a backend must be the caller's own service",
@@ -119,9 +132,10 @@ pub fn process_is_owned_by(pid: u32, uid: Option<u32>) -> bool {
     }
 }
 
-/// The users that have a listening TCP socket on `port` (any address).
+/// The users that listen on `port` at one of the `wanted` addresses (or
+/// at the unspecified address, which covers them).
 #[cfg(target_os = "linux")]
-fn listener_owners(port: u16) -> Vec<u32> {
+fn listener_owners(wanted: &[IpAddr], port: u16) -> Vec<u32> {
     // /proc/net/tcp: "sl local_address rem_address st ... uid ...", addresses
     // as HEX_IP:HEX_PORT, state 0A = LISTEN.
     let mut owners = Vec::new();
@@ -134,11 +148,11 @@ fn listener_owners(port: u16) -> Vec<u32> {
             let (Some(local), Some(state), Some(uid)) = (f.get(1), f.get(3), f.get(7)) else {
                 continue;
             };
-            let listens_here = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-                == Some(port);
+            let Some((ip, p)) = local.split_once(':') else {
+                continue;
+            };
+            let listens_here = u16::from_str_radix(p, 16).ok() == Some(port)
+                && proc_net_ip(ip).is_some_and(|ip| ip.is_unspecified() || wanted.contains(&ip));
             if *state == "0A" && listens_here {
                 owners.extend(uid.parse::<u32>().ok());
             }
@@ -148,8 +162,25 @@ fn listener_owners(port: u16) -> Vec<u32> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn listener_owners(_port: u16) -> Vec<u32> {
+fn listener_owners(_wanted: &[IpAddr], _port: u16) -> Vec<u32> {
     Vec::new()
+}
+
+/// An address as `/proc/net/tcp{,6}` writes it: 32-bit words in hex, each
+/// in the machine's (little-endian) byte order. IPv4-mapped IPv6
+/// addresses come back as IPv4.
+#[cfg(target_os = "linux")]
+fn proc_net_ip(hex: &str) -> Option<IpAddr> {
+    let mut bytes = Vec::with_capacity(16);
+    for word in hex.as_bytes().chunks(8) {
+        let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?).to_canonical()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -203,9 +203,19 @@ where
     let _slot = match ConnectionSlot::take(&state, &peer) {
         Ok(slot) => slot,
         Err(refused) => {
+            // Read the request first (briefly): closing with it unread can
+            // reset the connection before the client sees the answer.
+            let mut first = Vec::new();
+            let mut reader = BufReader::new(read).take(protocol::MAX_LINE as u64);
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                reader.read_until(b'\n', &mut first),
+            )
+            .await;
             let mut out = serde_json::to_vec(&refused).unwrap_or_default();
             out.push(b'\n');
             let _ = write.write_all(&out).await;
+            let _ = write.shutdown().await;
             return;
         }
     };
@@ -323,10 +333,17 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
         },
         Request::MaintenanceRun {} if !state.privileged(peer) => Response::error(
             ERROR_ACCESS_DENIED,
-            format!(
-                "user {} may not run the maintenance; only the server's own user ({}) or root may",
-                peer.user.name, state.server_user.name
-            ),
+            if state.server_user.uid == Some(0) {
+                format!(
+                    "user {} may not run the maintenance; only root may",
+                    peer.user.name
+                )
+            } else {
+                format!(
+                    "user {} may not run the maintenance; only the server's own user ({}) or root may",
+                    peer.user.name, state.server_user.name
+                )
+            },
         ),
         Request::MaintenanceRun {} => {
             run_hook(&state.hooks.maintenance_run, "maintenance run").await
@@ -386,7 +403,7 @@ fn register(
     let backend = Backend::parse(&r.backend)
         .map_err(|e| Response::error(ERROR_INVALID_PARAMETER, format!("backend: {e}")))?;
     check_reservations(&state.store, &peer.user, &state.server_user, &prefixes)?;
-    check_backend(&backend, peer, state)?;
+    let backend = check_backend(backend, peer, state)?;
     let privileged = state.privileged(peer);
     if !privileged {
         check_share(&prefixes, r.queue.as_deref(), peer, state)?;
@@ -542,13 +559,17 @@ impl Drop for ConnectionSlot {
 /// A backend is neither this server itself (requests would loop) nor,
 /// for a peer that is not privileged, anything the peer could not reach
 /// with its own permissions (the server must not be its confused deputy).
-fn check_backend(backend: &Backend, peer: &platform::Peer, state: &State) -> Result<(), Response> {
-    let denied = |why: String| {
-        Response::error(
-            ERROR_ACCESS_DENIED,
-            format!("backend {}: {why}", backend.spec()),
-        )
-    };
+/// Returns the backend to use: for a Unix socket named by such a peer, the
+/// socket's real path (links resolved once, here).
+fn check_backend(
+    backend: Backend,
+    peer: &platform::Peer,
+    state: &State,
+) -> Result<Backend, Response> {
+    let spec = backend.spec().to_owned();
+    let denied =
+        |why: String| Response::error(ERROR_ACCESS_DENIED, format!("backend {spec}: {why}"));
+    let privileged = state.privileged(peer);
     match backend.target() {
         BackendTarget::Tcp { host, port } => {
             let listening: Vec<u16> = state
@@ -558,33 +579,35 @@ fn check_backend(backend: &Backend, peer: &platform::Peer, state: &State) -> Res
                 .iter()
                 .map(|(_, p)| *p)
                 .collect();
-            let this_server =
-                listening.contains(&port) && crate::app::is_local(host, &state.settings.listen);
-            if this_server {
+            if listening.contains(&port) && crate::app::is_local(host, &state.settings.listen) {
                 return Err(Response::error(
                     ERROR_INVALID_PARAMETER,
                     format!(
-                        "backend {}: that is this server itself (it listens on port {port}); requests would loop",
-                        backend.spec()
+                        "backend {spec}: that is this server itself (it listens on port {port}); requests would loop"
                     ),
                 ));
             }
-            if state.privileged(peer) {
-                return Ok(());
+            if !privileged {
+                #[cfg(unix)]
+                access::may_use_tcp(host, port, &peer.user).map_err(denied)?;
+                #[cfg(not(unix))]
+                return Err(denied(
+                    "only the server's own user may name a TCP backend".into(),
+                ));
             }
-            #[cfg(unix)]
-            return access::may_use_tcp(host, port, &peer.user).map_err(denied);
-            #[cfg(not(unix))]
-            return Err(denied(
-                "only the server's own user may name a TCP backend".into(),
-            ));
+            Ok(backend)
         }
         #[cfg(unix)]
+        BackendTarget::Unix(_) if privileged => Ok(backend),
+        #[cfg(unix)]
         BackendTarget::Unix(path) => {
-            if state.privileged(peer) {
-                return Ok(());
-            }
-            access::may_connect_unix(path, &peer.user).map_err(denied)
+            let real = access::may_connect_unix(path, &peer.user).map_err(denied)?;
+            let mut resolved =
+                Backend::parse(&format!("unix:{}", real.display())).map_err(|e| {
+                    Response::error(ERROR_INVALID_PARAMETER, format!("backend {spec}: {e}"))
+                })?;
+            resolved.set_timeout(backend.timeout());
+            Ok(resolved)
         }
     }
 }
@@ -720,12 +743,28 @@ mod tests {
         assert!(s.control_socket.is_none());
     }
 
-    #[test]
-    fn registration_checks_reservations_for_other_users() {
+    // A runtime: the free-port check binds with tokio.
+    #[tokio::test]
+    async fn registration_checks_reservations_for_other_users() {
         use crate::store::UrlReservation;
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
+        // A backend every user may reach: a socket anyone may open.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("app.sock");
+        let _backend = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+        // A port nothing listens on, so the free-port check passes.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = crate::config::Settings::load_with_env(None, &[]).unwrap();
         let state = State {
             registry: Arc::new(Registry::new()),
+            settings: Arc::new(settings),
+            connections: Mutex::new(HashMap::new()),
             store: Store::in_cert_dir(dir.path()),
             server_user: PeerUser {
                 uid: Some(1000),
@@ -734,11 +773,11 @@ mod tests {
             pids: Mutex::new(HashMap::new()),
             hooks: ControlHooks::default(),
         };
-        // Registers `prefix` as user `uid`/`name`: 0 or the error number.
-        let register_as = |prefix: &str, uid: u32, name: &str| {
+        // Registers `path` on the port as user `uid`/`name`: 0 or the error number.
+        let register_as = |path: &str, uid: u32, name: &str| {
             let req = RegisterRequest {
-                prefixes: vec![prefix.into()],
-                backend: "http://127.0.0.1:9".into(),
+                prefixes: vec![format!("http://+:{port}{path}")],
+                backend: format!("unix:{}", socket.display()),
                 pid: None,
                 queue: None,
             };
@@ -756,14 +795,14 @@ mod tests {
             }
         };
         // The owner needs no reservation; bob does.
-        assert_eq!(register_as("http://+:80/own/", 1000, "owner"), 0);
-        assert_eq!(register_as("http://+:80/api/", 1001, "bob"), 5);
+        assert_eq!(register_as("/own/", 1000, "owner"), 0);
+        assert_eq!(register_as("/api/", 1001, "bob"), 5);
         // A reservation added while the server runs counts at once.
         state
             .store
             .update(|d| {
                 d.urlacl.push(UrlReservation {
-                    url: "http://+:80/api/".into(),
+                    url: format!("http://+:{port}/api/"),
                     user: "bob".into(),
                     listen: true,
                     delegate: false,
@@ -772,11 +811,11 @@ mod tests {
                 Ok::<(), ()>(())
             })
             .unwrap();
-        assert_eq!(register_as("http://+:80/api/v1/", 1001, "bob"), 0);
-        assert_eq!(register_as("http://+:80/other/", 1001, "bob"), 5);
-        assert_eq!(register_as("http://+:80/api/", 1002, "carol"), 5);
+        assert_eq!(register_as("/api/v1/", 1001, "bob"), 0);
+        assert_eq!(register_as("/other/", 1001, "bob"), 5);
+        assert_eq!(register_as("/api/", 1002, "carol"), 5);
         // Conflicts still apply to permitted users.
-        assert_eq!(register_as("http://+:80/API/V1/", 1001, "bob"), 183);
+        assert_eq!(register_as("/API/V1/", 1001, "bob"), 183);
         // The peer's PID is used when the request names none.
         let list = state.registry.list();
         assert!(list

@@ -52,14 +52,20 @@
 //!   expires is killed, and if its headers were already sent the response
 //!   is cut off (the connection is aborted, so the client can tell it is
 //!   incomplete). The first 4 KiB of stderr are logged.
-//! * **Known limits**: only the script's process is killed on timeout, not
-//!   processes it started (write `exec cmd` for a long-running last
-//!   command); `SERVER_PROTOCOL` is always `HTTP/1.1` and `SERVER_NAME` comes
-//!   from the `Host` header (else the local address), because the site is
-//!   not told the request's version or HTTP/2 `:authority`. NPH scripts are
-//!   not supported.
+//! * **Processes the script starts**: on Unix the script runs in its own
+//!   process group, which is killed with it (timeout, abandoned response,
+//!   server shutdown) and as soon as the script exits, so a background
+//!   child still holding its output does not keep the response open: the
+//!   response ends with what the script wrote (see `group`).
+//! * **Known limits**: on Windows only the script's own process is killed,
+//!   not processes it started (that would take a job object); on Unix a
+//!   process that leaves the group (`setsid`) escapes; `SERVER_PROTOCOL` is
+//!   always `HTTP/1.1` and `SERVER_NAME` comes from the `Host` header (else
+//!   the local address), because the site is not told the request's
+//!   version or HTTP/2 `:authority`. NPH scripts are not supported.
 
 mod env;
+mod group;
 mod output;
 mod process;
 mod response;
@@ -83,8 +89,9 @@ use super::SiteRequest;
 use crate::body::Body;
 use crate::config::{CgiRunner, Settings};
 use crate::headers::SERVER;
+use group::{own_group, Script};
 use output::Output;
-use process::{feed_stdin, log_stderr, spawn, stop, supervise, AbortGuard};
+use process::{feed_stdin, log_stderr, read_output, spawn, stop, supervise, AbortGuard};
 use response::{parse_head, read_at_least, read_head, Head, CHECKED_BODY, MAX_HEAD};
 
 /// Why a script gave no usable answer.
@@ -221,6 +228,7 @@ impl Cgi {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        own_group(&mut cmd);
         if let Some(dir) = target.file.parent() {
             cmd.current_dir(dir);
         }
@@ -237,7 +245,10 @@ impl Cgi {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(stderr, script.clone()));
         }
-        let Some(mut stdout) = child.stdout.take() else {
+        let stdout = child.stdout.take();
+        // From here on, dropping `child` kills the script's whole group.
+        let mut child = Script::new(child);
+        let Some(mut stdout) = stdout else {
             stop(&mut child, stdin_task).await;
             return Err(CgiError::Io {
                 script,
@@ -245,7 +256,9 @@ impl Cgi {
             });
         };
 
-        let head = tokio::time::timeout_at(deadline, read_head(&mut stdout)).await;
+        let head =
+            tokio::time::timeout_at(deadline, read_output(&mut child, read_head(&mut stdout)))
+                .await;
         let (head, rest) = match head {
             Ok(Ok(Head::Complete { head, rest })) => (head, rest),
             Ok(Ok(Head::Eof { empty })) => {
@@ -319,7 +332,8 @@ impl Cgi {
         {
             // Before the head is sent a short body can still become a 502;
             // afterwards only a cut-off response.
-            match tokio::time::timeout_at(deadline, read_at_least(&mut stdout, rest, small)).await {
+            let read = read_output(&mut child, read_at_least(&mut stdout, rest, small));
+            match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(body)) if body.len() >= small => rest = body,
                 Ok(Ok(body)) => {
                     stop(&mut child, stdin_task).await;

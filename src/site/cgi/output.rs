@@ -4,6 +4,7 @@
 //! early or runs into the CGI timeout.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream;
@@ -17,6 +18,9 @@ use super::process::AbortGuard;
 use crate::body::Body;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a response at the CGI timeout waits for the script's output to
+/// close (the supervisor kills the script's group at the same deadline).
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// The script's stdout after the headers, as the response body.
 pub(super) struct Output {
@@ -93,7 +97,18 @@ async fn next_frame(
                 }
                 Ok(Ok(_)) => buf.freeze(),
                 Ok(Err(e)) => return Some((Err(e), None)),
-                Err(_) => return Some((Err(timed_out(&out.script)), None)),
+                Err(_) => {
+                    // Cut the response off only once the output has closed,
+                    // i.e. the supervisor's kill has taken effect: by then
+                    // the script and whatever held its output are gone.
+                    let drain = async {
+                        while matches!(out.stdout.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                            buf.clear();
+                        }
+                    };
+                    let _ = tokio::time::timeout(KILL_WAIT, drain).await;
+                    return Some((Err(timed_out(&out.script)), None));
+                }
             }
         }
     };

@@ -1,7 +1,10 @@
 //! The script's process: starting it, feeding the request body to its
-//! stdin, logging its stderr, and supervising it after the head is sent
-//! (killing it at the CGI timeout or when the response is abandoned).
+//! stdin, logging its stderr, reading its output while it runs, and
+//! supervising it after the head is sent (killing it at the CGI timeout or
+//! when the response is abandoned). Killing means the script's whole
+//! process group (see `group`).
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -12,6 +15,8 @@ use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use super::group::Script;
 
 /// How much of a script's stderr is logged.
 const STDERR_LOGGED: usize = 4 * 1024;
@@ -33,13 +38,25 @@ pub(super) async fn spawn(cmd: &mut Command) -> io::Result<Child> {
     cmd.spawn()
 }
 
-/// Kills the child and reaps it, so no zombie is left.
-pub(super) async fn stop(child: &mut Child, stdin_task: Option<JoinHandle<()>>) {
+/// Kills the script with its group and reaps it, so no zombie is left.
+pub(super) async fn stop(script: &mut Script, stdin_task: Option<JoinHandle<()>>) {
     if let Some(t) = stdin_task {
         t.abort();
     }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    script.stop().await;
+}
+
+/// Runs `read`, a read of the script's output. Should the script exit
+/// first, what it left running is killed ([`Script::wait`]), so the read
+/// sees end-of-file once the output so far is read, instead of waiting for
+/// a background child that still holds the pipe.
+pub(super) async fn read_output<T>(script: &mut Script, read: impl Future<Output = T>) -> T {
+    tokio::pin!(read);
+    tokio::select! {
+        out = &mut read => return out,
+        _ = script.wait() => {}
+    }
+    read.await
 }
 
 /// Copies the request body to the script's stdin; closing stdin at the end
@@ -92,11 +109,12 @@ pub(super) async fn log_stderr(mut stderr: ChildStderr, script: String) {
     }
 }
 
-/// Waits for the script to end after its headers were sent; kills it at the
-/// deadline or when the response is dropped before the end of its output
-/// (the client went away).
+/// Waits for the script to end after its headers were sent (then kills
+/// what it left running, which ends its output); kills it at the deadline
+/// or when the response is dropped before the end of its output (the
+/// client went away).
 pub(super) async fn supervise(
-    mut child: Child,
+    mut child: Script,
     deadline: Instant,
     mut abort: oneshot::Receiver<()>,
     stdin_task: Option<JoinHandle<()>>,
@@ -115,15 +133,13 @@ pub(super) async fn supervise(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::error!(script = %script, "CGI script still running at the CGI timeout; stopping it");
-                let _ = child.start_kill();
-                let _ = child.wait().await;
+                child.stop().await;
                 break;
             }
             r = &mut abort, if abort_open => match r {
                 Ok(()) => {
                     tracing::debug!(script = %script, "response abandoned; stopping the CGI script");
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
+                    child.stop().await;
                     break;
                 }
                 // The output was read to its end: let the script finish.
