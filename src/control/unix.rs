@@ -3,10 +3,16 @@
 //! * A socket file left behind by a crashed server is removed at start, but
 //!   only when nothing accepts connections on it; if a server answers, start-up
 //!   fails. A path that exists and is not a socket is never removed.
-//! * Mode 0600 after bind (only the server's user — and root — can connect),
-//!   or 0660 when the socket's folder has the set-group-ID bit: the usual
+//! * Mode 0600 (only the server's user — and root — can connect), or 0660
+//!   when the socket's folder has the set-group-ID bit: the usual
 //!   shared-folder setup (`chgrp apps /run/portshare; chmod 2770 …`) lets that
 //!   group's users connect, and URL reservations decide what they may register.
+//! * The mode is right from the moment the socket has its name: bind() makes
+//!   the file with the umask's mode (0777 under umask 000), so the socket is
+//!   bound in a private 0700 folder beside the target, given its mode there,
+//!   and then hard-linked into place (which, unlike rename, never replaces a
+//!   socket another server put there meanwhile). Setting the umask instead
+//!   would race with every other thread creating files.
 //! * Peer identity from `SO_PEERCRED` ([`UnixStream::peer_cred`]); user names
 //!   from `/etc/passwd` (the numeric uid when it has no entry).
 
@@ -70,25 +76,21 @@ impl Listener {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
-        let listener = UnixListener::bind(path).map_err(err)?;
-        let shared_group = path
-            .parent()
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                }
-            })
-            .and_then(|d| std::fs::metadata(d).ok())
-            .is_some_and(|m| m.mode() & 0o2000 != 0);
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let shared_group = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o2000 != 0);
         let mode = if shared_group { 0o660 } else { 0o600 };
-        let meta = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .and_then(|()| std::fs::symlink_metadata(path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(path);
-                err(e)
-            })?;
+        let (listener, meta) = bind_privately(path, dir, mode)?;
+        listener.set_nonblocking(true).map_err(|e| {
+            Listener::cleanup(path, (meta.dev(), meta.ino()));
+            err(e)
+        })?;
+        let listener = UnixListener::from_std(listener).map_err(|e| {
+            Listener::cleanup(path, (meta.dev(), meta.ino()));
+            err(e)
+        })?;
         // The socket file is owned by our effective uid: that is the server's user.
         let server_user = user_for_uid(meta.uid());
         Ok(Listener {
@@ -124,6 +126,93 @@ impl Listener {
 
     pub fn cleanup_token(&self) -> (PathBuf, (u64, u64)) {
         (self.path.clone(), self.ident)
+    }
+}
+
+/// Binds a socket at `path` whose mode is `mode` before it appears there (see
+/// the module doc). Returns the listener and the socket file's metadata.
+fn bind_privately(
+    path: &Path,
+    dir: &Path,
+    mode: u32,
+) -> Result<(std::os::unix::net::UnixListener, std::fs::Metadata), ControlError> {
+    let err = |source: io::Error| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let private = create_private_dir(dir).map_err(|e| {
+        err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create a private temporary folder in {} to bind the socket in: {e}; \
+                 the server's user needs write access to that folder",
+                dir.display()
+            ),
+        ))
+    })?;
+    let tmp = private.join("s");
+    let result = (|| {
+        if tmp.as_os_str().len() > 107 {
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the socket is first bound at {}, which is longer than the 107 bytes a Unix \
+                     socket path may have; set a shorter control_socket",
+                    tmp.display()
+                ),
+            )));
+        }
+        let listener = std::os::unix::net::UnixListener::bind(&tmp).map_err(err)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        let meta = std::fs::symlink_metadata(&tmp).map_err(err)?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            // Another server started since the stale-socket check.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(match std::os::unix::net::UnixStream::connect(path) {
+                    Ok(_) => ControlError::InUse(path.to_path_buf()),
+                    Err(_) => err(e),
+                });
+            }
+            // A file system without hard links: rename still keeps the mode.
+            Err(_) => std::fs::rename(&tmp, path).map_err(err)?,
+        }
+        Ok((listener, meta))
+    })();
+    // The listener stays bound to the inode, whichever names it has.
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private);
+    result
+}
+
+/// A new folder `.psXXXXXX` in `dir` that only our user may enter. Short, as
+/// the socket path inside it must fit in 107 bytes.
+fn create_private_dir(dir: &Path) -> io::Result<PathBuf> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::DirBuilderExt;
+    let mut attempts = 0;
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u32(attempts);
+        let candidate = dir.join(format!(".ps{:06x}", h.finish() & 0xff_ffff));
+        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
+            Ok(()) => {
+                // A umask with owner bits (e.g. 0700) would leave it unusable;
+                // keep the set-group-ID bit inherited from a shared folder, so
+                // the socket gets that folder's group.
+                let m = std::fs::metadata(&candidate)?.mode();
+                if m & 0o777 != 0o700 {
+                    std::fs::set_permissions(
+                        &candidate,
+                        std::fs::Permissions::from_mode(0o700 | (m & 0o2000)),
+                    )?;
+                }
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -173,5 +262,77 @@ mod tests {
         assert_eq!(passwd_name(text, 1000).as_deref(), Some("alice"));
         assert_eq!(passwd_name(text, 4242), None);
         assert_eq!(user_for_uid(4_000_000_000).name, "4000000000");
+    }
+
+    /// Names in `dir` other than `keep`.
+    fn others(dir: &Path, keep: &str) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != keep)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn binds_with_its_mode_and_leaves_no_temp_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let listener = Listener::bind(&path).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(listener.cleanup_token().1, (meta.dev(), meta.ino()));
+        assert_eq!(others(dir.path(), "c.sock"), Vec::<String>::new());
+        // The hard-linked name reaches the listener.
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        // A second server finds it answering.
+        assert!(matches!(Listener::bind(&path), Err(ControlError::InUse(_))));
+        let (p, ident) = listener.cleanup_token();
+        drop(listener);
+        Listener::cleanup(&p, ident);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_shared_folder_gives_group_access_and_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        // As root, give the folder a group we are not in (a numeric gid
+        // without an entry), as `chgrp apps` would.
+        let gid = 3_999_000 + std::process::id() % 900;
+        let root = std::fs::metadata(dir.path()).unwrap().uid() == 0;
+        if root {
+            std::os::unix::fs::chown(&shared, None, Some(gid)).unwrap();
+        }
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2770)).unwrap();
+        let want_gid = std::fs::metadata(&shared).unwrap().gid();
+        let path = shared.join("c.sock");
+        let listener = Listener::bind(&path).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), want_gid, "the shared folder's group");
+        if root {
+            assert_eq!(meta.gid(), gid);
+        }
+        assert_eq!(others(&shared, "c.sock"), Vec::<String>::new());
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn a_path_too_long_for_the_temp_folder_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        // Fits in 107 bytes itself, but its temp folder's path does not.
+        let base = dir.path().as_os_str().len() + 1;
+        let deep = dir.path().join("d".repeat(107 - base - 2));
+        std::fs::create_dir(&deep).unwrap();
+        let path = deep.join("s");
+        assert!(path.as_os_str().len() <= 107);
+        let e = Listener::bind(&path).err().expect("too long");
+        assert!(
+            e.to_string().contains("set a shorter control_socket"),
+            "{e}"
+        );
+        assert_eq!(others(&deep, ""), Vec::<String>::new());
     }
 }

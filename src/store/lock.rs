@@ -2,6 +2,10 @@
 //! advisory lock on `sslcert.json.lock`, and the atomic replacement of the
 //! file (through [`crate::atomic_file`]). Readers never come here; see the
 //! parent module for why they need no lock.
+//!
+//! A replacement keeps the file's owner and mode, so `portshare http add …`
+//! run by root leaves a store the server's own user can still read. Temp
+//! files that a killed writer left behind are removed under the lock.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -54,6 +58,19 @@ impl Store {
             action: "locking",
             source,
         })?;
+        // Every writer holds the lock while its temp file exists, so any
+        // temp file seen now was left by a writer that died.
+        match crate::atomic_file::remove_temps(&self.path) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::debug!(path = %p.display(), "removed a stale temporary file of the store");
+                }
+            }
+            Err(e) => tracing::warn!(
+                "{}: cannot remove stale temporary files beside it ({e}); they are harmless, delete them by hand",
+                self.path.display()
+            ),
+        }
 
         let before = self.load()?;
         let mut data = before.clone();
@@ -88,6 +105,50 @@ impl Store {
         let mut text = serde_json::to_vec_pretty(data)
             .map_err(|e| io_err("serialising")(io::Error::other(e)))?;
         text.push(b'\n');
-        crate::atomic_file::write_atomic(&self.path, &text, false).map_err(io_err("replacing"))
+        crate::atomic_file::replace_keeping_owner(&self.path, &text).map_err(|e| {
+            // Keeps the kind: netsh maps PermissionDenied to "Access is denied".
+            io_err("replacing")(io::Error::new(e.kind(), e))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bump(store: &Store, secs: u32) {
+        store
+            .update(|d| {
+                d.timeouts.idle_connection = Some(secs);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn update_keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_cert_dir(dir.path());
+        bump(&store, 30);
+        fs::set_permissions(store.path(), fs::Permissions::from_mode(0o640)).unwrap();
+        bump(&store, 31);
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640);
+    }
+
+    #[test]
+    fn update_removes_stale_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_cert_dir(dir.path());
+        let stale = dir.path().join(".sslcert.json.1.0.tmp");
+        fs::write(&stale, b"{").unwrap();
+        bump(&store, 30);
+        assert!(!stale.exists());
+        // Also when nothing changes (the lock is taken all the same).
+        fs::write(&stale, b"{").unwrap();
+        bump(&store, 30);
+        assert!(!stale.exists());
     }
 }

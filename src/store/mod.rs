@@ -82,6 +82,45 @@ pub enum StoreError {
     Invalid { path: PathBuf, reason: String },
 }
 
+/// The reason inside [`StoreError::Io`] when this process may not read the
+/// store: the file's owner and mode, and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{source}: this process's user may not read the file{owner}; give the server's user \
+     read access, e.g. `chown <server user> {path}` or `chmod 0644 {path}` \
+     (portshare's own writes keep the file's owner and mode)"
+)]
+struct NoReadAccess {
+    path: String,
+    /// ` (owner uid U, gid G, mode 0NNN)` when the folder lets us see it.
+    owner: String,
+    #[source]
+    source: io::Error,
+}
+
+impl NoReadAccess {
+    fn of(path: &Path, source: io::Error) -> NoReadAccess {
+        let owner = match fs::metadata(path) {
+            #[cfg(unix)]
+            Ok(meta) => {
+                use std::os::unix::fs::MetadataExt;
+                format!(
+                    " (owner uid {}, gid {}, mode {:04o})",
+                    meta.uid(),
+                    meta.gid(),
+                    meta.mode() & 0o7777
+                )
+            }
+            _ => String::new(),
+        };
+        NoReadAccess {
+            path: path.display().to_string(),
+            owner,
+            source,
+        }
+    }
+}
+
 /// Failure of [`Store::update`]: either the store itself, or the closure
 /// refused the change (the file is then untouched).
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +161,18 @@ impl Store {
         let text = match fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StoreData::default()),
+            // Usually a store written with a mode or owner that shuts the
+            // server's user out: say how to let it back in.
+            Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Io {
+                    path: self.path.clone(),
+                    action: "reading",
+                    source: io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        NoReadAccess::of(&self.path, source),
+                    ),
+                })
+            }
             Err(source) => {
                 return Err(StoreError::Io {
                     path: self.path.clone(),
