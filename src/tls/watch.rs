@@ -28,6 +28,9 @@ pub(crate) struct Reloader {
     pub snapshot: ArcSwap<Snapshot>,
     /// Serialises rebuilds (watch task and explicit reloads).
     building: Mutex<()>,
+    /// A failed reload was logged; the same failure every second (an
+    /// unreadable store, say) is not logged again until a reload works.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl Reloader {
@@ -36,6 +39,7 @@ impl Reloader {
             cert_dir,
             snapshot: ArcSwap::from_pointee(first),
             building: Mutex::new(()),
+            failing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -50,13 +54,16 @@ impl Reloader {
                     tracing::info!(reason = why, bindings = ?after, "SSL bindings reloaded");
                 }
                 self.snapshot.store(Arc::new(new));
+                self.failing.store(false, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             Err(e) => {
-                tracing::error!(
-                    reason = why,
-                    "cannot reload the SSL bindings: {e}; the previous bindings stay in force"
-                );
+                if !self.failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::error!(
+                        reason = why,
+                        "cannot reload the SSL bindings: {e}; the previous bindings stay in force"
+                    );
+                }
                 false
             }
         }
