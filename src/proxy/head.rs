@@ -492,12 +492,16 @@ mod tests {
             h.append(name, HeaderValue::from_static(value));
         }
         h.append("x-forwarded-for", HeaderValue::from_static(" 2.2.2.2 "));
+        let via = String::from_utf8_lossy(own_via());
         assert_eq!(
             request_text(&h, false, false),
-            "GET /api/x?y=1 HTTP/1.1\r\nhost: example.test:8080\r\nx-kept: 1\r\n\
-             x-forwarded-host: example.test:8080\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n\
-             x-forwarded-proto: http\r\n\r\n"
+            format!(
+                "GET /api/x?y=1 HTTP/1.1\r\nhost: example.test:8080\r\nx-kept: 1\r\n\
+                 x-forwarded-host: example.test:8080\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n\
+                 x-forwarded-proto: http\r\nvia: {via}\r\n\r\n"
+            )
         );
+        assert!(via.starts_with("1.1 portshare-"), "{via}");
         let switching = request_text(&h, true, false);
         assert!(
             switching.contains("\r\nupgrade: websocket\r\n"),
@@ -507,6 +511,16 @@ mod tests {
             switching.ends_with("connection: upgrade\r\n\r\n"),
             "{switching}"
         );
+    }
+
+    #[test]
+    fn a_request_that_carries_this_servers_via_has_looped() {
+        let mut h = HeaderMap::new();
+        h.append("via", HeaderValue::from_static("1.0 fred, 1.1 p.example"));
+        assert!(!has_looped(&&h));
+        let own = HeaderValue::from_bytes(own_via()).expect("via");
+        h.append("via", own);
+        assert!(has_looped(&&h));
     }
 
     #[test]
