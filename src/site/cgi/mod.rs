@@ -174,6 +174,14 @@ impl Cgi {
         }
     }
 
+    /// The script ran out of `[cgi] timeout`.
+    fn timed_out(&self, script: &str) -> CgiError {
+        CgiError::Timeout {
+            script: script.to_owned(),
+            secs: self.timeout.as_secs(),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         !self.runners.is_empty()
     }
@@ -259,8 +267,8 @@ impl Cgi {
         let head =
             tokio::time::timeout_at(deadline, read_output(&mut child, read_head(&mut stdout)))
                 .await;
-        let (head, rest) = match head {
-            Ok(Ok(Head::Complete { head, rest })) => (head, rest),
+        let head = match head {
+            Ok(Ok(Head::Complete { head, rest })) => Ok((head, rest)),
             Ok(Ok(Head::Eof { empty })) => {
                 if let Some(t) = &stdin_task {
                     t.abort();
@@ -291,73 +299,68 @@ impl Cgi {
                     },
                 );
             }
-            Ok(Ok(Head::TooLarge)) => {
-                stop(&mut child, stdin_task).await;
-                return Err(CgiError::BadHeaders {
-                    script,
-                    reason: format!(
-                        "no blank line after the headers in the first {MAX_HEAD} bytes"
-                    ),
-                });
-            }
-            Ok(Err(source)) => {
-                stop(&mut child, stdin_task).await;
-                return Err(CgiError::Io { script, source });
-            }
-            Err(_elapsed) => {
-                stop(&mut child, stdin_task).await;
-                return Err(CgiError::Timeout {
-                    script,
-                    secs: self.timeout.as_secs(),
-                });
-            }
-        };
-        let parsed = match parse_head(&head) {
-            Ok(p) => p,
-            Err(reason) => {
-                stop(&mut child, stdin_task).await;
-                return Err(CgiError::BadHeaders { script, reason });
-            }
+            Ok(Ok(Head::TooLarge)) => Err(CgiError::BadHeaders {
+                script: script.clone(),
+                reason: format!("no blank line after the headers in the first {MAX_HEAD} bytes"),
+            }),
+            Ok(Err(source)) => Err(CgiError::Io {
+                script: script.clone(),
+                source,
+            }),
+            Err(_elapsed) => Err(self.timed_out(&script)),
         };
         let head_only = *req.method == Method::HEAD;
-        // 204 and 304 have no body; a 304's Content-Length describes the
-        // representation, not this response.
-        let length = parsed
-            .length
-            .filter(|_| !head_only && !matches!(parsed.status.as_u16(), 204 | 304));
-        let mut rest = rest;
-        if let Some(small) = length
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n <= CHECKED_BODY)
-        {
-            // Before the head is sent a short body can still become a 502;
-            // afterwards only a cut-off response.
-            let read = read_output(&mut child, read_at_least(&mut stdout, rest, small));
-            match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(body)) if body.len() >= small => rest = body,
-                Ok(Ok(body)) => {
-                    stop(&mut child, stdin_task).await;
-                    return Err(CgiError::BadHeaders {
-                        script,
-                        reason: format!(
-                            "Content-Length is {small} but the output ended after {} bytes",
-                            body.len()
-                        ),
-                    });
-                }
-                Ok(Err(source)) => {
-                    stop(&mut child, stdin_task).await;
-                    return Err(CgiError::Io { script, source });
-                }
-                Err(_elapsed) => {
-                    stop(&mut child, stdin_task).await;
-                    return Err(CgiError::Timeout {
-                        script,
-                        secs: self.timeout.as_secs(),
-                    });
-                }
+        // Everything up to the response head; on failure the script (and its
+        // group) is stopped once, below.
+        let checked = async {
+            let (head, rest) = head?;
+            let parsed = parse_head(&head).map_err(|reason| CgiError::BadHeaders {
+                script: script.clone(),
+                reason,
+            })?;
+            // 204 and 304 have no body; a 304's Content-Length describes the
+            // representation, not this response.
+            let length = parsed
+                .length
+                .filter(|_| !head_only && !matches!(parsed.status.as_u16(), 204 | 304));
+            let mut rest = rest;
+            if let Some(small) = length
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= CHECKED_BODY)
+            {
+                // Before the head is sent a short body can still become a
+                // 502; afterwards only a cut-off response.
+                let read = read_output(&mut child, read_at_least(&mut stdout, rest, small));
+                rest = match tokio::time::timeout_at(deadline, read).await {
+                    Ok(Ok(body)) if body.len() >= small => body,
+                    Ok(Ok(body)) => {
+                        return Err(CgiError::BadHeaders {
+                            script: script.clone(),
+                            reason: format!(
+                                "Content-Length is {small} but the output ended after {} bytes",
+                                body.len()
+                            ),
+                        })
+                    }
+                    Ok(Err(source)) => {
+                        return Err(CgiError::Io {
+                            script: script.clone(),
+                            source,
+                        })
+                    }
+                    Err(_elapsed) => return Err(self.timed_out(&script)),
+                };
             }
+            Ok((parsed, rest, length))
         }
+        .await;
+        let (parsed, rest, length) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                stop(&mut child, stdin_task).await;
+                return Err(e);
+            }
+        };
 
         let (abort_tx, abort_rx) = oneshot::channel();
         let mut guard = AbortGuard(Some(abort_tx));
