@@ -54,11 +54,15 @@ impl Reloader {
                     tracing::info!(reason = why, bindings = ?after, "SSL bindings reloaded");
                 }
                 self.snapshot.store(Arc::new(new));
-                self.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+                self.failing
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             Err(e) => {
-                if !self.failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                if !self
+                    .failing
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
                     tracing::error!(
                         reason = why,
                         "cannot reload the SSL bindings: {e}; the previous bindings stay in force"
