@@ -15,13 +15,21 @@ COPY --from=build /src/target/release/portshare /usr/local/bin/portshare
 # netsh-compatible commands: `docker exec … netsh http show sslcert`.
 RUN ln -s /usr/local/bin/portshare /usr/local/bin/netsh
 COPY --chown=portshare public/ /srv/public/
+# The system location every command finds (from any folder, also through the
+# `netsh` link), so `docker exec` commands reach the server's store. Logs go
+# to stdout; the control socket lives in /tmp, writable by any --user.
+# PORTSHARE_* variables still override each key.
+RUN mkdir -p /etc/portshare && printf '%s\n' \
+    '[param]' \
+    'http_port=8080' \
+    'https_port=8443' \
+    'public_dir=/srv/public' \
+    'cert_dir=/srv/certs' \
+    'log_dir=' \
+    'control_socket=/tmp/portshare.sock' \
+    > /etc/portshare/GLOBAL.INI
 WORKDIR /srv
 USER portshare
-ENV PORTSHARE_PUBLIC_DIR=/srv/public \
-    PORTSHARE_CERT_DIR=/srv/certs \
-    PORTSHARE_LOG_DIR= \
-    PORTSHARE_HTTP_PORT=8080 \
-    PORTSHARE_HTTPS_PORT=8443
 VOLUME ["/srv/public", "/srv/certs"]
 EXPOSE 8080 8443
 STOPSIGNAL SIGTERM

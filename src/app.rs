@@ -1,12 +1,14 @@
 //! The server put together: settings → site, logs, registry (the
-//! configured registrations), TLS, maintenance → a listening [`Server`],
-//! until shutdown. The one place that knows every part; `server` itself only
+//! configured registrations), TLS, ACME, maintenance → a listening
+//! [`Server`], until shutdown. The one place that knows every part; `server` itself only
 //! listens, accepts, serves connections and shuts down.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::config::Settings;
+use crate::acme::challenge::{Http01Tokens, CHALLENGE_PATH};
+use crate::acme::names::Target;
+use crate::config::{AcmeSettings, Settings};
 use crate::dispatch::Shared;
 use crate::logs::Logs;
 use crate::maintenance::Maintenance;
@@ -15,15 +17,17 @@ use crate::registry::{Handler, NewRegistration, Owner, Registry};
 use crate::server::{Server, ServerError};
 use crate::site::Site;
 use crate::tls::Tls;
-use crate::urlprefix::Scheme;
+use crate::urlprefix::{Scheme, UrlPrefix};
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("public_dir {path}: {source}")]
+    #[error("{origin}: [param] public_dir {path}: {source}")]
     PublicDir {
+        /// Where the settings came from (the file, or built-in defaults).
+        origin: String,
         path: String,
         source: std::io::Error,
     },
@@ -104,6 +108,82 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
     Ok(())
 }
 
+/// What ACME will look after, once its challenge prefix is registered.
+struct AcmePlan {
+    acme: AcmeSettings,
+    targets: Vec<Target>,
+    tokens: Arc<Http01Tokens>,
+}
+
+/// `[acme]`: chooses the names (listing those skipped, with why) and
+/// registers `http://+:{http_port}/.well-known/acme-challenge/` for the
+/// HTTP-01 answers. `None`, with one log line saying why, when ACME cannot
+/// run; the server starts all the same.
+fn plan_acme(registry: &Registry, settings: &Settings) -> Option<AcmePlan> {
+    let acme = settings.acme.clone()?;
+    let (targets, skipped) = crate::acme::names::select(settings, &acme);
+    for s in &skipped {
+        tracing::info!(name = %s.name, "ACME: skipped: {}", s.why);
+    }
+    if !acme.challenge.http01 {
+        tracing::error!(
+            "ACME: [acme] challenge allows only tls-alpn-01, which this version does not answer; set challenge=http-01 (or remove the key); no certificates are ordered"
+        );
+        return None;
+    }
+    if settings.http_port == 0 {
+        tracing::error!(
+            "ACME: the HTTP-01 challenge needs plain HTTP, but [param] http_port is 0; set http_port (port 80 from the Internet must reach it); no certificates are ordered"
+        );
+        return None;
+    }
+    if targets.is_empty() {
+        tracing::warn!(
+            "ACME: no name to order a certificate for; give the https prefixes public host names (host_name, [app:NAME] prefix) or list them in [acme] names="
+        );
+        return None;
+    }
+    let text = format!("http://+:{}{CHALLENGE_PATH}", settings.http_port);
+    let prefix = match UrlPrefix::parse(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("ACME: cannot register {text}: {e}; no certificates are ordered");
+            return None;
+        }
+    };
+    let tokens = Arc::new(Http01Tokens::new(&settings.cert_dir));
+    if let Err(e) = registry.register(
+        Owner::Config {
+            name: "acme".into(),
+        },
+        "acme".into(),
+        vec![prefix],
+        Handler::AcmeChallenge(tokens.clone()),
+    ) {
+        tracing::error!(
+            "ACME: cannot register {text} for the HTTP-01 challenge: {e}; no certificates are ordered"
+        );
+        return None;
+    }
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            let ports: Vec<String> = t.ports.iter().map(u16::to_string).collect();
+            format!("{} (port {})", t.name, ports.join(", "))
+        })
+        .collect();
+    tracing::info!(
+        directory = %acme.directory,
+        "ACME: keeping certificates for {}; HTTP-01 answered at {text}",
+        names.join(", ")
+    );
+    Some(AcmePlan {
+        acme,
+        targets,
+        tokens,
+    })
+}
+
 /// Whether `host` names this machine as the server listens on it: a
 /// loopback or unspecified address (IPv4-mapped ones too), `localhost`, or
 /// one of the `listen` addresses.
@@ -160,12 +240,14 @@ pub async fn run_with(
     apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
     let site = Site::new(&settings).map_err(|source| StartError::PublicDir {
+        origin: settings.origin.to_string(),
         path: settings.public_dir.display().to_string(),
         source,
     })?;
     let logs = Logs::start(settings.log_dir.as_deref());
     let registry = Arc::new(Registry::new());
     register_configured(&registry, &settings)?;
+    let acme = plan_acme(&registry, &settings);
     let needs_tls = registry
         .ports()
         .borrow()
@@ -177,7 +259,22 @@ pub async fn run_with(
         None
     };
     let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
-    let server = Server::start(shared, tls, registry.ports())?;
+    let server = Server::start(shared, tls.clone(), registry.ports())?;
+    if let Some(plan) = acme {
+        // After the listeners: the HTTP-01 validation may come at once.
+        let manager = crate::acme::Manager::new(
+            plan.acme,
+            settings.cert_dir.clone(),
+            plan.targets,
+            plan.tokens,
+            Box::new(move || {
+                if let Some(tls) = &tls {
+                    tls.reload();
+                }
+            }),
+        );
+        tokio::spawn(manager.run(server.stopping()));
+    }
     let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
     if let Some(url) = &settings.daily_maintenance {
         // Still start: an application may register the URL later.

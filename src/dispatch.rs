@@ -1,5 +1,6 @@
 //! One request's path through the server: route (HTTP.sys precedence) →
-//! handler (static site or proxy) → response + access-log line.
+//! handler (static site, proxy or ACME HTTP-01 token) → response +
+//! access-log line.
 //!
 //! Malformed request heads never get here: `server::guard` answers them.
 
@@ -123,6 +124,13 @@ pub async fn handle(
                 Ok(res) => res,
                 Err(e) => proxy_failed(&shared, &conn, &logged, &e),
             },
+            Handler::AcmeChallenge(tokens) => {
+                let res = acme_challenge(tokens, &route, req.method(), req.uri().path());
+                if res.status() == http::StatusCode::NOT_FOUND {
+                    log_httperr(&shared, &conn, &logged, HttpSysError::NotFound);
+                }
+                res
+            }
         },
     };
     log_access(&shared, &conn, &logged, &res);
@@ -168,6 +176,35 @@ async fn serve_site(
     match shared.site.serve(&site_req, body).await {
         Ok(res) => res,
         Err(e) => errors::site_error_response(&e),
+    }
+}
+
+/// An ACME HTTP-01 validation request: 200 with the key authorization
+/// (`text/plain`) for a token of an order in flight, HTTP.sys's 404 for
+/// anything else under the prefix, 405 for methods other than GET and HEAD.
+fn acme_challenge(
+    tokens: &crate::acme::challenge::Http01Tokens,
+    route: &Route,
+    method: &Method,
+    path: &str,
+) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return errors::site_error_response(&crate::site::SiteError::MethodNotAllowed {
+            allow: "GET, HEAD",
+        });
+    }
+    let answer = crate::urlprefix::normalize_path_cased(path)
+        .ok()
+        .and_then(|p| route.prefix.strip_from(&p).map(str::to_owned))
+        .and_then(|token| tokens.answer(&token));
+    match answer {
+        Some(key_authorization) => {
+            let mut res = Response::new(Body::full(key_authorization));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            res
+        }
+        None => HttpSysError::NotFound.response(),
     }
 }
 

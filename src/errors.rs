@@ -186,11 +186,16 @@ fn own_page(status: StatusCode, detail: &str) -> Response<Body> {
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<p>{detail}</p></body></html>\n",
         code = status.as_u16()
     );
+    let len = body.len();
     let mut res = Response::new(Body::full(body));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(header::CONTENT_TYPE, UTF8_HTML.clone());
     res.headers_mut().insert(header::SERVER, SERVER.clone());
+    // hyper would add it on the wire anyway; set here, the access log's
+    // size field (read from this header) shows the page's size, not `-`.
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     res
 }
 

@@ -7,12 +7,15 @@
 //! parse the request; `dispatch` routes it through `registry` (the live
 //! registrations, matched by `urlprefix`) to `site` or `proxy`; `errors` is
 //! the one place where a failure becomes an HTTP response; `logs` writes
-//! the access and httperr logs. Below them sit the shared pieces: `conn`
-//! (what a handler knows about its connection), `body`, `headers`,
-//! `workers`, `config`, and `winerror` (the Windows error numbers netsh and
-//! the control channel report). The command-line corner — `cli`, `netsh`,
-//! `certs`' commands, `store` edits — is never imported by the server.
+//! the access and httperr logs; `acme` keeps ACME certificates bound
+//! (its HTTP-01 answers are a `registry` handler). Below them sit the
+//! shared pieces: `conn` (what a handler knows about its connection),
+//! `body`, `headers`, `workers`, `config`, and `winerror` (the Windows
+//! error numbers netsh and the control channel report). The command-line
+//! corner — `cli`, `netsh`, `certs`' commands, `store` edits — is never
+//! imported by the server.
 
+pub mod acme;
 pub mod app;
 pub mod atomic_file;
 pub mod body;

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -72,10 +72,18 @@ impl Target {
     }
 }
 
-fn spawn_writer(target: Target) -> (LineSink, Option<JoinHandle<()>>) {
+/// A writer thread and the flag that tells it to write what is queued and end.
+struct Writer {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
     let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
     let thread = std::thread::Builder::new()
         .name("portshare-log".into())
         .spawn(move || {
@@ -94,6 +102,9 @@ fn spawn_writer(target: Target) -> (LineSink, Option<JoinHandle<()>>) {
             // backs off when the server is quiet.
             let mut pause = WRITE_PAUSE_MIN;
             loop {
+                // Read before draining, so lines sent before `finish` are
+                // written in this last round.
+                let stop = stopping.load(Ordering::Acquire);
                 let mut ok = true;
                 let mut wrote = false;
                 let disconnected = loop {
@@ -118,15 +129,16 @@ fn spawn_writer(target: Target) -> (LineSink, Option<JoinHandle<()>>) {
                 if lost > 0 {
                     tracing::warn!(file = %target.name(), lines = lost, "log lines dropped: the log could not keep up");
                 }
-                if disconnected {
+                if disconnected || stop {
                     break;
                 }
-                std::thread::sleep(pause);
+                // `finish` unparks the thread: shutdown does not wait out a pause.
+                std::thread::park_timeout(pause);
             }
             let _ = out.flush();
         });
     match thread {
-        Ok(handle) => (LineSink { tx, dropped }, Some(handle)),
+        Ok(thread) => (LineSink { tx, dropped }, Some(Writer { thread, stop })),
         Err(e) => {
             tracing::error!(error = %e, "cannot start a log writer; its lines are lost");
             (LineSink { tx, dropped }, None)
@@ -160,7 +172,7 @@ pub struct Logs {
     pub access: LineSink,
     pub httperr: LineSink,
     pub maintenance: LineSink,
-    writers: Vec<Option<JoinHandle<()>>>,
+    writers: Vec<Option<Writer>>,
 }
 
 impl Logs {
@@ -195,8 +207,10 @@ impl Logs {
         }
     }
 
-    /// Waits until every line sent so far is written. Call after the last
-    /// sender is gone (the server has stopped).
+    /// Waits until every line sent so far is written. Call once the server
+    /// has stopped: the writers end although clones of the sinks may still
+    /// exist (TLS and the maintenance keep theirs until the very end), and
+    /// lines sent after this are lost.
     pub async fn finish(self) {
         drop(self.access);
         drop(self.httperr);
@@ -204,7 +218,9 @@ impl Logs {
         let writers = self.writers;
         let _ = tokio::task::spawn_blocking(move || {
             for w in writers.into_iter().flatten() {
-                let _ = w.join();
+                w.stop.store(true, Ordering::Release);
+                w.thread.thread().unpark();
+                let _ = w.thread.join();
             }
         })
         .await;

@@ -28,6 +28,9 @@ pub enum Handler {
     Site,
     /// A reverse-proxied application backend.
     Proxy(Arc<crate::proxy::Backend>),
+    /// ACME HTTP-01 tokens (`/.well-known/acme-challenge/`), answered by
+    /// the server itself while `[acme]` orders certificates.
+    AcmeChallenge(Arc<crate::acme::challenge::Http01Tokens>),
 }
 
 /// Who made a registration (shown by `show servicestate`).

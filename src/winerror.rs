@@ -24,6 +24,8 @@ pub const ERROR_ACCESS_DENIED: u32 = 5;
 pub const ERROR_INVALID_DATA: u32 = 13;
 /// 31: any other failure (I/O, the control channel, the server's own hooks).
 pub const ERROR_GEN_FAILURE: u32 = 31;
+/// 1332: `urlacl user=` names no account on this machine.
+pub const ERROR_NONE_MAPPED: u32 = 1332;
 /// 32: a registration's port is held by another program.
 pub const ERROR_SHARING_VIOLATION: u32 = 32;
 /// 50: a command this server (or platform) does not offer.
@@ -53,6 +55,7 @@ pub fn system_message(code: u32) -> &'static str {
         ERROR_ACCESS_DENIED => "Access is denied.",
         ERROR_INVALID_DATA => "The data is invalid.",
         ERROR_GEN_FAILURE => "A device attached to the system is not functioning.",
+        ERROR_NONE_MAPPED => "No mapping between account names and security IDs was done.",
         ERROR_SHARING_VIOLATION => {
             "The process cannot access the file because it is being used by another process."
         }
@@ -84,6 +87,7 @@ mod tests {
             ERROR_INVALID_DATA,
             ERROR_GEN_FAILURE,
             ERROR_SHARING_VIOLATION,
+            ERROR_NONE_MAPPED,
             ERROR_NOT_SUPPORTED,
             ERROR_INVALID_PARAMETER,
             ERROR_ALREADY_EXISTS,

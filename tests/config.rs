@@ -223,3 +223,68 @@ fn config_found_through_portshare_config_variable() {
     );
     assert_eq!(res.text(), "var");
 }
+
+#[test]
+fn acme_section_is_optional_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    let file = dir.path().join("GLOBAL.INI");
+    // No section: no ACME. An empty section: ACME with the defaults.
+    std::fs::write(&file, "[param]\nhttp_port=8080\n").unwrap();
+    assert!(Settings::load_with_env(Some(&file), &[])
+        .unwrap()
+        .acme
+        .is_none());
+    std::fs::write(&file, "[param]\nhttp_port=8080\n[acme]\n").unwrap();
+    let acme = Settings::load_with_env(Some(&file), &[])
+        .unwrap()
+        .acme
+        .unwrap();
+    assert_eq!(acme.directory, portshare::config::LETS_ENCRYPT_DIRECTORY);
+    assert!(acme.challenge.http01 && acme.challenge.tls_alpn01);
+    assert_eq!((acme.email, acme.names, acme.ca_root), (None, None, None));
+    std::fs::write(
+        &file,
+        "[acme]\nemail=admin@site.org\ndirectory=https://acme.internal/dir\nca_root=root.pem\nnames=Site.Internal, bücher.example.org\nchallenge=http-01\n",
+    )
+    .unwrap();
+    let acme = Settings::load_with_env(Some(&file), &[])
+        .unwrap()
+        .acme
+        .unwrap();
+    assert_eq!(acme.email.as_deref(), Some("admin@site.org"));
+    assert_eq!(acme.ca_root, Some(dir.path().join("root.pem")));
+    assert_eq!(
+        acme.names,
+        Some(vec![
+            "site.internal".into(),
+            "xn--bcher-kva.example.org".into()
+        ])
+    );
+    assert!(acme.challenge.http01 && !acme.challenge.tls_alpn01);
+    // From the environment too.
+    let env = vec![(
+        "PORTSHARE_ACME__NAMES".to_owned(),
+        "www.site.org".to_owned(),
+    )];
+    let acme = Settings::load_with_env(None, &env).unwrap().acme.unwrap();
+    assert_eq!(acme.names, Some(vec!["www.site.org".into()]));
+
+    for (ini, key, says) in [
+        ("[acme]\nemail=admin\n", "email", "e-mail"),
+        (
+            "[acme]\ndirectory=http://acme.site.org/dir\n",
+            "directory",
+            "https://",
+        ),
+        ("[acme]\nnames=*.site.org\n", "names", "wildcard"),
+        ("[acme]\nnames=10.0.0.1\n", "names", "IP address"),
+        ("[acme]\nnames=bad_name.org\n", "names", "host name"),
+        ("[acme]\nchallenge=dns-01\n", "challenge", "http-01"),
+        ("[acme]\nemial=a@b.org\n", "emial", "allowed keys"),
+    ] {
+        let err = refused(ini);
+        assert!(err.contains(&format!("[acme] {key}")), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

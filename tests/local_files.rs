@@ -104,7 +104,13 @@ fn seeded_store() -> (TestServer, PathBuf) {
     let e = TestServer::prepare("", |_| {});
     let o = run(
         &e,
-        &["http", "add", "urlacl", "url=http://+:18080/a/", "user=x"],
+        &[
+            "http",
+            "add",
+            "urlacl",
+            "url=http://+:18080/a/",
+            "user=root",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let store = store_file(&e);
@@ -256,7 +262,13 @@ fn the_cli_removes_stale_temp_files() {
     }
     let o = run(
         &e,
-        &["http", "add", "urlacl", "url=http://+:18080/y/", "user=x"],
+        &[
+            "http",
+            "add",
+            "urlacl",
+            "url=http://+:18080/y/",
+            "user=root",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(temp_files(&store), Vec::<String>::new());

@@ -38,7 +38,13 @@ fn seeded() -> (TestServer, Vec<u8>) {
     let e = env();
     let o = run(
         &e,
-        &["http", "add", "urlacl", "url=http://+:8080/keep/", "user=x"],
+        &[
+            "http",
+            "add",
+            "urlacl",
+            "url=http://+:8080/keep/",
+            "user=root",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let before = std::fs::read(store_file(&e)).expect("the store was written");
@@ -65,7 +71,7 @@ fn prefixes_the_parser_refuses_are_error_87() {
     ];
     for (url, why) in cases {
         let arg = format!("url={url}");
-        let o = run(&e, &["http", "add", "urlacl", &arg, "user=x"]);
+        let o = run(&e, &["http", "add", "urlacl", &arg, "user=root"]);
         let out = stdout(&o);
         assert_eq!(o.status.code(), Some(87), "{url}\n{out}");
         assert!(
@@ -99,7 +105,13 @@ fn valid_reservation_is_added_and_shown_as_typed() {
     let e = env();
     let o = run(
         &e,
-        &["http", "add", "urlacl", "url=HTTP://+:8080/Api/", "user=x"],
+        &[
+            "http",
+            "add",
+            "urlacl",
+            "url=HTTP://+:8080/Api/",
+            "user=root",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(stdout(&o), "\nURL reservation successfully added\n\n");
@@ -107,7 +119,7 @@ fn valid_reservation_is_added_and_shown_as_typed() {
     let o = run(&e, &["http", "show", "urlacl"]);
     let out = stdout(&o);
     assert!(
-        out.contains("    Reserved URL            : HTTP://+:8080/Api/\n        User: x\n"),
+        out.contains("    Reserved URL            : HTTP://+:8080/Api/\n        User: root\n"),
         "{out}"
     );
 

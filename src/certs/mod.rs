@@ -64,14 +64,68 @@ impl Certificate {
     }
 }
 
+/// For a permission error on `path`: which user portshare runs as, whose the
+/// file (or, when it does not exist, its folder) is, and the two fixes. The
+/// usual cause is a `certs/` volume owned by the host user while the
+/// container runs as another. Empty for other errors.
+#[cfg(unix)]
+fn access_advice(path: &Path, e: &io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return String::new();
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let folder = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (what, meta) = match std::fs::metadata(path) {
+        Ok(m) => ("the file", Some(m)),
+        Err(_) => ("its folder", std::fs::metadata(folder).ok()),
+    };
+    let owner = match &meta {
+        Some(m) => format!(
+            "; {what} belongs to uid {} (mode {:04o})",
+            m.uid(),
+            m.mode() & 0o7777
+        ),
+        None => String::new(),
+    };
+    let run_as = match &meta {
+        // Running as root is no advice to give.
+        Some(m) if m.uid() != me && m.uid() != 0 => format!(
+            ", or run portshare as uid {uid} (in a container: docker run --user {uid})",
+            uid = m.uid()
+        ),
+        _ => String::new(),
+    };
+    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+    format!(
+        " (portshare runs as uid {me}{owner}; give the folder to that user: \
+         sudo chown -R {me} {folder} — for a container volume, on the host's folder{run_as})",
+        folder = folder.display()
+    )
+}
+
+#[cfg(not(unix))]
+fn access_advice(_path: &Path, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        " (give the account portshare runs as read and write access to the certificate folder)"
+            .to_owned()
+    } else {
+        String::new()
+    }
+}
+
 /// What went wrong with a certificate file, and what to do about it. Every message names
 /// the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("{}: cannot read the file: {source}", path.display())]
+    #[error("{}: cannot read the file: {source}{}", path.display(), access_advice(path, source))]
     Read { path: PathBuf, source: io::Error },
 
-    #[error("{}: cannot write the file: {source}", path.display())]
+    #[error("{}: cannot write the file: {source}{}", path.display(), access_advice(path, source))]
     Write { path: PathBuf, source: io::Error },
 
     #[error(

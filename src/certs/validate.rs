@@ -28,6 +28,11 @@ pub enum Warning {
     IncompleteChain {
         missing_issuer: String,
     },
+    /// Only a common name, no subject alternative names: browsers ignore
+    /// the CN and refuse such a certificate for any host.
+    NoSubjectAltName {
+        common_name: Option<String>,
+    },
 }
 
 fn date(d: &DateTime<Utc>) -> String {
@@ -67,11 +72,26 @@ impl fmt::Display for Warning {
                     )
                 }
             }
+            // Whether the issuer is an intermediate or a root cannot be
+            // told without it: say what to do in either case (a root must
+            // never be added; clients must trust it already).
             Warning::IncompleteChain { missing_issuer } => write!(
                 f,
-                "The certificate chain is incomplete: the issuer {missing_issuer} is not in the \
-                 file, so clients that do not already have it will refuse the certificate. \
-                 Add the intermediate certificate(s) after the server certificate."
+                "The certificate chain may be incomplete: its issuer {missing_issuer} is not in \
+                 the file. If that is an intermediate CA, add its certificate after the server \
+                 certificate (or import it with 'portshare cert import'); if it is a root CA, do \
+                 not add it: clients must already trust it (a private CA's root is installed on \
+                 each client)."
+            ),
+            Warning::NoSubjectAltName { common_name } => write!(
+                f,
+                "The certificate has no Subject Alternative Name{}: browsers ignore the common \
+                 name and will refuse it. Make one that lists its host names, e.g. \
+                 'portshare cert new --dns NAME'.",
+                common_name
+                    .as_ref()
+                    .map(|cn| format!(" (only CN={cn})"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -97,6 +117,11 @@ pub fn validate(cert: &Certificate, hostname: Option<&str>, now: DateTime<Utc>) 
     }
     if i.signature_is_sha1 {
         out.push(Warning::Sha1Signature);
+    }
+    if i.dns_names.is_empty() && i.ip_addresses.is_empty() {
+        out.push(Warning::NoSubjectAltName {
+            common_name: i.common_name.clone(),
+        });
     }
     if let Some(host) = hostname {
         if !covers(cert, host) {
@@ -204,6 +229,33 @@ mod tests {
             validate(&cert, None, earlier).as_slice(),
             [Warning::NotYetValid { .. }]
         ));
+    }
+
+    #[test]
+    fn a_common_name_without_subject_alt_names_is_warned_about() {
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "legacy.test");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let der = params.self_signed(&key).expect("certificate").der().clone();
+        let p = Path::new("cn-only.pem");
+        let cert = assemble(p, vec![der], vec![], p).expect("assembled");
+        let w = validate(&cert, None, Utc::now());
+        assert_eq!(
+            w,
+            vec![Warning::NoSubjectAltName {
+                common_name: Some("legacy.test".into())
+            }]
+        );
+        assert!(
+            w[0].to_string().contains("(only CN=legacy.test)"),
+            "{}",
+            w[0]
+        );
+        // A certificate with SANs gets no such warning.
+        let with_san = new_self_signed(&["site.test".into()], 10).expect("certificate");
+        assert!(validate(&with_san, None, Utc::now()).is_empty());
     }
 
     #[test]

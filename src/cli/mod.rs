@@ -21,7 +21,9 @@ mod register;
     about = "A personal HTTP/HTTPS server with HTTP.sys's port sharing, URL prefixes and netsh commands"
 )]
 pub struct Cli {
-    /// GLOBAL.INI to use (else $PORTSHARE_CONFIG, ./GLOBAL.INI, GLOBAL.INI beside the program)
+    /// GLOBAL.INI to use (else $PORTSHARE_CONFIG, ./GLOBAL.INI, GLOBAL.INI beside the
+    /// invoked path, beside the program, /etc/portshare/GLOBAL.INI —
+    /// %ProgramData%\portshare\GLOBAL.INI on Windows)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -133,13 +135,18 @@ pub enum CertCommand {
     },
     /// Delete a certificate (refused while an SSL binding uses it, unless --force)
     Delete {
+        /// The certificate's thumbprint (SHA-1, 40 hex digits, as `cert list` shows it)
         thumbprint: String,
+        /// Delete it even while SSL bindings use it (a running server keeps serving
+        /// its loaded copy for them until they are updated or deleted)
         #[arg(long)]
         force: bool,
     },
     /// Write a certificate to a file: .pem/.crt (chain), .cer/.der (DER), .pfx/.p12 (with key)
     Export {
+        /// The certificate's thumbprint (SHA-1, 40 hex digits, as `cert list` shows it)
         thumbprint: String,
+        /// The file to write; its extension chooses the format (.pem/.crt, .cer/.der, .pfx/.p12)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Password for a .pfx/.p12 file
@@ -158,12 +165,68 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
-/// Settings for the management commands, or the message to print.
+/// What a command does with the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// The server: every check, `public_dir` must exist.
+    Serve,
+    /// Reads the store or talks to the server; `public_dir` is not used.
+    Read,
+    /// Changes the store (`http add|update|delete`, `cert new|import|delete`).
+    Write,
+}
+
+/// Settings for serving, or the message to print.
 pub fn settings(config: Option<&Path>) -> Result<Settings, ExitCode> {
-    Settings::load(config).map_err(|e| {
-        eprintln!("portshare: {e}");
+    load(config, Use::Serve)
+}
+
+/// Loads the configuration for `usage`. An error names the file, section
+/// and key, or the `PORTSHARE_*` variable that set the bad value.
+fn load(config: Option<&Path>, usage: Use) -> Result<Settings, ExitCode> {
+    let fail = |message: String| {
+        eprintln!("portshare: {message}");
         ExitCode::from(2)
-    })
+    };
+    let file = crate::config::locate(config);
+    let mut env = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => env.push((k, v)),
+            (Ok(k), Err(_)) if k.starts_with("PORTSHARE_") => {
+                return Err(fail(format!(
+                    "environment variable {k}: the value is not valid Unicode; set it to UTF-8 text"
+                )))
+            }
+            _ => {} // not ours
+        }
+    }
+    let loaded = Settings::load_with_env(file.as_deref(), &env);
+    let settings = loaded.map_err(|e| fail(e.blame_env(&env).to_string()))?;
+    if usage == Use::Write && settings.origin == crate::config::Origin::Defaults {
+        eprintln!("{}", defaults_note(&settings));
+    }
+    Ok(settings)
+}
+
+/// One line for a command that changes state without a GLOBAL.INI: which
+/// folder it used, so that a store the server never reads is not made
+/// silently.
+fn defaults_note(settings: &Settings) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let cwd = absolute(Path::new("."));
+    let searched: Vec<String> = Settings::config_search_dirs()
+        .iter()
+        .map(|d| absolute(d).display().to_string())
+        .collect();
+    format!(
+        "portshare: no {} found (searched {}); using built-in defaults in {}, store {} \
+         (give --config FILE to use the server's)",
+        crate::config::DEFAULT_FILE_NAME,
+        searched.join(", "),
+        cwd.display(),
+        absolute(&settings.cert_dir).display()
+    )
 }
 
 /// The certificate store as netsh's `certhash=` checks see it.
@@ -198,7 +261,13 @@ impl CertLookup for StoreCerts {
 /// `portshare cert …`.
 pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
     use crate::certs::commands::{self, Password};
-    let settings = match settings(config) {
+    let usage = match command {
+        CertCommand::New { .. } | CertCommand::Import { .. } | CertCommand::Delete { .. } => {
+            Use::Write
+        }
+        CertCommand::List { .. } | CertCommand::Export { .. } => Use::Read,
+    };
+    let settings = match load(config, usage) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -233,7 +302,19 @@ pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
 
 /// `portshare http …` / `netsh http …`.
 pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
-    let settings = match settings(config) {
+    let mut words = vec!["http".to_owned()];
+    words.extend_from_slice(args);
+    // Help needs no configuration: it works before there is any.
+    if let Some(out) = netsh::help(&words) {
+        print!("{}", out.stdout);
+        return exit_code(out.exit_code);
+    }
+    let writes = args.first().is_some_and(|verb| {
+        ["add", "update", "delete"]
+            .iter()
+            .any(|w| verb.eq_ignore_ascii_case(w))
+    });
+    let settings = match load(config, if writes { Use::Write } else { Use::Read }) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -247,10 +328,9 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
     let live = register::LiveServiceState::new(&settings);
     let ctx = NetshContext {
         certs: &lookup,
+        accounts: &netsh::SystemAccounts,
         service_state: Some(&live),
     };
-    let mut words = vec!["http".to_owned()];
-    words.extend_from_slice(args);
     let out = netsh::run(&words, &store, &ctx);
     if let Some((text, code)) = live.failure() {
         print!("{text}");
@@ -262,7 +342,7 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
 
 /// `portshare register PREFIX… --backend URL`.
 pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> ExitCode {
-    match settings(config) {
+    match load(config, Use::Read) {
         Ok(s) => register::register(&s, prefixes, backend),
         Err(code) => code,
     }
@@ -270,7 +350,7 @@ pub fn register(config: Option<&Path>, prefixes: &[String], backend: &str) -> Ex
 
 /// `portshare run --prefix PREFIX… -- CMD ARGS`.
 pub fn run(config: Option<&Path>, prefixes: &[String], command: &[String]) -> ExitCode {
-    match settings(config) {
+    match load(config, Use::Read) {
         Ok(s) => register::run(&s, prefixes, command),
         Err(code) => code,
     }
@@ -327,7 +407,7 @@ pub fn control_hooks(running: &crate::app::Running) -> crate::control::ControlHo
 /// `portshare maintenance run|status`: asks the running server.
 pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode {
     use crate::control::client::{self, ClientError};
-    let settings = match settings(config) {
+    let settings = match load(config, Use::Read) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -371,6 +451,10 @@ pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode
         {
             print!("{}", register::error_text(code, &message));
             exit_code(code as i32)
+        }
+        Err(e @ ClientError::Denied { .. }) => {
+            print!("{}", register::error_text(e.code(), &e.to_string()));
+            exit_code(e.code() as i32)
         }
         Err(e) => {
             eprintln!(

@@ -7,14 +7,18 @@ use std::collections::BTreeMap;
 use std::env;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigError, Sections};
+use super::{ConfigError, Sections, Settings};
 
 /// Name of the configuration file looked for in the working directory and
 /// beside the executable (cFos keeps it beside the program).
 pub const DEFAULT_FILE_NAME: &str = "GLOBAL.INI";
 
+/// Replaces the system folder of the search (for packagers who install
+/// elsewhere, and for tests, which must not touch `/etc`).
+pub const SYSTEM_CONFIG_DIR_VAR: &str = "PORTSHARE_SYSTEM_CONFIG_DIR";
+
 /// Finds the configuration file: `--config`, else `PORTSHARE_CONFIG`, else
-/// `./GLOBAL.INI`, else `GLOBAL.INI` beside the executable, else none.
+/// the first GLOBAL.INI of [`search_dirs`], else none (built-in defaults).
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
@@ -22,14 +26,107 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = env::var_os("PORTSHARE_CONFIG").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let cwd = PathBuf::from(DEFAULT_FILE_NAME);
-    if cwd.is_file() {
-        return Some(cwd);
+    Settings::config_found_by_search()
+}
+
+/// The folders searched for GLOBAL.INI when neither `--config` nor
+/// `PORTSHARE_CONFIG` names a file, in order: the working directory; the
+/// folder of the path the program was invoked by (a `netsh` symlink's own
+/// folder); the folder of the executable itself (links resolved); the
+/// system folder ([`system_config_dir`]). Administrative commands run from
+/// any folder thus reach the same state as the server, as netsh does.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(".")];
+    let mut push = |d: PathBuf| {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    };
+    if let Some(d) = env::args_os()
+        .next()
+        .and_then(|a| invoked_dir(Path::new(&a)))
+    {
+        push(d);
     }
-    let beside_exe = env::current_exe()
+    if let Some(d) = env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join(DEFAULT_FILE_NAME)))?;
-    beside_exe.is_file().then_some(beside_exe)
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        push(d);
+    }
+    if let Some(d) = system_config_dir() {
+        push(d);
+    }
+    dirs
+}
+
+impl Settings {
+    /// [`search_dirs`], for callers outside `config` (which re-exports only
+    /// [`locate`] from this file).
+    pub fn config_search_dirs() -> Vec<PathBuf> {
+        search_dirs()
+    }
+
+    /// The GLOBAL.INI the search finds without `--config` and
+    /// `PORTSHARE_CONFIG`: what a command typed without them would use.
+    pub fn config_found_by_search() -> Option<PathBuf> {
+        search_dirs()
+            .into_iter()
+            .map(|d| d.join(DEFAULT_FILE_NAME))
+            .find(|p| p.is_file())
+    }
+}
+
+/// The folder of the path the program was started by (`argv[0]`), without
+/// resolving links: `/usr/local/bin` for `/usr/local/bin/netsh` → portshare.
+/// A bare name (found through `PATH` by the shell) is looked up in `PATH`.
+fn invoked_dir(argv0: &Path) -> Option<PathBuf> {
+    if argv0.components().count() > 1 {
+        return argv0
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .map(Path::to_path_buf);
+    }
+    let name = argv0.file_name()?;
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).find(|dir| {
+        let candidate = dir.join(name);
+        // On Windows the shell adds `.exe`.
+        candidate.is_file()
+            || candidate
+                .with_extension(env::consts::EXE_EXTENSION)
+                .is_file()
+    })
+}
+
+/// The system folder, the last place searched: `$PORTSHARE_SYSTEM_CONFIG_DIR`
+/// when set, else [`default_system_config_dir`].
+pub fn system_config_dir() -> Option<PathBuf> {
+    match env::var_os(SYSTEM_CONFIG_DIR_VAR).filter(|d| !d.is_empty()) {
+        Some(d) => Some(PathBuf::from(d)),
+        None => default_system_config_dir(),
+    }
+}
+
+/// `/etc/portshare`.
+#[cfg(not(windows))]
+pub fn default_system_config_dir() -> Option<PathBuf> {
+    Some(PathBuf::from("/etc/portshare"))
+}
+
+/// `%ProgramData%\portshare` (machine-wide application data, where services
+/// keep their configuration).
+#[cfg(windows)]
+pub fn default_system_config_dir() -> Option<PathBuf> {
+    env::var_os("ProgramData")
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join("portshare"))
 }
 
 /// Reads the INI file with the `config` crate into lowercase sections/keys.

@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use file::{locate, DEFAULT_FILE_NAME};
-pub use settings::{AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin, Settings};
+pub use settings::{
+    AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
+    Settings, LETS_ENCRYPT_DIRECTORY,
+};
 
 /// Raw `section → key → value` view of the file plus overrides.
 type Sections = BTreeMap<String, BTreeMap<String, String>>;

@@ -1,5 +1,5 @@
 //! Raw sections → [`Settings`]: one function per section (`[param]`,
-//! `[http]`, `[cgi]`, `[app:NAME]`), each checking its own keys and values.
+//! `[http]`, `[cgi]`, `[app:NAME]`, `[acme]`), each checking its own keys and values.
 //! This is where every key's allowed values and error message live.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,10 @@ use std::time::Duration;
 use chrono::NaiveTime;
 
 use super::file::DEFAULT_FILE_NAME;
-use super::{AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin, Sections, Settings};
+use super::{
+    AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
+    Sections, Settings, LETS_ENCRYPT_DIRECTORY,
+};
 use crate::urlprefix::UrlPrefix;
 
 pub(super) const PARAM_KEYS: &[&str] = &[
@@ -25,6 +28,8 @@ pub(super) const PARAM_KEYS: &[&str] = &[
     "shutdown_grace",
     "control_socket",
 ];
+
+const ACME_KEYS: &[&str] = &["email", "directory", "ca_root", "names", "challenge"];
 
 const HTTP_KEYS: &[&str] = &[
     "maxfieldlength",
@@ -52,17 +57,19 @@ impl Settings {
         let empty = BTreeMap::new();
         let mut cgi = CgiSettings::default();
         let mut apps = Vec::new();
+        let mut acme = None;
         for (section, keys) in sections {
             match section.as_str() {
                 "param" => check_keys(&file, section, keys, PARAM_KEYS)?,
                 "http" => check_keys(&file, section, keys, HTTP_KEYS)?,
                 "cgi" => cgi = parse_cgi(&file, keys)?,
+                "acme" => acme = Some(parse_acme(&file, base_dir, keys)?),
                 s if s.starts_with("app:") => apps.push(parse_app(&file, section, keys)?),
                 _ => {
                     return Err(ConfigError::File {
                         file,
                         message: format!(
-                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME]"
+                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME], [acme]"
                     ),
                     })
                 }
@@ -76,6 +83,7 @@ impl Settings {
         settings.limits = parse_limits(&file, sections.get("http").unwrap_or(&empty))?;
         settings.apps = apps;
         settings.cgi = cgi;
+        settings.acme = acme;
         Ok(settings)
     }
 }
@@ -120,15 +128,8 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         resolve(base_dir, v)
     };
     let public_dir = path("public_dir", "public");
-    if !public_dir.is_dir() {
-        return Err(p.err(
-            "public_dir",
-            format!(
-                "the folder {} does not exist; create it or point public_dir at your site's folder",
-                public_dir.display()
-            ),
-        ));
-    }
+    // Whether it exists is checked when the site is served (`Site::new`):
+    // commands that only need the store work without it.
     let cert_dir = path("cert_dir", "certs");
     let log_dir = match p.get("log_dir") {
         None => Some(resolve(base_dir, "logs")),
@@ -159,6 +160,7 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         apps: Vec::new(),
         cgi: CgiSettings::default(),
         control_socket,
+        acme: None,
     })
 }
 
@@ -508,4 +510,136 @@ fn parse_app(
         backend,
         timeout,
     })
+}
+
+/// `[acme]`: `email`, `directory`, `ca_root`, `names`, `challenge`, all
+/// optional (an empty section runs ACME with the defaults).
+fn parse_acme(
+    file: &str,
+    base_dir: &Path,
+    keys: &BTreeMap<String, String>,
+) -> Result<AcmeSettings, ConfigError> {
+    check_keys(file, "acme", keys, ACME_KEYS)?;
+    let err = |key: &str, message: String| ConfigError::Key {
+        file: file.into(),
+        section: "acme".into(),
+        key: key.into(),
+        message,
+    };
+    let get = |key: &str| keys.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let email = match get("email") {
+        None => None,
+        Some(v) => {
+            let v = v.strip_prefix("mailto:").unwrap_or(v);
+            let ok = v.split_once('@').is_some_and(|(user, domain)| {
+                !user.is_empty() && domain.contains('.') && !domain.starts_with('.')
+            }) && !v
+                .contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '>');
+            if !ok {
+                return Err(err(
+                    "email",
+                    format!("'{v}' is not an e-mail address; use e.g. admin@example.org, or leave it empty"),
+                ));
+            }
+            Some(v.to_owned())
+        }
+    };
+    let directory = match get("directory") {
+        None => LETS_ENCRYPT_DIRECTORY.to_owned(),
+        Some(v) => {
+            let ok = v
+                .parse::<http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("https") && u.authority().is_some());
+            if !ok {
+                return Err(err(
+                    "directory",
+                    format!(
+                        "'{v}' is not an https:// URL; give the ACME server's directory URL, e.g. {LETS_ENCRYPT_DIRECTORY}"
+                    ),
+                ));
+            }
+            v.to_owned()
+        }
+    };
+    let ca_root = get("ca_root").map(|v| resolve(base_dir, v));
+    let names = match get("names") {
+        None => None,
+        Some(v) => {
+            let mut names: Vec<String> = Vec::new();
+            for n in v.split([',', ' ']).filter(|s| !s.is_empty()) {
+                let name = acme_name(n).map_err(|why| err("names", format!("'{n}' {why}")))?;
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            Some(names)
+        }
+    };
+    let challenge = match get("challenge") {
+        None => AcmeChallenges {
+            http01: true,
+            tls_alpn01: true,
+        },
+        Some(v) => {
+            let mut c = AcmeChallenges {
+                http01: false,
+                tls_alpn01: false,
+            };
+            for t in v.split([',', ' ']).filter(|s| !s.is_empty()) {
+                match t.to_ascii_lowercase().as_str() {
+                    "http-01" => c.http01 = true,
+                    "tls-alpn-01" => c.tls_alpn01 = true,
+                    "both" => {
+                        c.http01 = true;
+                        c.tls_alpn01 = true;
+                    }
+                    _ => {
+                        return Err(err(
+                            "challenge",
+                            format!(
+                                "'{t}' is not a challenge type; use http-01, tls-alpn-01 or both"
+                            ),
+                        ))
+                    }
+                }
+            }
+            c
+        }
+    };
+    Ok(AcmeSettings {
+        email,
+        directory,
+        ca_root,
+        names,
+        challenge,
+    })
+}
+
+/// One `[acme] names` entry as a DNS name: lowercase ASCII, an
+/// internationalised name in punycode. IP addresses and wildcards are
+/// refused (an SNI name is never an IP address; a wildcard needs DNS-01).
+fn acme_name(n: &str) -> Result<String, &'static str> {
+    if n == "+" || n == "*" || n.starts_with("*.") {
+        return Err("is a wildcard; name each host (a wildcard certificate needs the DNS-01 challenge, which portshare does not answer)");
+    }
+    if crate::urlprefix::is_ip_literal(n) || n.parse::<std::net::IpAddr>().is_ok() {
+        return Err(
+            "is an IP address; give host names (TLS clients send names, not addresses, as SNI)",
+        );
+    }
+    let ascii =
+        idna::domain_to_ascii(n.trim_end_matches('.')).map_err(|_| "is not a valid host name")?;
+    let labels_ok = !ascii.is_empty()
+        && ascii.len() <= 253
+        && ascii.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !labels_ok {
+        return Err("is not a valid host name (letters, digits, hyphens and dots)");
+    }
+    Ok(ascii)
 }

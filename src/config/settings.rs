@@ -118,6 +118,36 @@ impl Default for CgiSettings {
     }
 }
 
+/// Which ACME challenge types `[acme] challenge` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcmeChallenges {
+    /// `http-01`: a token file served under `/.well-known/acme-challenge/`
+    /// on the plain-HTTP port.
+    pub http01: bool,
+    /// `tls-alpn-01`: accepted in the file, not answered yet (phase 1).
+    pub tls_alpn01: bool,
+}
+
+/// The Let's Encrypt production directory, `[acme] directory`'s default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `[acme]`: certificates from an ACME (RFC 8555) server. Present only when
+/// the section exists; ACME runs only then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// `email`: the account's contact, without `mailto:`.
+    pub email: Option<String>,
+    /// `directory`: the ACME server's directory URL (https).
+    pub directory: String,
+    /// `ca_root`: PEM file with the root that the ACME server's own HTTPS
+    /// certificate chains to (a private ACME server); `None`: the system's roots.
+    pub ca_root: Option<PathBuf>,
+    /// `names`: the names to get certificates for, lowercase ASCII (IDNs in
+    /// punycode); `None`: the explicit host names of the https prefixes.
+    pub names: Option<Vec<String>>,
+    pub challenge: AcmeChallenges,
+}
+
 /// Everything the server needs, parsed and validated once.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -144,4 +174,6 @@ pub struct Settings {
     /// (a Unix socket path; on Windows a named pipe `\\.\pipe\NAME`).
     /// `None` (the key set to an empty value) disables the control channel.
     pub control_socket: Option<PathBuf>,
+    /// `[acme]`, when the section exists.
+    pub acme: Option<AcmeSettings>,
 }

@@ -7,13 +7,16 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHal
 use super::platform::{self, ClientStream};
 use super::protocol::{OkBody, Request, Response, MAX_LINE};
 use crate::netsh::ServiceStateSnapshot;
-use crate::winerror::{ERROR_GEN_FAILURE, ERROR_SERVICE_NOT_ACTIVE};
+use crate::winerror::{ERROR_ACCESS_DENIED, ERROR_GEN_FAILURE, ERROR_SERVICE_NOT_ACTIVE};
 
 /// Why a control request did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no portshare server is running for this configuration (nothing answers on the control socket {})", .0.display())]
     NotRunning(PathBuf),
+    /// The socket's permissions keep this user out; `who` says who may connect.
+    #[error("permission denied on the control socket {}: {who}", path.display())]
+    Denied { path: PathBuf, who: String },
     #[error("cannot connect to the control socket {}: {source}", path.display())]
     Connect {
         path: PathBuf,
@@ -36,6 +39,7 @@ impl ClientError {
         match self {
             ClientError::Refused { code, .. } => *code,
             ClientError::NotRunning(_) => ERROR_SERVICE_NOT_ACTIVE,
+            ClientError::Denied { .. } => ERROR_ACCESS_DENIED,
             _ => ERROR_GEN_FAILURE,
         }
     }
@@ -52,6 +56,11 @@ impl Session {
         let stream = platform::connect(path).await.map_err(|source| {
             if platform::is_not_running(&source) {
                 ClientError::NotRunning(path.to_path_buf())
+            } else if source.kind() == std::io::ErrorKind::PermissionDenied {
+                ClientError::Denied {
+                    path: path.to_path_buf(),
+                    who: platform::who_may_connect(path),
+                }
             } else {
                 ClientError::Connect {
                     path: path.to_path_buf(),

@@ -220,6 +220,45 @@ pub async fn connect(path: &Path) -> io::Result<ClientStream> {
     UnixStream::connect(path).await
 }
 
+/// Who may connect to the socket at `path`, for a user who was refused:
+/// its owner (the server's user), root, and its group when the mode lets the
+/// group in — with what to do about it.
+pub fn who_may_connect(path: &Path) -> String {
+    let Ok(meta) = std::fs::metadata(path) else {
+        // The folder itself keeps this user out (stat needs search permission).
+        let dir = path.parent().unwrap_or(Path::new("."));
+        return format!(
+            "this user may not enter its folder {}; run the command as the server's user, \
+             or give this user access to that folder",
+            dir.display()
+        );
+    };
+    let owner = user_for_uid(meta.uid()).name;
+    if meta.mode() & 0o060 == 0o060 {
+        let group = group_name(meta.gid());
+        format!(
+            "only its owner {owner} (the server's user), root and members of group {group} may \
+             connect; run the command as {owner} (sudo -u {owner} portshare …), or join the \
+             group (sudo usermod -aG {group} $USER, then log in again)"
+        )
+    } else {
+        format!(
+            "only its owner {owner} (the server's user) and root may connect; run the command \
+             as {owner} (sudo -u {owner} portshare …), or let a group in: put the socket in a \
+             folder with the set-group-ID bit (chgrp GROUP DIR; chmod 2770 DIR; \
+             control_socket=DIR/portshare.sock)"
+        )
+    }
+}
+
+/// The name of group `gid` from `/etc/group`, else the number.
+fn group_name(gid: u32) -> String {
+    std::fs::read("/etc/group")
+        .ok()
+        .and_then(|bytes| passwd_name(&String::from_utf8_lossy(&bytes), gid))
+        .unwrap_or_else(|| gid.to_string())
+}
+
 /// Connection failures that mean "no server is running there".
 pub fn is_not_running(e: &io::Error) -> bool {
     matches!(
@@ -240,7 +279,8 @@ pub fn user_for_uid(uid: u32) -> PeerUser {
     }
 }
 
-/// The name of `uid` in passwd(5) text (`name:x:uid:gid:…`).
+/// The name of `uid` in passwd(5) text (`name:x:uid:gid:…`); group(5) text
+/// (`name:x:gid:members`) has the same first three fields.
 fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');

@@ -111,6 +111,14 @@ pub async fn connect(path: &Path) -> io::Result<ClientStream> {
     }
 }
 
+/// Who may connect to the pipe, for a user who was refused (the pipe has the
+/// default security descriptor, see the module doc).
+pub fn who_may_connect(_path: &Path) -> String {
+    "only the server's user, Administrators and SYSTEM may connect; run the command as the \
+     server's user or from an elevated prompt (Run as administrator)"
+        .to_owned()
+}
+
 /// Connection failures that mean "no server is running there".
 pub fn is_not_running(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound

@@ -65,9 +65,38 @@ pub trait CertLookup {
     }
 }
 
+/// Whether an account name (`urlacl user=`) names a user or group here.
+pub trait AccountLookup {
+    fn exists(&self, name: &str) -> bool;
+}
+
+/// The machine's accounts: on Unix the user and group databases
+/// (`/etc/passwd`, `/etc/group`); on Windows every name is taken (the
+/// account database is not read there).
+pub struct SystemAccounts;
+
+impl AccountLookup for SystemAccounts {
+    #[cfg(unix)]
+    fn exists(&self, name: &str) -> bool {
+        let listed = |file: &str| {
+            std::fs::read_to_string(file).is_ok_and(|text| {
+                text.lines()
+                    .any(|line| line.split(':').next().is_some_and(|n| n == name))
+            })
+        };
+        listed("/etc/passwd") || listed("/etc/group")
+    }
+
+    #[cfg(not(unix))]
+    fn exists(&self, _name: &str) -> bool {
+        true
+    }
+}
+
 /// The environment a command runs in.
 pub struct NetshContext<'a> {
     pub certs: &'a dyn CertLookup,
+    pub accounts: &'a dyn AccountLookup,
     /// Where `show servicestate` gets the live registrations. `None` (server
     /// not reachable) prints a snapshot without server sessions.
     pub service_state: Option<&'a dyn ServiceStateSource>,
@@ -75,6 +104,9 @@ pub struct NetshContext<'a> {
 
 /// Runs one netsh command. Never panics on user input.
 pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutput {
+    if let Some(out) = help(args) {
+        return out;
+    }
     let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
     let word = |i: usize| words.get(i).map(String::as_str);
     let params = args.get(3..).unwrap_or(&[]);
@@ -89,7 +121,7 @@ pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutpu
             sslcert::run(verb, params, store, ctx)
         }
         (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("urlacl")) => {
-            urlacl::run(verb, params, store)
+            urlacl::run(verb, params, store, ctx.accounts)
         }
         (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("timeout")) => {
             timeout::run(verb, params, store)
@@ -105,6 +137,105 @@ http add|update|delete|show sslcert ipport=IP:PORT | hostnameport=HOST:PORT | cc
 http add|delete|show urlacl url=PREFIX [user=NAME listen=yes delegate=no | sddl=SDDL]
 http add|delete|show timeout [timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS]
 http show servicestate";
+
+/// The commands of each verb, as netsh lists a context's commands.
+const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "add",
+        &[
+            ("add sslcert", "Adds an SSL server certificate binding."),
+            ("add timeout", "Adds a global timeout to the service."),
+            ("add urlacl", "Adds a URL reservation entry."),
+        ],
+    ),
+    (
+        "delete",
+        &[
+            ("delete sslcert", "Deletes SSL server certificate bindings."),
+            (
+                "delete timeout",
+                "Deletes a global timeout and makes the service use the default value.",
+            ),
+            ("delete urlacl", "Deletes a URL reservation."),
+        ],
+    ),
+    (
+        "show",
+        &[
+            ("show servicestate", "Shows a snapshot of the HTTP service."),
+            ("show sslcert", "Displays SSL certificate bindings."),
+            ("show timeout", "Shows the timeout values of the service."),
+            ("show urlacl", "Displays URL reservations."),
+        ],
+    ),
+    (
+        "update",
+        &[(
+            "update sslcert",
+            "Updates an SSL server certificate binding.",
+        )],
+    ),
+];
+
+/// The word netsh takes as a request for help.
+fn is_help_word(w: &str) -> bool {
+    matches!(w, "?" | "/?" | "-?" | "help" | "/help" | "-help" | "--help")
+}
+
+/// `http` alone, `http ?` / `http help`, `http add ?`: the list of commands
+/// of that context, as netsh prints it (exit code 0); `None` for anything
+/// else. Needs no store, so callers may answer it before loading anything.
+pub fn help(args: &[String]) -> Option<NetshOutput> {
+    let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let list = |rows: &[(&str, &str)], verb: Option<&str>| {
+        let mut out =
+            String::from("\nThe following commands are available:\n\nCommands in this context:\n");
+        for (cmd, what) in rows {
+            out.push_str(&format!("{cmd:<18} - {what}\n"));
+        }
+        // netsh points to `COMMAND ?` here; portshare shows the parameters
+        // at once (a command given without them prints its own usage too).
+        out.push_str("\nUsage:\n");
+        for line in COMMANDS.lines() {
+            // `http add|update|delete|show sslcert …`: the second word lists the verbs.
+            let verbs = line.split(' ').nth(1).unwrap_or("");
+            if verb.is_none_or(|v| verbs.split('|').any(|w| w == v)) {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        out.push('\n');
+        NetshOutput {
+            stdout: out,
+            exit_code: 0,
+        }
+    };
+    match words.as_slice() {
+        ["http"] => Some(list(&HTTP_CONTEXT, None)),
+        ["http", h] if is_help_word(h) => Some(list(&HTTP_CONTEXT, None)),
+        ["http", verb] | ["http", verb, _] => {
+            let (_, rows) = VERB_COMMANDS.iter().find(|(v, _)| v == verb)?;
+            // `http add` alone (netsh enters the add context) or `http add ?`.
+            match words.get(2) {
+                None => Some(list(rows, Some(verb))),
+                Some(h) if is_help_word(h) => Some(list(rows, Some(verb))),
+                Some(_) => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The `http` context's commands (netsh's wording; portshare has no
+/// `dump` or `flush`).
+const HTTP_CONTEXT: [(&str, &str); 6] = [
+    ("?", "Displays a list of commands."),
+    ("add", "Adds a configuration entry to a table."),
+    ("delete", "Deletes a configuration entry from a table."),
+    ("help", "Displays a list of commands."),
+    ("show", "Displays information."),
+    ("update", "Updates a configuration entry in a table."),
+];
 
 fn unknown_command(args: &[String]) -> NetshOutput {
     let shown = args.join(" ");
@@ -234,6 +365,15 @@ pub(crate) mod testutil {
         }
     }
 
+    /// Every account exists but those whose names start with `nosuch`.
+    pub struct FakeAccounts;
+
+    impl AccountLookup for FakeAccounts {
+        fn exists(&self, name: &str) -> bool {
+            !name.starts_with("nosuch")
+        }
+    }
+
     pub struct Env {
         pub _dir: tempfile::TempDir,
         pub store: Store,
@@ -263,6 +403,7 @@ pub(crate) mod testutil {
         pub fn run_args(&self, args: &[String]) -> NetshOutput {
             let ctx = NetshContext {
                 certs: &self.certs,
+                accounts: &FakeAccounts,
                 service_state: None,
             };
             run(args, &self.store, &ctx)
@@ -295,6 +436,30 @@ mod tests {
 
         // `update urlacl` does not exist in netsh either.
         assert_eq!(env.run("http update urlacl url=http://+:80/").exit_code, 87);
+    }
+
+    #[test]
+    fn http_alone_and_help_list_the_commands() {
+        let env = Env::new();
+        for line in ["http", "http ?", "HTTP Help", "http /?"] {
+            let out = env.run(line);
+            assert_eq!(out.exit_code, 0, "{line}: {}", out.stdout);
+            assert!(
+                out.stdout.contains("Commands in this context:\n?"),
+                "{line}: {}",
+                out.stdout
+            );
+            assert!(out.stdout.contains("\nadd "), "{}", out.stdout);
+        }
+        for line in ["http add", "http add ?"] {
+            let out = env.run(line);
+            assert_eq!(out.exit_code, 0, "{line}: {}", out.stdout);
+            assert!(out.stdout.contains("add sslcert"), "{}", out.stdout);
+            assert!(!out.stdout.contains("show servicestate"), "{}", out.stdout);
+        }
+        // Not help: still the error with its usage.
+        assert_eq!(env.run("http frob").exit_code, 87);
+        assert_eq!(env.run("http show frob").exit_code, 87);
     }
 
     #[test]

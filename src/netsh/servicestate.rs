@@ -252,6 +252,7 @@ Request queues:
         let source = Fixed(one_registration());
         let ctx = NetshContext {
             certs: &env.certs,
+            accounts: &FakeAccounts,
             service_state: Some(&source),
         };
         let args: Vec<String> = [

@@ -27,11 +27,13 @@
 //!   message for error 2 and a `portshare:` line, and exits 2.
 
 use super::params::{parse_yes_no, Params};
-use super::{success, Failure, NetshOutput};
+use super::{success, AccountLookup, Failure, NetshOutput};
 use crate::sddl::Sddl;
 use crate::store::{Store, UrlReservation};
 use crate::urlprefix::UrlPrefix;
-use crate::winerror::{system_message, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND};
+use crate::winerror::{
+    system_message, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NONE_MAPPED,
+};
 
 const ADD_USAGE: &str = "\
 Usage: http add urlacl url=PREFIX user=NAME [listen=yes|no] [delegate=yes|no]
@@ -82,9 +84,15 @@ fn invalid_url(url: &str, why: &str, usage: &'static str) -> Failure {
     )
 }
 
-pub(crate) fn run(verb: &str, args: &[String], store: &Store) -> NetshOutput {
+pub(crate) fn run(
+    verb: &str,
+    args: &[String],
+    store: &Store,
+    accounts: &dyn AccountLookup,
+) -> NetshOutput {
     match verb {
-        "add" => add(args, store).unwrap_or_else(|f| f.render(Some("Url reservation add failed"))),
+        "add" => add(args, store, accounts)
+            .unwrap_or_else(|f| f.render(Some("Url reservation add failed"))),
         "delete" => {
             delete(args, store).unwrap_or_else(|f| f.render(Some("Url reservation delete failed")))
         }
@@ -141,7 +149,11 @@ fn well_known(user: &str) -> Option<(&'static str, &'static str)> {
         .map(|(_, display, sid)| (*display, *sid))
 }
 
-fn add(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
+fn add(
+    args: &[String],
+    store: &Store,
+    accounts: &dyn AccountLookup,
+) -> Result<NetshOutput, Failure> {
     let params = Params::parse(
         args,
         &["url", "user", "listen", "delegate", "sddl"],
@@ -176,7 +188,23 @@ fn add(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
                     ))
                 }
             };
-            let (display, sid) = well_known(user).unwrap_or((user, user));
+            let (display, sid) = match well_known(user) {
+                Some(known) => known,
+                None => {
+                    // As Windows does (netsh's Error 1332): a reservation for
+                    // an account that does not exist would never match.
+                    let bare = user.rsplit('\\').next().unwrap_or(user);
+                    if !accounts.exists(bare) {
+                        return Err(Failure::new(
+                            ERROR_NONE_MAPPED,
+                            format!(
+                                "there is no user or group named '{user}' on this machine; check the name (user=NAME, or user=Everyone)."
+                            ),
+                        ));
+                    }
+                    (user, user)
+                }
+            };
             UrlReservation {
                 url,
                 user: display.to_owned(),
@@ -378,6 +406,19 @@ URL Reservations:
         );
         let r = &env.store.load().unwrap().urlacl[0];
         assert!(r.listen && !r.delegate);
+    }
+
+    #[test]
+    fn an_account_that_does_not_exist_is_1332() {
+        let env = Env::new();
+        let out = env.run("http add urlacl url=http://+:80/x/ user=nosuchuser");
+        assert_eq!(out.exit_code, 1332, "{}", out.stdout);
+        assert!(out.stdout.starts_with(
+            "\nUrl reservation add failed, Error: 1332\nNo mapping between account names and security IDs was done.\n"
+        ), "{}", out.stdout);
+        let out = env.run("http add urlacl url=http://+:80/x/ user=MACHINE\\nosuchuser");
+        assert_eq!(out.exit_code, 1332, "{}", out.stdout);
+        assert!(env.store.load().unwrap().urlacl.is_empty());
     }
 
     #[test]

@@ -78,6 +78,15 @@ pub struct Site {
 impl Site {
     /// The site of `settings.public_dir`, running scripts as `[cgi]` says.
     pub fn new(settings: &Settings) -> io::Result<Site> {
+        // Checked here, where the folder is needed: the store's commands
+        // load the same settings and must work without it.
+        if !settings.public_dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                // The caller's message names public_dir and the path.
+                "the folder does not exist; create it or point public_dir at your site's folder",
+            ));
+        }
         let files = FileResolver::new(&settings.public_dir)?;
         let cgi = Cgi::new(settings, files.root());
         Ok(Site { files, cgi })

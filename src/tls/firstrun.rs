@@ -7,7 +7,7 @@
 //! one, so a browser exception or trust-store entry stays good.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
 
@@ -88,8 +88,81 @@ pub(crate) fn ensure(cert_dir: &Path, port: u16) -> Result<FirstRun, TlsError> {
     }
 }
 
-/// The message printed after binding the first-run certificate.
-pub(crate) fn notice(cert: &Certificate, created: bool, port: u16, cert_dir: &Path) -> String {
+/// How to type portshare in the hint: `portshare` when that name on PATH is
+/// this program, else the program's full path (after `cargo run` it is
+/// `target/…/portshare`, and nothing is on PATH yet); plus `--config FILE`
+/// when the search would not find the server's file (it was started with
+/// `--config` or `PORTSHARE_CONFIG`). The second value is the line that says
+/// how to put it on PATH, when it is not.
+fn invocation(config: Option<&Path>) -> (String, Option<String>) {
+    let quote = |p: &Path| {
+        let t = p.display().to_string();
+        if t.contains(char::is_whitespace) {
+            format!("\"{t}\"")
+        } else {
+            t
+        }
+    };
+    let exe = std::env::current_exe().ok();
+    let (mut cmd, path_note) = match &exe {
+        Some(exe) if !on_path(exe) => (
+            quote(exe),
+            Some(format!(
+                "(portshare is not on PATH; {} is the program. `cargo install --path .` \
+                 in the source folder installs it into ~/.cargo/bin.)\n",
+                quote(exe)
+            )),
+        ),
+        _ => ("portshare".to_owned(), None),
+    };
+    if let Some(config) = config {
+        cmd.push_str(" --config ");
+        cmd.push_str(&quote(config));
+    }
+    (cmd, path_note)
+}
+
+/// Whether `portshare` found through PATH is `exe`.
+fn on_path(exe: &Path) -> bool {
+    let name = format!("portshare{}", std::env::consts::EXE_SUFFIX);
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    std::env::split_paths(&path)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|p| p == exe)
+}
+
+/// The `--config` a command needs to reach the server's store: the server's
+/// file made absolute, unless the search finds that same file anyway.
+pub(crate) fn config_for_commands(origin: &crate::config::Origin) -> Option<PathBuf> {
+    let crate::config::Origin::File(file) = origin else {
+        return None;
+    };
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    match crate::config::Settings::config_found_by_search() {
+        Some(found) if same(&found, file) => None,
+        _ => Some(absolute),
+    }
+}
+
+/// The message printed after binding the first-run certificate. `config`:
+/// the `--config` the user's commands need (see [`config_for_commands`]).
+pub(crate) fn notice(
+    cert: &Certificate,
+    created: bool,
+    port: u16,
+    cert_dir: &Path,
+    config: Option<&Path>,
+) -> String {
+    let (cmd, path_note) = invocation(config);
     let thumb = cert.thumbprint.to_upper();
     let what = if created {
         "Created a self-signed certificate for localhost"
@@ -101,12 +174,16 @@ pub(crate) fn notice(cert: &Certificate, created: bool, port: u16, cert_dir: &Pa
          {what} (thumbprint {thumb}, in {dir}),\n\
          bound to 0.0.0.0:{port} and [::]:{port}. https://localhost:{port}/ now works.\n\
          Clients do not trust it yet. Export it and trust it:\n\
-         \x20   portshare cert export {thumb} --out localhost.pem\n\
+         \x20   {cmd} cert export {thumb} --out localhost.pem\n\
          \x20   curl --cacert localhost.pem https://localhost:{port}/\n\
          \x20   Linux: sudo cp localhost.pem /usr/local/share/ca-certificates/portshare-localhost.crt && sudo update-ca-certificates\n\
          \x20   macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain localhost.pem\n\
          \x20   Windows: certutil -addstore -f Root localhost.pem\n\
-         Or bind your own certificate: portshare http update sslcert ipport=0.0.0.0:{port} certhash=… appid={PORTSHARE_APPID}\n",
-        dir = cert_dir.display(),
+         Or bind your own certificate: {cmd} http update sslcert ipport=0.0.0.0:{port} certhash=… appid={PORTSHARE_APPID}\n\
+         {path_note}",
+        dir = std::path::absolute(cert_dir)
+            .unwrap_or_else(|_| cert_dir.to_path_buf())
+            .display(),
+        path_note = path_note.unwrap_or_default(),
     )
 }

@@ -94,9 +94,16 @@ impl Tls {
             match firstrun::ensure(&cert_dir, settings.https_port) {
                 Ok(firstrun::FirstRun::NotNeeded) => {}
                 Ok(firstrun::FirstRun::Bound { cert, created }) => {
+                    let config = firstrun::config_for_commands(&settings.origin);
                     eprint!(
                         "{}",
-                        firstrun::notice(&cert, created, settings.https_port, &cert_dir)
+                        firstrun::notice(
+                            &cert,
+                            created,
+                            settings.https_port,
+                            &cert_dir,
+                            config.as_deref()
+                        )
                     );
                 }
                 // A read-only store (e.g. a mounted Secret) must not stop the server:

@@ -1,0 +1,539 @@
+//! Certificates that browsers trust, with no manual step: ACME (RFC 8555,
+//! Let's Encrypt) inside the server, phase 1 (HTTP-01).
+//!
+//! Why it lives in the server and works through the existing parts: the
+//! HTTP.sys model stays the one model. The HTTP-01 challenge is a
+//! registration in the prefix table ([`challenge`]); an issued certificate
+//! is an ordinary [`crate::certs::CertStore`] entry known by its thumbprint,
+//! bound as `hostnameport=NAME:PORT` with the fixed appid [`ACME_APPID`]
+//! through the store's locked update, and put into service by the TLS
+//! layer's hot reload — so `http show sslcert` and `cert list` show it like
+//! any other. A binding the user made by hand for the same name and port (a
+//! different appid) is never replaced.
+//!
+//! This file is the manager task: at start and then at least daily it looks
+//! at each name ([`names`]), renews when due ([`renew`]) through an order
+//! ([`order`]), and on failure keeps the old certificate, logs one line
+//! (the ACME problem's type and detail, what to do) and backs off. Nothing
+//! here can stop the server: every failure is a log line and a retry.
+
+pub mod challenge;
+pub mod names;
+pub mod order;
+pub mod renew;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::certs::{CertError, CertStore, Certificate, Thumbprint};
+use crate::config::AcmeSettings;
+use crate::store::{BindingFlags, BindingKey, SslBinding, Store, StoreError, UpdateError};
+
+use challenge::Http01Tokens;
+use names::Target;
+use renew::Backoff;
+
+/// The application id of the bindings ACME makes (`http show sslcert`
+/// shows it). Its last group is "acme" in ASCII hex. A binding for the same
+/// `hostnameport` with any other appid was made by hand and is left alone.
+pub const ACME_APPID: &str = "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}";
+
+/// Why looking after a name (or the account) failed. Every message names
+/// the `[acme]` key or the host name, and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    #[error(
+        "[acme] ca_root {}: {detail}; give a PEM file with the root certificate of the ACME \
+         server's own HTTPS (-----BEGIN CERTIFICATE-----), or remove the key to use the system's roots",
+        path.display()
+    )]
+    CaRoot { path: PathBuf, detail: String },
+    #[error(
+        "cannot set up the HTTPS client for the ACME server: {detail}; set [acme] ca_root to the \
+         PEM file of the ACME server's root"
+    )]
+    HttpClient { detail: String },
+    #[error(
+        "[acme] directory {url} cannot be used: {detail}; check the URL, that this machine can \
+         reach it, and [acme] ca_root for a private ACME server"
+    )]
+    Directory { url: String, detail: String },
+    #[error("[acme] directory {url} refused to register the account: {problem}")]
+    AccountRefused { url: String, problem: String },
+    #[error(
+        "{}: {detail}; fix or delete the file (a new ACME account is then registered)",
+        path.display()
+    )]
+    AccountFile { path: PathBuf, detail: String },
+    #[error("{name}: the ACME server refused {step}: {problem}")]
+    Refused {
+        name: String,
+        step: &'static str,
+        problem: String,
+    },
+    #[error("{name}: {step} failed: {detail}; portshare retries later")]
+    Order {
+        name: String,
+        step: &'static str,
+        detail: String,
+    },
+    #[error(
+        "{name}: the ACME server offers no http-01 challenge for it; use an ACME server that \
+         does (tls-alpn-01 is not answered by this version)"
+    )]
+    NoHttp01 { name: String },
+    #[error(
+        "{name}: cannot publish the HTTP-01 token in {}: {detail}; let the server's user write there",
+        dir.display()
+    )]
+    Token {
+        name: String,
+        dir: PathBuf,
+        detail: String,
+    },
+    #[error("{name}: the issued certificate cannot be stored: {source}")]
+    Save { name: String, source: CertError },
+    #[error("{name}: the issued certificate cannot be bound: {source}")]
+    Bind { name: String, source: StoreError },
+}
+
+impl AcmeError {
+    /// A failed ACME request while ordering for `name`.
+    fn order(name: &str, step: &'static str, e: instant_acme::Error) -> AcmeError {
+        match e {
+            instant_acme::Error::Api(p) => AcmeError::refused(name, step, &p),
+            other => AcmeError::Order {
+                name: name.to_owned(),
+                step,
+                detail: error_chain(&other),
+            },
+        }
+    }
+
+    fn refused(name: &str, step: &'static str, p: &instant_acme::Problem) -> AcmeError {
+        AcmeError::Refused {
+            name: name.to_owned(),
+            step,
+            problem: format!("{}; {}", problem_text(p), advice(name, p)),
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated (hyper's "client error
+/// (Connect)" says nothing without them).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// An ACME problem document as one line: its type, detail and subproblems.
+pub(crate) fn problem_text(p: &instant_acme::Problem) -> String {
+    let mut text = format!(
+        "{} ({})",
+        p.detail.as_deref().unwrap_or("no detail given"),
+        p.r#type.as_deref().unwrap_or("no problem type")
+    );
+    for sub in &p.subproblems {
+        text.push_str(&format!("; {sub}"));
+    }
+    text
+}
+
+/// What to do about an ACME problem, by its type (RFC 8555 §6.7).
+fn advice(name: &str, p: &instant_acme::Problem) -> String {
+    let kind = p
+        .r#type
+        .as_deref()
+        .and_then(|t| t.rsplit(':').next())
+        .unwrap_or("");
+    match kind {
+        "rateLimited" => {
+            "the ACME server's rate limit was reached; portshare retries with back-off".into()
+        }
+        "rejectedIdentifier" | "malformed" | "caa" => format!(
+            "the ACME server will not issue for {name}; check that it is a public DNS name you own \
+             (and its CAA records), or leave it out with [acme] names="
+        ),
+        "connection" | "dns" | "unauthorized" | "incorrectResponse" | "tls" => format!(
+            "check that {name} resolves to this server and that port 80 reaches its http_port"
+        ),
+        "externalAccountRequired" => {
+            "this ACME server needs external account binding, which portshare does not support yet"
+                .into()
+        }
+        _ => "portshare retries with back-off".into(),
+    }
+}
+
+/// A wait as people say it ("5 min", "2 h").
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} h", s / 3600)
+    } else if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// What the manager needs from the rest of the server.
+pub struct Manager {
+    acme: AcmeSettings,
+    cert_dir: PathBuf,
+    targets: Vec<Target>,
+    tokens: Arc<Http01Tokens>,
+    /// Called after a binding changed: asks the TLS layer to reload now
+    /// (its watcher would notice within two seconds anyway).
+    on_bound: Box<dyn Fn() + Send + Sync>,
+}
+
+/// One name's schedule.
+struct NameState {
+    target: Target,
+    next: Instant,
+    backoff: Backoff,
+}
+
+impl Manager {
+    pub fn new(
+        acme: AcmeSettings,
+        cert_dir: PathBuf,
+        targets: Vec<Target>,
+        tokens: Arc<Http01Tokens>,
+        on_bound: Box<dyn Fn() + Send + Sync>,
+    ) -> Manager {
+        Manager {
+            acme,
+            cert_dir,
+            targets,
+            tokens,
+            on_bound,
+        }
+    }
+
+    /// Looks after every name until `stopping` turns true.
+    pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let now = Instant::now();
+        let mut states: Vec<NameState> = self
+            .targets
+            .iter()
+            .map(|t| NameState {
+                target: t.clone(),
+                next: now,
+                backoff: Backoff::default(),
+            })
+            .collect();
+        let mut account: Option<instant_acme::Account> = None;
+        let mut account_backoff = Backoff::default();
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let now = Instant::now();
+            for state in states.iter_mut().filter(|s| s.next <= now) {
+                // Stop promptly: an order can take a while.
+                if *stopping.borrow() {
+                    return;
+                }
+                match self.look_at(&mut account, &state.target).await {
+                    Ok(wait) => {
+                        state.backoff.succeeded();
+                        state.next = Instant::now() + wait;
+                    }
+                    Err(Failure::Account(e)) => {
+                        let wait = account_backoff.failed();
+                        tracing::error!("ACME: {e}; trying again in {}", human(wait));
+                        // The account is every name's: all of them wait.
+                        let next = Instant::now() + wait;
+                        for s in states.iter_mut() {
+                            s.next = s.next.max(next);
+                        }
+                        break;
+                    }
+                    Err(Failure::Name(e)) => {
+                        let wait = state.backoff.failed();
+                        tracing::error!(
+                            name = %state.target.name,
+                            "ACME: {e}; the current certificate (if any) stays in service; trying again in {}",
+                            human(wait)
+                        );
+                        state.next = Instant::now() + wait;
+                    }
+                }
+                if account.is_some() {
+                    account_backoff.succeeded();
+                }
+            }
+            let next = states
+                .iter()
+                .map(|s| s.next)
+                .min()
+                .unwrap_or_else(|| Instant::now() + renew::CHECK_INTERVAL);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                changed = stopping.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks at one name: binds or renews as needed. Returns how long to
+    /// wait before looking again.
+    async fn look_at(
+        &self,
+        account: &mut Option<instant_acme::Account>,
+        target: &Target,
+    ) -> Result<Duration, Failure> {
+        let cert_dir = self.cert_dir.clone();
+        let t = target.clone();
+        let current = tokio::task::spawn_blocking(move || current_state(&cert_dir, &t))
+            .await
+            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
+            .map_err(Failure::Name)?;
+        if current.managed_ports.is_empty() {
+            // Everything is bound by hand: said once per check.
+            return Ok(renew::CHECK_INTERVAL);
+        }
+        let now = chrono::Utc::now();
+        if let Some(cert) = &current.certificate {
+            if !renew::is_due(cert.info.not_before, cert.info.not_after, now) {
+                if current.unbound_ports {
+                    self.bind(target, &current.managed_ports, cert, None)
+                        .await?;
+                }
+                return Ok(renew::wait_until_due(
+                    cert.info.not_before,
+                    cert.info.not_after,
+                    now,
+                ));
+            }
+            tracing::info!(
+                name = %target.name,
+                thumbprint = %cert.thumbprint,
+                not_after = %cert.info.not_after,
+                "ACME: renewing the certificate (a third of its lifetime is left)"
+            );
+        } else {
+            tracing::info!(name = %target.name, directory = %self.acme.directory, "ACME: ordering a certificate");
+        }
+        if account.is_none() {
+            *account = Some(
+                order::account(&self.acme, &self.cert_dir)
+                    .await
+                    .map_err(Failure::Account)?,
+            );
+        }
+        let Some(acct) = account.as_ref() else {
+            return Ok(renew::FIRST_RETRY);
+        };
+        let issued = order::issue(acct, &target.name, &self.tokens)
+            .await
+            .map_err(Failure::Name)?;
+        let cert = self.save(target, issued).await?;
+        let old = current.certificate.as_ref().map(|c| c.thumbprint);
+        self.bind(target, &current.managed_ports, &cert, old)
+            .await?;
+        tracing::info!(
+            name = %target.name,
+            thumbprint = %cert.thumbprint,
+            not_after = %cert.info.not_after,
+            ports = ?current.managed_ports,
+            appid = ACME_APPID,
+            "ACME: certificate issued and bound"
+        );
+        Ok(renew::wait_until_due(
+            cert.info.not_before,
+            cert.info.not_after,
+            chrono::Utc::now(),
+        ))
+    }
+
+    /// Stores an issued chain and key as an ordinary certificate entry.
+    async fn save(&self, target: &Target, issued: order::Issued) -> Result<Certificate, Failure> {
+        let cert_dir = self.cert_dir.clone();
+        let name = target.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let label = cert_dir.join(format!("{name} (issued by ACME)"));
+            let pem = format!("{}\n{}", issued.chain_pem.trim_end(), issued.key_pem);
+            let cert =
+                crate::certs::load_bytes(&label, pem.as_bytes(), None, "").map_err(|source| {
+                    AcmeError::Save {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
+            CertStore::save(&cert_dir, &cert).map_err(|source| AcmeError::Save { name, source })
+        })
+        .await
+        .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
+        .map_err(Failure::Name)
+    }
+
+    /// Binds `cert` as `hostnameport=NAME:PORT` on `ports` (skipping any a
+    /// hand-made binding took meanwhile), asks for a TLS reload, and deletes
+    /// the `old` certificate when nothing else uses it.
+    async fn bind(
+        &self,
+        target: &Target,
+        ports: &[u16],
+        cert: &Certificate,
+        old: Option<Thumbprint>,
+    ) -> Result<(), Failure> {
+        let cert_dir = self.cert_dir.clone();
+        let name = target.name.clone();
+        let ports = ports.to_vec();
+        let thumb = cert.thumbprint;
+        tokio::task::spawn_blocking(move || bind_in_store(&cert_dir, &name, &ports, thumb, old))
+            .await
+            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
+            .map_err(Failure::Name)?;
+        (self.on_bound)();
+        Ok(())
+    }
+}
+
+/// A failure of the account (every name waits) or of one name.
+enum Failure {
+    Account(AcmeError),
+    Name(AcmeError),
+}
+
+fn task_failed(name: &str, e: tokio::task::JoinError) -> AcmeError {
+    AcmeError::Order {
+        name: name.to_owned(),
+        step: "reading the certificate folder",
+        detail: e.to_string(),
+    }
+}
+
+/// A name's bindings and certificate as the store has them now.
+struct Current {
+    /// Ports whose `hostnameport` binding is ACME's or absent.
+    managed_ports: Vec<u16>,
+    /// Whether some managed port has no ACME binding yet.
+    unbound_ports: bool,
+    /// The certificate of ACME's binding, when it still loads with its key.
+    certificate: Option<Certificate>,
+}
+
+fn current_state(cert_dir: &Path, target: &Target) -> Result<Current, AcmeError> {
+    let data = Store::in_cert_dir(cert_dir)
+        .load()
+        .map_err(|source| AcmeError::Bind {
+            name: target.name.clone(),
+            source,
+        })?;
+    let mut managed_ports = Vec::new();
+    let mut unbound_ports = false;
+    let mut certhash = None;
+    for &port in &target.ports {
+        let key = BindingKey::HostnamePort(target.name.clone(), port);
+        match data.binding(&key) {
+            Some(b) if !b.appid.eq_ignore_ascii_case(ACME_APPID) => {
+                tracing::info!(
+                    name = %target.name,
+                    "ACME: hostnameport={key} is bound by hand (appid {}); ACME leaves it alone \
+                     (delete that binding to let ACME manage it)",
+                    b.appid
+                );
+            }
+            Some(b) => {
+                managed_ports.push(port);
+                certhash.get_or_insert(b.certhash.clone());
+            }
+            None => {
+                managed_ports.push(port);
+                unbound_ports = true;
+            }
+        }
+    }
+    let certificate = certhash
+        .and_then(|h| h.parse::<Thumbprint>().ok())
+        .and_then(|t| CertStore::find(cert_dir, &t).ok())
+        .filter(|c| {
+            c.key.is_some()
+                && c.info
+                    .dns_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&target.name))
+        });
+    if certificate.is_none() {
+        unbound_ports = true;
+    }
+    Ok(Current {
+        managed_ports,
+        unbound_ports,
+        certificate,
+    })
+}
+
+/// The store update: ACME's bindings for `name` on `ports` point at
+/// `thumb`; a hand-made binding (another appid) is never touched.
+fn bind_in_store(
+    cert_dir: &Path,
+    name: &str,
+    ports: &[u16],
+    thumb: Thumbprint,
+    old: Option<Thumbprint>,
+) -> Result<(), AcmeError> {
+    let store = Store::in_cert_dir(cert_dir);
+    let certhash = thumb.to_string();
+    let still_used = store
+        .update(|data| {
+            for &port in ports {
+                let key = BindingKey::HostnamePort(name.to_owned(), port);
+                match data.sslcert.iter_mut().find(|b| b.key == key) {
+                    Some(b) if !b.appid.eq_ignore_ascii_case(ACME_APPID) => {}
+                    Some(b) => b.certhash = certhash.clone(),
+                    None => data.sslcert.push(SslBinding {
+                        key,
+                        certhash: certhash.clone(),
+                        appid: ACME_APPID.to_owned(),
+                        certstorename: "MY".to_owned(),
+                        flags: BindingFlags::default(),
+                    }),
+                }
+            }
+            let old_used = old.is_some_and(|o| {
+                let o = o.to_string();
+                data.sslcert.iter().any(|b| b.certhash == o)
+            });
+            Ok::<_, std::convert::Infallible>(old_used)
+        })
+        .map_err(|e| AcmeError::Bind {
+            name: name.to_owned(),
+            source: match e {
+                UpdateError::Store(s) => s,
+                UpdateError::Rejected(never) => match never {},
+            },
+        })?;
+    if let Some(old) = old.filter(|o| *o != thumb && !still_used) {
+        match CertStore::delete(cert_dir, &old) {
+            Ok(_) => {
+                tracing::info!(name, thumbprint = %old, "ACME: the replaced certificate was deleted")
+            }
+            Err(e) => tracing::warn!(
+                name,
+                "ACME: the replaced certificate stays in the folder: {e}"
+            ),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! The instant-acme flow: the account (created once, its key kept in
+//! `cert_dir` and reused), and one order per name — HTTP-01 challenge,
+//! CSR, certificate chain.
+//!
+//! Why a file of its own: this is the only code that talks to the ACME
+//! server, so every network failure becomes an [`AcmeError`] here, with the
+//! ACME problem document's type and detail when the server sent one. The
+//! certificate's key is made here with rcgen (ECDSA P-256) rather than by
+//! instant-acme, so it is PKCS#8 PEM that [`crate::certs`] stores as is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+};
+
+use super::challenge::Http01Tokens;
+use super::{error_chain, problem_text, AcmeError};
+use crate::config::AcmeSettings;
+
+/// The account file in `cert_dir`: directory URL → instant-acme's
+/// credentials (account URL and PKCS#8 key), mode 0600.
+pub const ACCOUNT_FILE: &str = "acme-account.json";
+
+/// How long one order may take, for each of its waits (validation,
+/// issuance). Let's Encrypt usually takes seconds.
+const ORDER_WAIT: Duration = Duration::from_secs(120);
+
+/// A certificate chain and its key, as the ACME server issued them.
+pub struct Issued {
+    /// PEM, leaf first.
+    pub chain_pem: String,
+    /// PKCS#8 PEM.
+    pub key_pem: String,
+}
+
+/// The HTTP client for the directory: the system's roots, or `ca_root`'s.
+fn builder(acme: &AcmeSettings) -> Result<AccountBuilder, AcmeError> {
+    match &acme.ca_root {
+        None => Account::builder().map_err(|e| AcmeError::HttpClient {
+            detail: error_chain(&e),
+        }),
+        Some(path) => {
+            check_ca_root(path)?;
+            Account::builder_with_root(path).map_err(|e| AcmeError::CaRoot {
+                path: path.clone(),
+                detail: error_chain(&e),
+            })
+        }
+    }
+}
+
+/// `ca_root` must be a readable PEM file with a certificate (instant-acme
+/// would only say "invalid PEM").
+fn check_ca_root(path: &Path) -> Result<(), AcmeError> {
+    use rustls_pki_types::pem::PemObject;
+    let err = |detail: String| AcmeError::CaRoot {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let data = std::fs::read(path).map_err(|e| err(format!("cannot read the file: {e}")))?;
+    match rustls_pki_types::CertificateDer::pem_slice_iter(&data).next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(err(format!("not a valid PEM file: {e}"))),
+        None => Err(err("the file holds no PEM certificate".into())),
+    }
+}
+
+type SavedAccounts = BTreeMap<String, serde_json::Value>;
+
+fn read_accounts(path: &Path) -> Result<SavedAccounts, AcmeError> {
+    let err = |detail: String| AcmeError::AccountFile {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("not a portshare ACME account file: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedAccounts::new()),
+        Err(e) => Err(err(format!("cannot read the file: {e}"))),
+    }
+}
+
+/// The ACME account for `[acme] directory`: restored from `cert_dir`'s
+/// account file, or registered (agreeing to the server's terms of service,
+/// as writing the `[acme]` section does) and saved there.
+pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, AcmeError> {
+    let path: PathBuf = cert_dir.join(ACCOUNT_FILE);
+    let mut saved = read_accounts(&path)?;
+    let directory_error = |source: instant_acme::Error| match source {
+        instant_acme::Error::Api(p) => AcmeError::AccountRefused {
+            url: acme.directory.clone(),
+            problem: problem_text(&p),
+        },
+        other => AcmeError::Directory {
+            url: acme.directory.clone(),
+            detail: error_chain(&other),
+        },
+    };
+    if let Some(value) = saved.get(&acme.directory) {
+        let credentials: AccountCredentials =
+            serde_json::from_value(value.clone()).map_err(|e| AcmeError::AccountFile {
+                path: path.clone(),
+                detail: format!("the account for {} cannot be read: {e}", acme.directory),
+            })?;
+        return builder(acme)?
+            .from_credentials(credentials)
+            .await
+            .map_err(directory_error);
+    }
+    let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let (account, credentials) = builder(acme)?
+        .create(
+            &NewAccount {
+                contact: &contacts,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            acme.directory.clone(),
+            None,
+        )
+        .await
+        .map_err(directory_error)?;
+    let value = serde_json::to_value(&credentials).map_err(|e| AcmeError::AccountFile {
+        path: path.clone(),
+        detail: format!("cannot serialise the new account: {e}"),
+    })?;
+    saved.insert(acme.directory.clone(), value);
+    let text = serde_json::to_vec_pretty(&saved).map_err(|e| AcmeError::AccountFile {
+        path: path.clone(),
+        detail: format!("cannot serialise the accounts: {e}"),
+    })?;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    crate::atomic_file::write_atomic(&path, &text, true).map_err(|e| AcmeError::AccountFile {
+        path: path.clone(),
+        detail: format!("cannot write the file: {e}"),
+    })?;
+    tracing::info!(
+        directory = %acme.directory,
+        account = account.id(),
+        "ACME account registered; its key is kept in {}",
+        path.display()
+    );
+    Ok(account)
+}
+
+/// Orders a certificate for `name`, answering its HTTP-01 challenge through
+/// `tokens`. The tokens are withdrawn whatever the outcome.
+pub async fn issue(
+    account: &Account,
+    name: &str,
+    tokens: &Http01Tokens,
+) -> Result<Issued, AcmeError> {
+    let identifiers = [Identifier::Dns(name.to_owned())];
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| AcmeError::order(name, "placing the order", e))?;
+    let mut published = Vec::new();
+    let result = validate_and_finalize(&mut order, name, tokens, &mut published).await;
+    for token in published {
+        tokens.withdraw(&token);
+    }
+    result
+}
+
+async fn validate_and_finalize(
+    order: &mut Order,
+    name: &str,
+    tokens: &Http01Tokens,
+    published: &mut Vec<String>,
+) -> Result<Issued, AcmeError> {
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz =
+            authz.map_err(|e| AcmeError::order(name, "fetching the authorization", e))?;
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => {
+                return Err(AcmeError::Order {
+                    name: name.to_owned(),
+                    step: "fetching the authorization",
+                    detail: format!("the authorization is {other:?}"),
+                })
+            }
+        }
+        let mut challenge =
+            authz
+                .challenge(ChallengeType::Http01)
+                .ok_or_else(|| AcmeError::NoHttp01 {
+                    name: name.to_owned(),
+                })?;
+        let key_authorization = challenge.key_authorization();
+        tokens
+            .publish(&challenge.token, key_authorization.as_str())
+            .map_err(|e| AcmeError::Token {
+                name: name.to_owned(),
+                dir: tokens.dir().to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        published.push(challenge.token.clone());
+        challenge
+            .set_ready()
+            .await
+            .map_err(|e| AcmeError::order(name, "starting the validation", e))?;
+    }
+    let retry = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(250))
+        .timeout(ORDER_WAIT);
+    let status = order
+        .poll_ready(&retry)
+        .await
+        .map_err(|e| AcmeError::order(name, "waiting for the validation", e))?;
+    if status != OrderStatus::Ready {
+        return Err(validation_failure(order, name).await);
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| AcmeError::Order {
+        name: name.to_owned(),
+        step: "making the key",
+        detail: e.to_string(),
+    })?;
+    let csr = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .and_then(|mut params| {
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params.serialize_request(&key)
+        })
+        .map_err(|e| AcmeError::Order {
+            name: name.to_owned(),
+            step: "making the certificate request",
+            detail: e.to_string(),
+        })?;
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(|e| AcmeError::order(name, "finalizing the order", e))?;
+    let chain_pem = order
+        .poll_certificate(&retry)
+        .await
+        .map_err(|e| AcmeError::order(name, "fetching the certificate", e))?;
+    Ok(Issued {
+        chain_pem,
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Why an order became invalid: the first challenge's problem document.
+async fn validation_failure(order: &mut Order, name: &str) -> AcmeError {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        if let Some(problem) = state.challenges.iter().find_map(|c| c.error.as_ref()) {
+            return AcmeError::refused(name, "validating the HTTP-01 challenge", problem);
+        }
+    }
+    AcmeError::Order {
+        name: name.to_owned(),
+        step: "waiting for the validation",
+        detail: "the order became invalid and the server gave no reason".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(ca_root: Option<PathBuf>) -> AcmeSettings {
+        AcmeSettings {
+            email: None,
+            directory: "https://127.0.0.1:9/dir".into(),
+            ca_root,
+            names: None,
+            challenge: crate::config::AcmeChallenges {
+                http01: true,
+                tls_alpn01: false,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn ca_root_that_is_not_pem_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("root.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let e = account(&settings(Some(bad.clone())), dir.path())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, AcmeError::CaRoot { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("[acme] ca_root"), "{text}");
+        assert!(text.contains(&bad.display().to_string()), "{text}");
+        let e = account(&settings(Some(dir.path().join("missing.pem"))), dir.path())
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn damaged_account_file_is_named_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ACCOUNT_FILE);
+        std::fs::write(&file, "{").unwrap();
+        let e = account(&settings(None), dir.path()).await.err().unwrap();
+        assert!(matches!(e, AcmeError::AccountFile { .. }), "{e}");
+        assert!(e.to_string().contains("delete"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "{");
+    }
+}

@@ -1,0 +1,448 @@
+//! ACME (issue 20, phase 1) end to end against a real ACME server: Debian's
+//! `pebble`, with `pebble-challtestsrv` as its DNS (every name is
+//! 127.0.0.1), on ephemeral loopback ports. The pebble tests fail — never
+//! pass silently — when the package is missing (`.ci/run` installs it).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{free_port, wait_for, TestServer, BIN};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+const PEBBLE: &str = "/usr/bin/pebble";
+const CHALLTESTSRV: &str = "/usr/bin/pebble-challtestsrv";
+/// `src/acme/mod.rs`'s `ACME_APPID`, as documented.
+const ACME_APPID: &str = "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}";
+/// A name the default choice takes (public-looking); pebble's DNS says 127.0.0.1.
+const NAME: &str = "www.portshare-acme.net";
+
+fn require_pebble() {
+    assert!(
+        Path::new(PEBBLE).is_file() && Path::new(CHALLTESTSRV).is_file(),
+        "this test needs Debian's pebble package ({PEBBLE} and {CHALLTESTSRV}); install it with \
+         `apt-get install -y pebble` (.ci/run does)"
+    );
+}
+
+/// Kills and reaps its children on drop.
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running pebble and its DNS.
+struct Pebble {
+    _procs: Kill,
+    dir: tempfile::TempDir,
+    /// The directory URL.
+    directory: String,
+    management: SocketAddr,
+    /// The CA of pebble's own HTTPS (for `[acme] ca_root`).
+    tls_ca: PathBuf,
+    tls_ca_der: CertificateDer<'static>,
+}
+
+impl Pebble {
+    /// Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`.
+    fn start(http_port: u16, tls_port: u16) -> Pebble {
+        require_pebble();
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Pebble's own HTTPS certificate, from a test CA.
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pebble test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(
+            ca_params,
+            rcgen::KeyPair::generate().expect("key"),
+        )
+        .expect("ca");
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        leaf.subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let leaf = leaf.signed_by(&leaf_key, &ca).expect("leaf");
+        let tls_ca = dir.path().join("ca.pem");
+        std::fs::write(&tls_ca, ca.pem()).expect("write ca");
+        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).expect("write key");
+
+        let listen = free_port();
+        let management: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let dns = free_port();
+        let dns_management = free_port();
+        let config = serde_json::json!({
+            "pebble": {
+                "listenAddress": format!("127.0.0.1:{listen}"),
+                "managementListenAddress": management.to_string(),
+                "certificate": dir.path().join("cert.pem"),
+                "privateKey": dir.path().join("key.pem"),
+                "httpPort": http_port,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false
+            }
+        });
+        let config_file = dir.path().join("pebble-config.json");
+        std::fs::write(&config_file, config.to_string()).expect("write pebble config");
+        let log = |name: &str| {
+            Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"))
+        };
+        let challtestsrv = Command::new(CHALLTESTSRV)
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .expect("start pebble-challtestsrv");
+        let mut procs = Kill(vec![challtestsrv]);
+        let pebble = Command::new(PEBBLE)
+            .arg("-config")
+            .arg(&config_file)
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_VA_ALWAYS_VALID", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .expect("start pebble");
+        procs.0.push(pebble);
+        let listen_addr: SocketAddr = ([127, 0, 0, 1], listen).into();
+        let dns_addr: SocketAddr = ([127, 0, 0, 1], dns_management).into();
+        wait_for(
+            Duration::from_secs(20),
+            "pebble and its DNS to listen",
+            || {
+                let up = |a: &SocketAddr| {
+                    TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()
+                };
+                (up(&listen_addr) && up(&management) && up(&dns_addr)).then_some(())
+            },
+        );
+        Pebble {
+            _procs: procs,
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            management,
+            tls_ca,
+            tls_ca_der: ca.der().clone(),
+            dir,
+        }
+    }
+
+    /// Pebble's logs, for failure messages.
+    fn logs(&self) -> String {
+        ["pebble.log", "pebble.err", "challtestsrv.err"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The root pebble issues under (`/roots/0` on the management port).
+    fn root(&self) -> CertificateDer<'static> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.tls_ca_der.clone()).expect("test CA");
+        let body = https_get(self.management, "localhost", roots, "/roots/0")
+            .unwrap_or_else(|e| panic!("GET /roots/0: {e}\n{}", self.logs()));
+        CertificateDer::from_pem_slice(&body).expect("pebble's root is PEM")
+    }
+}
+
+/// A GET over TLS trusting only `roots`; the response body.
+fn https_get(
+    addr: SocketAddr,
+    sni: &str,
+    roots: RootCertStore,
+    path: &str,
+) -> Result<Vec<u8>, String> {
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut tls = StreamOwned::new(conn, tcp);
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| format!("handshake or write: {e}"))?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // Servers that close without close_notify.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no response head: {:?}", String::from_utf8_lossy(&out)))?;
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("not 200: {head}"));
+    }
+    Ok(out[split + 4..].to_vec())
+}
+
+/// The server's stdout, collected line by line as it comes.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(server: &mut TestServer) -> Lines {
+        let lines = Lines::default();
+        let out = server
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("server stdout");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        lines
+    }
+
+    fn matching(&self, needle: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    fn all(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(timeout, needle, || self.matching(needle).into_iter().next())
+        }));
+        found.unwrap_or_else(|_| panic!("no log line with {needle:?}; the log:\n{}", self.all()))
+    }
+}
+
+/// Runs `portshare --config … ARGS`.
+fn cli(s: &TestServer, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run portshare")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Appends INI text (a section) to the server's GLOBAL.INI.
+fn append(s: &TestServer, text: &str) {
+    let mut ini = std::fs::read_to_string(&s.config).expect("read config");
+    ini.push_str(text);
+    std::fs::write(&s.config, ini).expect("write config");
+}
+
+#[test]
+fn http01_order_is_bound_and_served_with_a_trusted_certificate() {
+    let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "hello acme\n").expect("index");
+    });
+    let pebble = Pebble::start(s.port, s.https_port);
+    append(
+        &s,
+        &format!(
+            "\n[acme]\nemail=admin@portshare-acme.net\ndirectory={}\nca_root={}\n",
+            pebble.directory,
+            pebble.tls_ca.display()
+        ),
+    );
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+
+    // localhost is skipped, with why; the public name is ordered.
+    let skipped = log.wait_for("ACME: skipped", Duration::from_secs(10));
+    assert!(
+        skipped.contains("localhost") && skipped.contains("private"),
+        "{skipped}"
+    );
+
+    // The challenge prefix is an ordinary registration.
+    let state = stdout(&cli(&s, &["http", "show", "servicestate"]));
+    // netsh lists URLs in capitals.
+    assert!(
+        state
+            .to_lowercase()
+            .contains(&format!("http://+:{}/.well-known/acme-challenge/", s.port)),
+        "{state}"
+    );
+    let unknown = s.get("/.well-known/acme-challenge/no-such-token");
+    assert_eq!(unknown.status, 404);
+
+    // The order ends in a binding with ACME's appid.
+    let key = format!("{NAME}:{}", s.https_port);
+    let shown = wait_for(Duration::from_secs(45), "the ACME binding", || {
+        let out = stdout(&cli(
+            &s,
+            &["http", "show", "sslcert", &format!("hostnameport={key}")],
+        ));
+        out.contains(ACME_APPID).then_some(out)
+    });
+    assert!(shown.contains(&key), "{shown}");
+    let line = log.wait_for("certificate issued and bound", Duration::from_secs(10));
+    assert!(line.contains(NAME), "{line}");
+    // Pebble fetched the token from portshare (PEBBLE_VA_ALWAYS_VALID=0).
+    wait_for(
+        Duration::from_secs(10),
+        "the validation in access.log",
+        || {
+            std::fs::read_to_string(s.logs().join("access.log"))
+                .ok()?
+                .lines()
+                .any(|l| l.contains("GET /.well-known/acme-challenge/") && l.contains("\" 200 "))
+                .then_some(())
+        },
+    );
+
+    // The key is 0600, and so is the account file; `cert list` knows it.
+    let certs = s.dir.path().join("certs");
+    let thumb = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Certificate Hash"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| panic!("no certificate hash in {shown}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [format!("{thumb}.key"), "acme-account.json".to_owned()] {
+            let mode = std::fs::metadata(certs.join(&f))
+                .unwrap_or_else(|e| panic!("{f}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+    let list = stdout(&cli(&s, &["cert", "list"]));
+    assert!(list.to_lowercase().contains(&thumb), "{list}");
+
+    // A client that trusts only pebble's root completes the handshake with SNI.
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+    let body = wait_for(Duration::from_secs(10), "a trusted handshake", || {
+        https_get(https, NAME, roots.clone(), "/").ok()
+    });
+    assert_eq!(body, b"hello acme\n");
+    assert!(
+        log.matching("ACME:").iter().all(|l| !l.contains("ERROR")),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn unreachable_directory_still_starts_and_serves() {
+    // Nothing listens on the directory's port.
+    let dead = free_port();
+    let s = TestServer::prepare_tls("", |public| {
+        std::fs::write(public.join("index.html"), "still here\n").expect("index");
+    });
+    append(
+        &s,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"),
+    );
+    let mut s = s.launch(&[]);
+    let log = Lines::follow(&mut s);
+    let res = s.get("/");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), "still here\n");
+    let line = log.wait_for("[acme] directory", Duration::from_secs(30));
+    assert!(line.contains(&format!("127.0.0.1:{dead}")), "{line}");
+    assert!(line.contains("trying again in"), "{line}");
+    // Still serving, and said once (the next try is minutes away).
+    assert_eq!(s.get("/").status, 200);
+    assert_eq!(log.matching("[acme] directory").len(), 1, "{}", log.all());
+}
+
+#[test]
+fn a_binding_made_by_hand_is_left_alone() {
+    let s = TestServer::prepare_tls("", |_| {});
+    // Nothing listens there: any contact with the directory would fail loudly.
+    let dead = free_port();
+    append(
+        &s,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"),
+    );
+    let made = cli(&s, &["cert", "new", "--dns", NAME]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let listed = stdout(&cli(&s, &["cert", "list"]));
+    let thumb = listed
+        .lines()
+        .find(|l| l.contains(NAME))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no certificate in {listed}"))
+        .to_ascii_lowercase();
+    let key = format!("hostnameport={NAME}:{}", s.https_port);
+    let hand = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
+    let bound = cli(
+        &s,
+        &[
+            "http",
+            "add",
+            "sslcert",
+            &key,
+            &format!("certhash={thumb}"),
+            &format!("appid={hand}"),
+        ],
+    );
+    assert!(
+        bound.status.success(),
+        "{}{}",
+        stdout(&bound),
+        String::from_utf8_lossy(&bound.stderr)
+    );
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+    let line = log.wait_for("bound by hand", Duration::from_secs(20));
+    assert!(line.contains(NAME) && line.contains(hand), "{line}");
+    let shown = stdout(&cli(&s, &["http", "show", "sslcert", &key]));
+    assert!(
+        shown.contains(hand) && !shown.contains(ACME_APPID),
+        "{shown}"
+    );
+    assert!(log.matching("[acme] directory").is_empty(), "{}", log.all());
+}
