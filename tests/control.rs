@@ -7,11 +7,11 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{wait_for, wait_output, TestServer, BIN};
+use common::{cli, run_cli, wait_for, wait_output, TestServer, BIN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -27,27 +27,8 @@ fn socket(server: &TestServer) -> PathBuf {
 }
 
 /// `portshare --config <config> ARGS…`, output captured.
-fn cli(config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// `portshare --config <server's> ARGS…`, not waited for.
 fn spawn(server: &TestServer, args: &[&str]) -> Child {
     cli(&server.config, args).spawn().expect("start portshare")
-}
-
-/// `portshare --config <config> ARGS…`, waited for.
-fn run_cli(config: &Path, args: &[&str]) -> Output {
-    let child = cli(config, args).spawn().expect("start portshare");
-    wait_output(child, WAIT)
 }
 
 fn servicestate(server: &TestServer) -> String {

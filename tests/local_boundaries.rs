@@ -4,25 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{wait_output, TestServer, BIN};
-
-/// `portshare --config CONFIG ARGS…`, waited for.
-fn run_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portshare");
-    wait_output(child, Duration::from_secs(20))
-}
+use common::{run_cli, TestServer};
 
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)

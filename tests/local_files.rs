@@ -27,17 +27,7 @@ fn store_file(e: &TestServer) -> PathBuf {
 
 /// `portshare --config <config> ARGS…`, waited for.
 fn run(e: &TestServer, args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&e.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portshare");
-    wait_output(child, WAIT)
+    common::run_cli(&e.config, args)
 }
 
 fn text(o: &Output) -> String {

@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{TestServer, BIN};
+use common::TestServer;
 
 /// A configuration (not started) whose store is `<dir>/certs/sslcert.json`.
 fn env() -> TestServer {
@@ -20,13 +20,7 @@ fn store_file(e: &TestServer) -> PathBuf {
 }
 
 fn run(e: &TestServer, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&e.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run portshare")
+    common::run_cli(&e.config, args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -207,6 +207,25 @@ impl Drop for TestServer {
     }
 }
 
+/// `portshare --config CONFIG ARGS…`, output piped, not started.
+pub fn cli(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// [`cli`], run and waited for (with a deadline).
+pub fn run_cli(config: &Path, args: &[&str]) -> Output {
+    let child = cli(config, args).spawn().expect("start portshare");
+    wait_output(child, Duration::from_secs(20))
+}
+
 /// Waits for a child with a deadline and collects its output.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
     let status = wait_for(timeout, "the process to exit", || {
