@@ -62,7 +62,9 @@ fn a_loop_through_two_servers_is_508_at_the_second_pass() {
     // Both the direct path (a bodiless GET) and hyper's (a POST).
     let r = a.get("/loop/x");
     assert_eq!(r.status, 508, "{}", r.head);
-    let r = a.request("POST /loop/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    let r = a.request(
+        "POST /loop/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+    );
     assert_eq!(r.status, 508, "{}", r.head);
 }
 
