@@ -12,7 +12,9 @@
 #                              scripts only the CGI variables, not its environment)
 #   ?max_age_days=N            query string, e.g. daily_maintenance=/maintenance.cgi?max_age_days=14
 #   30
-# The log folder comes from PORTSHARE_LOG_DIR, which the server sets from log_dir.
+# The log folder comes from PORTSHARE_LOG_DIR, which the server sets from log_dir
+# (an absolute path). When it cannot do its job the script answers 500 with a
+# first line starting "error:", and the run is recorded as failed.
 #
 # Only answers requests from this machine (the scheduler's, or curl on localhost).
 
@@ -44,15 +46,27 @@ case $max_age in
 esac
 
 log_dir=${PORTSHARE_LOG_DIR-}
-text_header '200 OK'
 if [ -z "$log_dir" ]; then
+    text_header '200 OK'
     echo "no log folder (log_dir is empty, logs go to stdout): nothing to do"
     exit 0
 fi
+# A missing (or relative) log folder means the job cannot be done: say so with a
+# failure status and the "error:" marker, so the run is not recorded as success.
+case $log_dir in
+    /* | [A-Za-z]:[\\/]*) ;;
+    *)
+        text_header '500 Internal Server Error'
+        echo "error: the log folder '$log_dir' is not an absolute path; cannot tell which folder to clean"
+        exit 0
+        ;;
+esac
 if [ ! -d "$log_dir" ]; then
-    echo "log folder $log_dir does not exist: nothing to do"
+    text_header '500 Internal Server Error'
+    echo "error: log folder $log_dir does not exist; check log_dir in GLOBAL.INI"
     exit 0
 fi
+text_header '200 OK'
 
 # find -mtime +N matches whole days of age greater than N, so +(days-1) means
 # "at least <days> days old". "$log_dir/." with ! -name . -prune stays in the

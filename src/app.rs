@@ -112,30 +112,35 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
 struct AcmePlan {
     acme: AcmeSettings,
     targets: Vec<Target>,
-    tokens: Arc<Http01Tokens>,
+    /// HTTP-01 answers, when allowed and plain HTTP is served.
+    tokens: Option<Arc<Http01Tokens>>,
+    /// Whether TLS-ALPN-01 is allowed (the names are HTTPS names, so the
+    /// TLS acceptor runs).
+    tls_alpn01: bool,
 }
 
-/// `[acme]`: chooses the names (listing those skipped, with why) and
-/// registers `http://+:{http_port}/.well-known/acme-challenge/` for the
-/// HTTP-01 answers. `None`, with one log line saying why, when ACME cannot
-/// run; the server starts all the same.
+/// `[acme]`: chooses the names (listing those skipped, with why) and, for
+/// HTTP-01, registers `http://+:{http_port}/.well-known/acme-challenge/`.
+/// `None`, with one log line saying why, when ACME cannot run; the server
+/// starts all the same.
 fn plan_acme(registry: &Registry, settings: &Settings) -> Option<AcmePlan> {
     let acme = settings.acme.clone()?;
     let (targets, skipped) = crate::acme::names::select(settings, &acme);
     for s in &skipped {
         tracing::info!(name = %s.name, "ACME: skipped: {}", s.why);
     }
-    if !acme.challenge.http01 {
-        tracing::error!(
-            "ACME: [acme] challenge allows only tls-alpn-01, which this version does not answer; set challenge=http-01 (or remove the key); no certificates are ordered"
-        );
-        return None;
-    }
-    if settings.http_port == 0 {
-        tracing::error!(
-            "ACME: the HTTP-01 challenge needs plain HTTP, but [param] http_port is 0; set http_port (port 80 from the Internet must reach it); no certificates are ordered"
-        );
-        return None;
+    let tls_alpn01 = acme.challenge.tls_alpn01;
+    if acme.challenge.http01 && settings.http_port == 0 {
+        if tls_alpn01 {
+            tracing::info!(
+                "ACME: [param] http_port is 0, so HTTP-01 cannot be answered; only TLS-ALPN-01 is (port 443 from the Internet must reach https_port)"
+            );
+        } else {
+            tracing::error!(
+                "ACME: the HTTP-01 challenge needs plain HTTP, but [param] http_port is 0; set http_port (port 80 from the Internet must reach it) or allow tls-alpn-01 in [acme] challenge=; no certificates are ordered"
+            );
+            return None;
+        }
     }
     if targets.is_empty() {
         tracing::warn!(
@@ -143,27 +148,44 @@ fn plan_acme(registry: &Registry, settings: &Settings) -> Option<AcmePlan> {
         );
         return None;
     }
-    let text = format!("http://+:{}{CHALLENGE_PATH}", settings.http_port);
-    let prefix = match UrlPrefix::parse(&text) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("ACME: cannot register {text}: {e}; no certificates are ordered");
-            return None;
+    let mut tokens = None;
+    let mut answered = Vec::new();
+    if acme.challenge.http01 && settings.http_port != 0 {
+        let text = format!("http://+:{}{CHALLENGE_PATH}", settings.http_port);
+        let registered = UrlPrefix::parse(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|prefix| {
+                let t = Arc::new(Http01Tokens::new(&settings.cert_dir));
+                registry
+                    .register(
+                        Owner::Config {
+                            name: "acme".into(),
+                        },
+                        "acme".into(),
+                        vec![prefix],
+                        Handler::AcmeChallenge(t.clone()),
+                    )
+                    .map(|_| t)
+                    .map_err(|e| e.to_string())
+            });
+        match registered {
+            Ok(t) => {
+                tokens = Some(t);
+                answered.push(format!("HTTP-01 at {text}"));
+            }
+            Err(e) if tls_alpn01 => tracing::error!(
+                "ACME: cannot register {text} for the HTTP-01 challenge: {e}; only TLS-ALPN-01 is answered"
+            ),
+            Err(e) => {
+                tracing::error!(
+                    "ACME: cannot register {text} for the HTTP-01 challenge: {e}; no certificates are ordered"
+                );
+                return None;
+            }
         }
-    };
-    let tokens = Arc::new(Http01Tokens::new(&settings.cert_dir));
-    if let Err(e) = registry.register(
-        Owner::Config {
-            name: "acme".into(),
-        },
-        "acme".into(),
-        vec![prefix],
-        Handler::AcmeChallenge(tokens.clone()),
-    ) {
-        tracing::error!(
-            "ACME: cannot register {text} for the HTTP-01 challenge: {e}; no certificates are ordered"
-        );
-        return None;
+    }
+    if tls_alpn01 {
+        answered.push("TLS-ALPN-01 on the HTTPS ports".into());
     }
     let names: Vec<String> = targets
         .iter()
@@ -174,13 +196,15 @@ fn plan_acme(registry: &Registry, settings: &Settings) -> Option<AcmePlan> {
         .collect();
     tracing::info!(
         directory = %acme.directory,
-        "ACME: keeping certificates for {}; HTTP-01 answered at {text}",
-        names.join(", ")
+        "ACME: keeping certificates for {}; answering {}",
+        names.join(", "),
+        answered.join(" and ")
     );
     Some(AcmePlan {
         acme,
         targets,
         tokens,
+        tls_alpn01,
     })
 }
 
@@ -222,6 +246,8 @@ pub struct Running {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub maintenance: Arc<Maintenance>,
+    /// The ACME manager, when `[acme]` orders certificates.
+    pub acme: Option<Arc<crate::acme::status::AcmeHandle>>,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -260,6 +286,7 @@ pub async fn run_with(
     };
     let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
     let server = Server::start(shared, tls.clone(), registry.ports())?;
+    let mut acme_handle = None;
     if let Some(plan) = acme {
         // After the listeners: the HTTP-01 validation may come at once.
         let manager = crate::acme::Manager::new(
@@ -267,12 +294,16 @@ pub async fn run_with(
             settings.cert_dir.clone(),
             plan.targets,
             plan.tokens,
+            tls.as_ref()
+                .filter(|_| plan.tls_alpn01)
+                .map(|t| t.alpn_challenges()),
             Box::new(move || {
                 if let Some(tls) = &tls {
                     tls.reload();
                 }
             }),
         );
+        acme_handle = Some(manager.handle());
         tokio::spawn(manager.run(server.stopping()));
     }
     let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
@@ -291,6 +322,7 @@ pub async fn run_with(
         registry: registry.clone(),
         settings: settings.clone(),
         maintenance: maintenance.clone(),
+        acme: acme_handle,
     });
 
     shutdown.await;

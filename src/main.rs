@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Http { args } => cli::http(cli.config.as_deref(), &args),
         Command::Maintenance { action } => cli::maintenance(cli.config.as_deref(), action),
+        Command::Acme { action } => cli::acme(cli.config.as_deref(), &action),
         Command::Cert { command } => cli::cert(cli.config.as_deref(), &command),
         Command::Register { prefixes, backend } => {
             cli::register(cli.config.as_deref(), &prefixes, &backend)

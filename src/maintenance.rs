@@ -64,6 +64,22 @@ fn resolve_local<Tz: TimeZone>(tz: &Tz, local: NaiveDateTime) -> DateTime<Tz> {
     tz.from_utc_datetime(&local)
 }
 
+/// Why a 2xx answer does not count as done, if it does not: the script printed
+/// nothing, or its first line starts with `error:` or `failed:` (any case), the
+/// explicit marker for "could not do my job" that `public/maintenance.cgi` uses
+/// next to a non-2xx status. Other statuses are judged by the status alone.
+fn reported_failure(status: u16, first_line: Option<&str>) -> Option<String> {
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let Some(line) = first_line else {
+        return Some("the script printed nothing; a maintenance script says what it did".into());
+    };
+    let lower = line.to_ascii_lowercase();
+    (lower.starts_with("error:") || lower.starts_with("failed:"))
+        .then(|| "the script reported that it failed".to_owned())
+}
+
 /// What a run produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -79,11 +95,14 @@ impl RunOutcome {
     pub fn describe(&self) -> String {
         match self {
             RunOutcome::Done(r) => format!(
-                "{} {} -> {} in {} ms: {}",
+                "{} {} -> {} in {} ms: {}{}",
                 r.started,
                 r.url,
                 r.status.map_or("no answer".to_owned(), |s| s.to_string()),
                 r.duration_ms,
+                r.failure
+                    .as_ref()
+                    .map_or(String::new(), |f| format!("FAILED ({f}): ")),
                 r.summary
             ),
             RunOutcome::Skipped => "skipped: the previous maintenance run is still going".into(),
@@ -212,9 +231,16 @@ impl Maintenance {
         let clock = Instant::now();
         let result = self.request(&url).await;
         self.running.store(false, Ordering::Release);
-        let (status, summary) = match result {
-            Ok((status, first_line)) => (Some(status), first_line),
-            Err(e) => (None, e),
+        let (status, summary, failure) = match result {
+            Ok((status, first_line)) => {
+                let failure = reported_failure(status, first_line.as_deref());
+                (
+                    Some(status),
+                    first_line.unwrap_or_else(|| "(no output)".to_owned()),
+                    failure,
+                )
+            }
+            Err(e) => (None, e, None),
         };
         let record = MaintenanceRecord {
             started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
@@ -222,22 +248,29 @@ impl Maintenance {
             status,
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
             summary,
+            failure,
         };
         self.log.send(format!(
-            "{} {} {} {}ms {}\n",
+            "{} {} {} {}ms {}{}\n",
             record.started,
             record.url,
             record.status.map_or("-".to_owned(), |s| s.to_string()),
             record.duration_ms,
+            record
+                .failure
+                .as_ref()
+                .map_or(String::new(), |f| format!("FAILED ({f}): ")),
             record.summary
         ));
-        match record.status {
-            Some(s) if (200..300).contains(&s) => {
-                tracing::info!(url = %record.url, status = s, "maintenance run finished")
-            }
-            _ => {
-                tracing::warn!(url = %record.url, summary = %record.summary, "maintenance run failed")
-            }
+        if record.succeeded() {
+            tracing::info!(url = %record.url, status = ?record.status, "maintenance run finished")
+        } else {
+            tracing::warn!(
+                url = %record.url,
+                summary = %record.summary,
+                failure = ?record.failure,
+                "maintenance run failed"
+            )
         }
         let store = Store::in_cert_dir(&self.settings.cert_dir);
         let saved = record.clone();
@@ -251,8 +284,8 @@ impl Maintenance {
     }
 
     /// One GET through the server's own listener; returns status and the
-    /// first line of the body.
-    async fn request(&self, url: &str) -> Result<(u16, String), String> {
+    /// first non-empty line of the body (`None`: no output).
+    async fn request(&self, url: &str) -> Result<(u16, Option<String>), String> {
         let (addr, host) = self
             .target()
             .ok_or("no plain-HTTP port to call the maintenance URL on (set http_port)")?;
@@ -298,10 +331,7 @@ impl Maintenance {
                 .lines()
                 .map(str::trim)
                 .find(|l| !l.is_empty())
-                .unwrap_or("(no output)")
-                .chars()
-                .take(200)
-                .collect::<String>();
+                .map(|l| l.chars().take(200).collect::<String>());
             Ok((status, first))
         };
         tokio::time::timeout(timeout, call)

@@ -446,3 +446,184 @@ fn a_binding_made_by_hand_is_left_alone() {
     );
     assert!(log.matching("[acme] directory").is_empty(), "{}", log.all());
 }
+
+/// The certificate hash `http show sslcert hostnameport=NAME:PORT` shows
+/// for ACME's binding, once there is one.
+fn acme_certhash(s: &TestServer, port: u16, timeout: Duration) -> String {
+    let key = format!("hostnameport={NAME}:{port}");
+    wait_for(timeout, "the ACME binding", || {
+        let out = stdout(&cli(s, &["http", "show", "sslcert", &key]));
+        if !out.contains(ACME_APPID) {
+            return None;
+        }
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Certificate Hash"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|h| h.trim().to_owned())
+    })
+}
+
+/// `[acme]` for pebble, with `names=` given when `names` is.
+fn acme_section(pebble: &Pebble) -> String {
+    format!(
+        "\n[acme]\ndirectory={}\nca_root={}\n",
+        pebble.directory,
+        pebble.tls_ca.display()
+    )
+}
+
+#[test]
+fn acme_status_and_renew_ask_the_running_server() {
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "renew me\n").expect("index");
+    });
+    let pebble = Pebble::start(s.port, s.https_port);
+    append(&s, &acme_section(&pebble));
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+    let first = acme_certhash(&s, s.https_port, Duration::from_secs(45));
+    log.wait_for("certificate issued and bound", Duration::from_secs(10));
+
+    // Status: the name, its thumbprint, dates and last result.
+    let status = cli(&s, &["acme", "status"]);
+    let text = stdout(&status);
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains(NAME), "{text}");
+    assert!(text.to_lowercase().contains(&first), "{text}");
+    for field in ["Not after", "Renewal due", "Next check", "Last result"] {
+        assert!(text.contains(field), "{field}: {text}");
+    }
+    assert!(text.contains("certificate issued and bound"), "{text}");
+
+    // A name ACME does not look after is refused, naming the ones it does.
+    let other = cli(&s, &["acme", "renew", "other.portshare-acme.net"]);
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("other.portshare-acme.net") && err.contains(NAME),
+        "{err}"
+    );
+
+    // Renew now: a new certificate, bound in place of the old one.
+    let renewed = cli(&s, &["acme", "renew", NAME]);
+    let out = stdout(&renewed);
+    assert!(
+        renewed.status.success(),
+        "{out}{}\n{}",
+        String::from_utf8_lossy(&renewed.stderr),
+        pebble.logs()
+    );
+    assert!(out.contains(NAME) && out.contains("renewed"), "{out}");
+    let second = acme_certhash(&s, s.https_port, Duration::from_secs(5));
+    assert_ne!(first, second, "the binding's certhash changes");
+    assert!(out.to_lowercase().contains(&second), "{out}");
+    let text = stdout(&cli(&s, &["acme", "status"]));
+    assert!(text.to_lowercase().contains(&second), "{text}");
+    // Still served, with the new certificate.
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+    let body = wait_for(Duration::from_secs(10), "a trusted handshake", || {
+        https_get(https, NAME, roots.clone(), "/").ok()
+    });
+    assert_eq!(body, b"renew me\n");
+}
+
+#[test]
+fn acme_commands_say_when_no_server_is_running() {
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |_| {});
+    let dead = free_port();
+    append(
+        &s,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"),
+    );
+    for args in [&["acme", "status"][..], &["acme", "renew"][..]] {
+        let out = cli(&s, args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no portshare server is running"), "{err}");
+    }
+    // Status still says what the store knows.
+    let status = cli(&s, &["acme", "status"]);
+    assert!(
+        stdout(&status).contains("no certificate bound by ACME"),
+        "{}",
+        stdout(&status)
+    );
+}
+
+#[test]
+fn two_servers_sharing_cert_dir_place_one_order() {
+    let a = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "shared\n").expect("index");
+    });
+    let certs = a.dir.path().join("certs");
+    let b = TestServer::prepare_tls(
+        &format!("host_name={NAME}\ncert_dir={}", certs.display()),
+        |public| {
+            std::fs::write(public.join("index.html"), "shared\n").expect("index");
+        },
+    );
+    // Pebble validates through server a; b's tokens reach it through the
+    // shared folder.
+    let pebble = Pebble::start(a.port, a.https_port);
+    append(&a, &acme_section(&pebble));
+    append(&b, &acme_section(&pebble));
+    let mut a = a.launch(&[("RUST_LOG", "info")]);
+    let mut b = b.launch(&[("RUST_LOG", "info")]);
+    let log_a = Lines::follow(&mut a);
+    let log_b = Lines::follow(&mut b);
+    let hash_a = acme_certhash(&a, a.https_port, Duration::from_secs(60));
+    let hash_b = acme_certhash(&b, b.https_port, Duration::from_secs(30));
+    assert_eq!(hash_a, hash_b, "one certificate for both");
+    // Let a second order show itself if there were one.
+    std::thread::sleep(Duration::from_secs(2));
+    let issued =
+        log_a.matching("issued and bound").len() + log_b.matching("issued and bound").len();
+    assert_eq!(issued, 1, "{}\n---\n{}", log_a.all(), log_b.all());
+    let orders = std::fs::read_to_string(pebble.dir.path().join("pebble.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Issued certificate"))
+        .count();
+    assert_eq!(orders, 1, "{}", pebble.logs());
+    // Both serve it.
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    for s in [&a, &b] {
+        let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+        let body = wait_for(Duration::from_secs(10), "a trusted handshake", || {
+            https_get(https, NAME, roots.clone(), "/").ok()
+        });
+        assert_eq!(body, b"shared\n");
+    }
+}
+
+#[test]
+fn tls_alpn01_order_is_answered_by_the_tls_acceptor() {
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "alpn\n").expect("index");
+    });
+    // Pebble's HTTP-01 port leads nowhere: only TLS-ALPN-01 can succeed.
+    let pebble = Pebble::start(free_port(), s.https_port);
+    append(
+        &s,
+        &format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)),
+    );
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+    // The log (shown on failure) says what became of the order.
+    log.wait_for("certificate issued and bound", Duration::from_secs(45));
+    log.wait_for("TLS-ALPN-01 challenge answered", Duration::from_secs(5));
+    acme_certhash(&s, s.https_port, Duration::from_secs(10));
+    // No HTTP-01 registration was made.
+    let state = stdout(&cli(&s, &["http", "show", "servicestate"]));
+    assert!(!state.to_lowercase().contains("acme-challenge"), "{state}");
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+    let body = wait_for(Duration::from_secs(10), "a trusted handshake", || {
+        https_get(https, NAME, roots.clone(), "/").ok()
+    });
+    assert_eq!(body, b"alpn\n");
+}

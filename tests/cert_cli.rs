@@ -556,3 +556,13 @@ fn runs_under_the_name_netsh() {
         stdout(&o)
     );
 }
+
+/// The appids portshare treats as its own (bindings that give way to the user's)
+/// are the first run's and ACME's, defined once in the store module.
+#[test]
+fn automatic_appids_are_first_runs_and_acmes() {
+    use portshare::store::AUTOMATIC_APPIDS;
+    assert!(AUTOMATIC_APPIDS.contains(&portshare::tls::PORTSHARE_APPID));
+    assert!(AUTOMATIC_APPIDS.contains(&portshare::acme::ACME_APPID));
+    assert_eq!(AUTOMATIC_APPIDS.len(), 2);
+}

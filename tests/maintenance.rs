@@ -231,3 +231,93 @@ fn timed_out_run_leaves_no_children() {
         ended(pid).then_some(())
     });
 }
+
+/// Issue 22 point 3: on the first start (no log folder yet, the configuration
+/// named by a relative path) the script gets the absolute log folder, and a
+/// script that reports it could not do its job is not recorded as success.
+#[test]
+fn first_start_passes_the_absolute_log_folder_and_failures_are_not_success() {
+    let s = TestServer::prepare("daily_maintenance=/m.sh\n\n[cgi]\n.sh = sh\n", |p| {
+        std::fs::write(
+                p.join("m.sh"),
+                "printf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+                 if [ -e fail.flag ]; then echo 'error: could not clean'; else echo \"log folder $PORTSHARE_LOG_DIR\"; fi\n",
+            )
+            .unwrap();
+    });
+    assert!(!s.logs().exists(), "the test needs a first start");
+    // Started from its folder with `--config GLOBAL.INI`, as a user would.
+    let mut child = std::process::Command::new(common::BIN)
+        .current_dir(s.dir.path())
+        .args(["--config", "GLOBAL.INI"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = s.addr();
+    wait_for(Duration::from_secs(20), "the server to listen", || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+    });
+    let out = portshare(&s, &["maintenance", "run"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let logs = s.logs().canonicalize().unwrap().display().to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("-> 200 "), "{text}");
+    assert!(text.ends_with(&format!("log folder {logs}\n")), "{text:?}");
+    let status =
+        String::from_utf8_lossy(&portshare(&s, &["maintenance", "status"]).stdout).into_owned();
+    assert!(status.contains(&format!("log folder {logs}")), "{status}");
+
+    // The script says it failed (200 and "error:"): not a success.
+    std::fs::write(s.public().join("fail.flag"), "").unwrap();
+    let out = portshare(&s, &["maintenance", "run"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("FAILED (the script reported that it failed): error: could not clean"),
+        "{err}"
+    );
+    let store = std::fs::read_to_string(s.dir.path().join("certs/sslcert.json")).unwrap();
+    assert!(store.contains("\"failure\""), "{store}");
+    // The log is written in the background.
+    let line = wait_for(Duration::from_secs(5), "the failed run's log line", || {
+        std::fs::read_to_string(s.logs().join("maintenance.log"))
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.contains("FAILED")).map(str::to_owned))
+    });
+    assert!(line.contains(" /m.sh 200 "), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The bundled script answers 500 with an "error:" line when the log folder
+/// it is given does not exist.
+#[test]
+fn bundled_script_fails_without_its_log_folder() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/public/maintenance.cgi");
+    let out = std::process::Command::new("sh")
+        .arg(script)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("PORTSHARE_LOG_DIR", "/nonexistent/portshare-logs")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Status: 500 "), "{text}");
+    assert!(
+        text.contains("\r\n\r\nerror: log folder /nonexistent/portshare-logs does not exist"),
+        "{text}"
+    );
+    let out = std::process::Command::new("sh")
+        .arg(script)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("PORTSHARE_LOG_DIR", "./logs")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Status: 500 ") && text.contains("error: "),
+        "{text}"
+    );
+}

@@ -916,3 +916,229 @@ fn hot_reload_kubernetes_secret_swap_and_broken_update() {
     let err = String::from_utf8_lossy(&out.stdout);
     assert!(err.contains("keeping the certificate"), "{err}");
 }
+
+/// Issue 22 point 1: on a fresh install the first run binds both families; the
+/// user's `add` for one of them succeeds, replaces the automatic binding, says so,
+/// and warns that the other family still gets the automatic certificate (at bind
+/// time and at the next start).
+#[test]
+fn users_add_replaces_the_first_run_binding() {
+    let mut s = TestServer::prepare_tls("", index).launch(&[]);
+    wait_for(Duration::from_secs(10), "the HTTPS listener", || {
+        handshake(v4(&s), &Opts::default()).ok()
+    });
+    let automatic = served(v4(&s), &Opts::default());
+    let p = s.https_port;
+    install_pair(&s, "rsa");
+    let rsa = thumb("rsa.pem");
+    let certhash = format!("certhash={rsa}");
+    let appid = format!("appid={APPID}");
+    let key = format!("ipport=0.0.0.0:{p}");
+    let out = cli(&s, &["http", "add", "sslcert", &key, &certhash, &appid]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "\nSSL Certificate successfully added\n\nportshare: replaced the binding portshare had made by itself for 0.0.0.0:{p} (certificate {automatic}).\nportshare: warning: 0.0.0.0:{p} is bound to your certificate but [::]:{p} is not"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("still get the automatic certificate bound to [::]:"),
+        "{text}"
+    );
+    let shown =
+        String::from_utf8_lossy(&cli(&s, &["http", "show", "sslcert", &key]).stdout).into_owned();
+    assert!(
+        shown.contains(&format!("Certificate Hash             : {rsa}\n")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("Application ID               : {APPID}\n")),
+        "{shown}"
+    );
+    // The running server picks it up; IPv6 keeps the automatic certificate.
+    wait_for(Duration::from_secs(10), "the new binding", || {
+        (served(v4(&s), &Opts::default()) == rsa).then_some(())
+    });
+    assert_eq!(served(v6(&s), &Opts::default()), automatic);
+    // A second add on the same key is the user's own: Error 183 as before.
+    let out = cli(&s, &["http", "add", "sslcert", &key, &certhash, &appid]);
+    assert_eq!(out.status.code(), Some(183));
+
+    // The start-up warning.
+    let out = s.terminate();
+    assert!(out.status.success());
+    let mut s = s.launch(&[]);
+    let out = s.terminate();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains(&format!(
+            "0.0.0.0:{p} is bound to your certificate but [::]:{p} is not"
+        )),
+        "{all}"
+    );
+
+    // Binding the other family too: replaced, and no warning any more.
+    let key6 = format!("ipport=[::]:{p}");
+    let out = cli(&s, &["http", "add", "sslcert", &key6, &certhash, &appid]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("replaced the binding portshare had made"),
+        "{text}"
+    );
+    assert!(!text.contains("is bound to your certificate"), "{text}");
+}
+
+/// Issue 22 point 5: an intermediate imported on its own (no key) completes the
+/// chain of a leaf imported without it, as HTTP.sys builds chains from the
+/// machine's stores; `cert list` marks it; it cannot be bound; a leaf-only
+/// re-import keeps a stored chain.
+#[test]
+fn intermediate_imported_alone_completes_the_served_chain() {
+    let s = TestServer::prepare_tls("", index);
+    let files = tempfile::tempdir().expect("temp dir");
+    // No `.key` beside them: the intermediate without key, the leaf with its own.
+    let ca2 = files.path().join("ca2.cer");
+    std::fs::copy(fixtures().join("intermediate.pem"), &ca2).expect("copy");
+    let leaf = files.path().join("site.pem");
+    std::fs::copy(fixtures().join("rsa.pem"), &leaf).expect("copy");
+    std::fs::copy(fixtures().join("rsa.key"), files.path().join("site.key")).expect("copy");
+
+    let ca2 = ca2.display().to_string();
+    let out = cli(&s, &["cert", "import", &ca2]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("(intermediate CA, completes chains)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kept as an intermediate certificate"),
+        "{text}"
+    );
+    let out = cli(&s, &["cert", "import", &leaf.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&cli(&s, &["cert", "list"]).stdout).into_owned();
+    assert!(
+        list.contains("CN=portshare Test Intermediate CA  (intermediate CA, completes chains)")
+            || list.contains("(intermediate CA, completes chains)"),
+        "{list}"
+    );
+
+    // The intermediate has no key: binding it is still Error 1312.
+    let inter = {
+        let der = CertificateDer::from_pem_file(fixtures().join("intermediate.pem")).expect("pem");
+        hex::encode(Sha1::digest(der.as_ref()))
+    };
+    let p = s.https_port;
+    let out = cli(
+        &s,
+        &[
+            "http",
+            "add",
+            "sslcert",
+            &format!("ipport=0.0.0.0:{p}"),
+            &format!("certhash={inter}"),
+            &format!("appid={APPID}"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1312 % 256));
+    bind(
+        &s,
+        "add",
+        &format!("ipport=0.0.0.0:{p}"),
+        &thumb("rsa.pem"),
+        &[],
+    );
+    bind(
+        &s,
+        "add",
+        &format!("ipport=[::]:{p}"),
+        &thumb("rsa.pem"),
+        &[],
+    );
+    let s = s.launch(&[]);
+
+    // A client that trusts only the root verifies: leaf + intermediate are sent.
+    let t = wait_for(Duration::from_secs(10), "the HTTPS listener", || {
+        handshake(
+            v4(&s),
+            &Opts {
+                sni: Some("site.test"),
+                verify: true,
+                ..Opts::default()
+            },
+        )
+        .ok()
+    });
+    assert_eq!(t.chain.len(), 2);
+    assert_eq!(t.thumb(), thumb("rsa.pem"));
+    assert_eq!(hex::encode(Sha1::digest(t.chain[1].as_ref())), inter);
+
+    // And as `openssl s_client -showcerts` sees it (openssl is required).
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{p}"),
+            "-servername",
+            "site.test",
+            "-showcerts",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl is needed for this test (apt-get install openssl)");
+    drop(child.stdin.take());
+    let out = common::wait_output(child, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains("CN=portshare Test Intermediate")
+            || text.contains("CN = portshare Test Intermediate"),
+        "{text}"
+    );
+
+    // Re-importing the leaf alone over an entry with the full chain keeps the chain.
+    let full = files.path().join("full.pem");
+    std::fs::copy(fixtures().join("rsa-fullchain.pem"), &full).expect("copy");
+    std::fs::copy(fixtures().join("rsa.key"), files.path().join("full.key")).expect("copy");
+    let fresh = TestServer::prepare("", |_| {});
+    let import = |f: &Path| {
+        let out = cli(&fresh, &["cert", "import", &f.display().to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import(&full);
+    import(&leaf);
+    let stored = std::fs::read_to_string(
+        fresh
+            .dir
+            .path()
+            .join(format!("certs/{}.pem", thumb("rsa.pem"))),
+    )
+    .expect("stored chain");
+    assert_eq!(stored.matches("BEGIN CERTIFICATE").count(), 2, "{stored}");
+}

@@ -21,26 +21,38 @@ pub mod challenge;
 pub mod names;
 pub mod order;
 pub mod renew;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::certs::{CertError, CertStore, Certificate, Thumbprint};
 use crate::config::AcmeSettings;
 use crate::store::{BindingFlags, BindingKey, SslBinding, Store, StoreError, UpdateError};
 
+use crate::tls::alpn_challenge::AlpnChallenges;
 use challenge::Http01Tokens;
 use names::Target;
 use renew::Backoff;
+use status::{AcmeHandle, CertSummary, LastResult, RenewRequest};
 
 /// The application id of the bindings ACME makes (`http show sslcert`
 /// shows it). Its last group is "acme" in ASCII hex. A binding for the same
 /// `hostnameport` with any other appid was made by hand and is left alone.
 pub const ACME_APPID: &str = "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}";
+
+/// The lock file in `cert_dir` that guards ordering: servers sharing the
+/// folder (behind one load balancer) place one order between them, and the
+/// others take the certificate from the store once the lock is free.
+pub const ORDER_LOCK_FILE: &str = "acme-order.lock";
+
+/// How long a server waits for another's order before giving up (and
+/// retrying with back-off): well beyond one order's own waits.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// Why looking after a name (or the account) failed. Every message names
 /// the `[acme]` key or the host name, and says what to do.
@@ -82,10 +94,11 @@ pub enum AcmeError {
         detail: String,
     },
     #[error(
-        "{name}: the ACME server offers no http-01 challenge for it; use an ACME server that \
-         does (tls-alpn-01 is not answered by this version)"
+        "{name}: the ACME server offers no challenge this server can answer ({allowed}); \
+         allow the other type with [acme] challenge=, and serve its port (http_port for \
+         http-01, https_port for tls-alpn-01)"
     )]
-    NoHttp01 { name: String },
+    NoChallenge { name: String, allowed: &'static str },
     #[error(
         "{name}: cannot publish the HTTP-01 token in {}: {detail}; let the server's user write there",
         dir.display()
@@ -99,6 +112,21 @@ pub enum AcmeError {
     Save { name: String, source: CertError },
     #[error("{name}: the issued certificate cannot be bound: {source}")]
     Bind { name: String, source: StoreError },
+    #[error(
+        "{name}: the order lock {}: {detail}; let the server's user write in the certificate folder",
+        path.display()
+    )]
+    Lock {
+        name: String,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error(
+        "{name}: another server sharing the certificate folder has held {} for {} min; \
+         if no server is ordering, the lock is stale: stop the servers sharing it and try again",
+        path.display(), LOCK_WAIT.as_secs() / 60
+    )]
+    LockTimeout { name: String, path: PathBuf },
 }
 
 impl AcmeError {
@@ -195,10 +223,16 @@ pub struct Manager {
     acme: AcmeSettings,
     cert_dir: PathBuf,
     targets: Vec<Target>,
-    tokens: Arc<Http01Tokens>,
+    /// HTTP-01 answers, when `challenge=` allows them and http_port is served.
+    tokens: Option<Arc<Http01Tokens>>,
+    /// TLS-ALPN-01 answers, when `challenge=` allows them and HTTPS is served.
+    alpn: Option<Arc<AlpnChallenges>>,
     /// Called after a binding changed: asks the TLS layer to reload now
     /// (its watcher would notice within two seconds anyway).
     on_bound: Box<dyn Fn() + Send + Sync>,
+    handle: Arc<AcmeHandle>,
+    /// Renewals asked for over the control socket; taken by `run`.
+    requests: Option<mpsc::Receiver<RenewRequest>>,
 }
 
 /// One name's schedule.
@@ -208,25 +242,47 @@ struct NameState {
     backoff: Backoff,
 }
 
+/// How a look at a name ended well.
+struct Looked {
+    /// Until the next look.
+    wait: Duration,
+    last: LastResult,
+}
+
 impl Manager {
     pub fn new(
         acme: AcmeSettings,
         cert_dir: PathBuf,
         targets: Vec<Target>,
-        tokens: Arc<Http01Tokens>,
+        tokens: Option<Arc<Http01Tokens>>,
+        alpn: Option<Arc<AlpnChallenges>>,
         on_bound: Box<dyn Fn() + Send + Sync>,
     ) -> Manager {
+        // A few queued requests at most: each waits for its answer anyway.
+        let (tx, rx) = mpsc::channel(8);
+        let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         Manager {
             acme,
             cert_dir,
             targets,
             tokens,
+            alpn,
             on_bound,
+            handle: Arc::new(AcmeHandle::new(&names, tx)),
+            requests: Some(rx),
         }
     }
 
+    /// For `portshare acme status|renew` (the control socket).
+    pub fn handle(&self) -> Arc<AcmeHandle> {
+        self.handle.clone()
+    }
+
     /// Looks after every name until `stopping` turns true.
-    pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
+        let Some(mut requests) = self.requests.take() else {
+            return;
+        };
         let now = Instant::now();
         let mut states: Vec<NameState> = self
             .targets
@@ -244,38 +300,20 @@ impl Manager {
                 return;
             }
             let now = Instant::now();
-            for state in states.iter_mut().filter(|s| s.next <= now) {
+            for i in 0..states.len() {
+                if states[i].next > now {
+                    continue;
+                }
                 // Stop promptly: an order can take a while.
                 if *stopping.borrow() {
                     return;
                 }
-                match self.look_at(&mut account, &state.target).await {
-                    Ok(wait) => {
-                        state.backoff.succeeded();
-                        state.next = Instant::now() + wait;
-                    }
-                    Err(Failure::Account(e)) => {
-                        let wait = account_backoff.failed();
-                        tracing::error!("ACME: {e}; trying again in {}", human(wait));
-                        // The account is every name's: all of them wait.
-                        let next = Instant::now() + wait;
-                        for s in states.iter_mut() {
-                            s.next = s.next.max(next);
-                        }
-                        break;
-                    }
-                    Err(Failure::Name(e)) => {
-                        let wait = state.backoff.failed();
-                        tracing::error!(
-                            name = %state.target.name,
-                            "ACME: {e}; the current certificate (if any) stays in service; trying again in {}",
-                            human(wait)
-                        );
-                        state.next = Instant::now() + wait;
-                    }
-                }
-                if account.is_some() {
-                    account_backoff.succeeded();
+                let outcome = self
+                    .look_and_settle(&mut states, i, &mut account, &mut account_backoff, false)
+                    .await;
+                if outcome.is_err() && account.is_none() {
+                    // The account failed: every name waits already.
+                    break;
                 }
             }
             let next = states
@@ -290,45 +328,207 @@ impl Manager {
                         return;
                     }
                 }
+                Some(request) = requests.recv() => {
+                    let mut outcomes = Vec::new();
+                    for i in 0..states.len() {
+                        let name = &states[i].target.name;
+                        if !request.names.is_empty() && !request.names.contains(name) {
+                            continue;
+                        }
+                        let name = name.clone();
+                        let outcome = self
+                            .look_and_settle(&mut states, i, &mut account, &mut account_backoff, true)
+                            .await;
+                        outcomes.push((name, outcome));
+                    }
+                    // The asker may have gone (its connection closed): nothing to do.
+                    let _ = request.reply.send(outcomes);
+                }
             }
         }
     }
 
-    /// Looks at one name: binds or renews as needed. Returns how long to
-    /// wait before looking again.
+    /// Looks at `states[i]` (renews it at once when `force`), records the
+    /// outcome in the status table and schedules the next look. Returns
+    /// the outcome as `acme renew` prints it.
+    async fn look_and_settle(
+        &self,
+        states: &mut [NameState],
+        i: usize,
+        account: &mut Option<instant_acme::Account>,
+        account_backoff: &mut Backoff,
+        force: bool,
+    ) -> Result<String, String> {
+        let target = states[i].target.clone();
+        let mut seen = None;
+        let result = self.look_at(account, &target, force, &mut seen).await;
+        let later = |wait: Duration| {
+            chrono::Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default()
+        };
+        let outcome = match result {
+            Ok(looked) => {
+                states[i].backoff.succeeded();
+                states[i].next = Instant::now() + looked.wait;
+                let text = match (&looked.last, &seen) {
+                    (LastResult::HandMade, _) => Err(format!(
+                        "every port of {} is bound by hand; ACME leaves it alone",
+                        target.name
+                    )),
+                    (last, Some(c)) => Ok(format!(
+                        "{}: thumbprint {}, not after {}",
+                        match last {
+                            LastResult::Issued => "renewed",
+                            LastResult::PickedUp => "renewed by another server sharing cert_dir",
+                            _ => "up to date",
+                        },
+                        c.thumbprint,
+                        c.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+                    )),
+                    (_, None) => Ok("done".to_owned()),
+                };
+                self.handle
+                    .record(&target.name, seen, looked.last, later(looked.wait));
+                text
+            }
+            Err(Failure::Account(e)) => {
+                let wait = account_backoff.failed();
+                tracing::error!("ACME: {e}; trying again in {}", human(wait));
+                // The account is every name's: all of them wait.
+                let next = Instant::now() + wait;
+                for s in states.iter_mut() {
+                    s.next = s.next.max(next);
+                    self.handle.record(
+                        &s.target.name,
+                        None,
+                        LastResult::Failed(e.to_string()),
+                        later(wait),
+                    );
+                }
+                Err(e.to_string())
+            }
+            Err(Failure::Name(e)) => {
+                let wait = states[i].backoff.failed();
+                tracing::error!(
+                    name = %target.name,
+                    "ACME: {e}; the current certificate (if any) stays in service; trying again in {}",
+                    human(wait)
+                );
+                states[i].next = Instant::now() + wait;
+                self.handle.record(
+                    &target.name,
+                    seen,
+                    LastResult::Failed(e.to_string()),
+                    later(wait),
+                );
+                Err(e.to_string())
+            }
+        };
+        if account.is_some() {
+            account_backoff.succeeded();
+        }
+        outcome
+    }
+
+    /// The name's bindings and certificate as the store has them now.
+    async fn current(&self, target: &Target) -> Result<Current, Failure> {
+        let cert_dir = self.cert_dir.clone();
+        let t = target.clone();
+        tokio::task::spawn_blocking(move || current_state(&cert_dir, &t))
+            .await
+            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
+            .map_err(Failure::Name)
+    }
+
+    /// When the certificate in the store is not due: binds it where it is
+    /// not bound yet and says when to look again. `None` when it is due
+    /// (or there is none).
+    async fn keep(
+        &self,
+        target: &Target,
+        current: &Current,
+        last: LastResult,
+    ) -> Result<Option<Looked>, Failure> {
+        let Some(cert) = &current.certificate else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        if renew::is_due(cert.info.not_before, cert.info.not_after, now) {
+            return Ok(None);
+        }
+        if current.unbound_ports {
+            self.bind(target, &current.managed_ports, cert, None)
+                .await?;
+            tracing::info!(
+                name = %target.name,
+                thumbprint = %cert.thumbprint,
+                ports = ?current.managed_ports,
+                "ACME: bound the certificate already in the certificate folder"
+            );
+        }
+        Ok(Some(Looked {
+            wait: renew::wait_until_due(cert.info.not_before, cert.info.not_after, now),
+            last,
+        }))
+    }
+
+    /// Looks at one name: binds or renews as needed (renews at once when
+    /// `force`). `seen` gets the certificate the name has.
     async fn look_at(
         &self,
         account: &mut Option<instant_acme::Account>,
         target: &Target,
-    ) -> Result<Duration, Failure> {
-        let cert_dir = self.cert_dir.clone();
-        let t = target.clone();
-        let current = tokio::task::spawn_blocking(move || current_state(&cert_dir, &t))
-            .await
-            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
-            .map_err(Failure::Name)?;
+        force: bool,
+        seen: &mut Option<CertSummary>,
+    ) -> Result<Looked, Failure> {
+        let hand_made = Looked {
+            wait: renew::CHECK_INTERVAL,
+            last: LastResult::HandMade,
+        };
+        let current = self.current(target).await?;
+        *seen = current.certificate.as_ref().map(CertSummary::of);
         if current.managed_ports.is_empty() {
             // Everything is bound by hand: said once per check.
-            return Ok(renew::CHECK_INTERVAL);
+            return Ok(hand_made);
         }
-        let now = chrono::Utc::now();
-        if let Some(cert) = &current.certificate {
-            if !renew::is_due(cert.info.not_before, cert.info.not_after, now) {
-                if current.unbound_ports {
-                    self.bind(target, &current.managed_ports, cert, None)
-                        .await?;
-                }
-                return Ok(renew::wait_until_due(
-                    cert.info.not_before,
-                    cert.info.not_after,
-                    now,
-                ));
+        if !force {
+            if let Some(done) = self.keep(target, &current, LastResult::UpToDate).await? {
+                return Ok(done);
             }
+        }
+        // One order at a time among the servers sharing cert_dir; the
+        // store is read again under the lock, since the server that held
+        // it may have just issued this very certificate.
+        let _lock = self.order_lock(&target.name).await.map_err(Failure::Name)?;
+        let before = seen.as_ref().map(|c| c.thumbprint);
+        let current = self.current(target).await?;
+        *seen = current.certificate.as_ref().map(CertSummary::of);
+        if current.managed_ports.is_empty() {
+            return Ok(hand_made);
+        }
+        let theirs = seen.as_ref().map(|c| c.thumbprint) != before;
+        if !force || theirs {
+            let last = if theirs {
+                LastResult::PickedUp
+            } else {
+                LastResult::UpToDate
+            };
+            if let Some(done) = self.keep(target, &current, last).await? {
+                if theirs {
+                    tracing::info!(
+                        name = %target.name,
+                        "ACME: another server sharing the certificate folder has just issued the certificate; it is used here too"
+                    );
+                }
+                return Ok(done);
+            }
+        }
+        if let Some(cert) = &current.certificate {
             tracing::info!(
                 name = %target.name,
                 thumbprint = %cert.thumbprint,
                 not_after = %cert.info.not_after,
-                "ACME: renewing the certificate (a third of its lifetime is left)"
+                "ACME: renewing the certificate ({})",
+                if force { "asked for with 'portshare acme renew'" } else { "a third of its lifetime is left" }
             );
         } else {
             tracing::info!(name = %target.name, directory = %self.acme.directory, "ACME: ordering a certificate");
@@ -341,15 +541,23 @@ impl Manager {
             );
         }
         let Some(acct) = account.as_ref() else {
-            return Ok(renew::FIRST_RETRY);
+            return Ok(Looked {
+                wait: renew::FIRST_RETRY,
+                last: LastResult::Pending,
+            });
         };
-        let issued = order::issue(acct, &target.name, &self.tokens)
+        let responders = order::Responders {
+            http01: self.tokens.as_deref(),
+            tls_alpn01: self.alpn.as_deref(),
+        };
+        let issued = order::issue(acct, &target.name, responders)
             .await
             .map_err(Failure::Name)?;
         let cert = self.save(target, issued).await?;
         let old = current.certificate.as_ref().map(|c| c.thumbprint);
         self.bind(target, &current.managed_ports, &cert, old)
             .await?;
+        *seen = Some(CertSummary::of(&cert));
         tracing::info!(
             name = %target.name,
             thumbprint = %cert.thumbprint,
@@ -358,11 +566,58 @@ impl Manager {
             appid = ACME_APPID,
             "ACME: certificate issued and bound"
         );
-        Ok(renew::wait_until_due(
-            cert.info.not_before,
-            cert.info.not_after,
-            chrono::Utc::now(),
-        ))
+        Ok(Looked {
+            wait: renew::wait_until_due(
+                cert.info.not_before,
+                cert.info.not_after,
+                chrono::Utc::now(),
+            ),
+            last: LastResult::Issued,
+        })
+    }
+
+    /// Takes [`ORDER_LOCK_FILE`], waiting (without blocking a thread) while
+    /// another server holds it. Released when the file is dropped.
+    async fn order_lock(&self, name: &str) -> Result<std::fs::File, AcmeError> {
+        let path = self.cert_dir.join(ORDER_LOCK_FILE);
+        let err = |detail: String| AcmeError::Lock {
+            name: name.to_owned(),
+            path: path.clone(),
+            detail,
+        };
+        std::fs::create_dir_all(&self.cert_dir).map_err(|e| err(e.to_string()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(format!("cannot open it: {e}")))?;
+        let started = Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if !said {
+                        said = true;
+                        tracing::info!(
+                            name,
+                            "ACME: another server sharing the certificate folder is ordering; waiting for it"
+                        );
+                    }
+                    if started.elapsed() > LOCK_WAIT {
+                        return Err(AcmeError::LockTimeout {
+                            name: name.to_owned(),
+                            path,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(err(format!("cannot lock it: {e}")))
+                }
+            }
+        }
     }
 
     /// Stores an issued chain and key as an ordinary certificate entry.
@@ -464,6 +719,17 @@ fn current_state(cert_dir: &Path, target: &Target) -> Result<Current, AcmeError>
             }
         }
     }
+    // None on these ports yet: a certificate ACME bound for the name on
+    // another port (another server sharing cert_dir) serves here too.
+    let certhash = certhash.or_else(|| {
+        data.sslcert
+            .iter()
+            .find(|b| {
+                matches!(&b.key, BindingKey::HostnamePort(n, _) if *n == target.name)
+                    && b.appid.eq_ignore_ascii_case(ACME_APPID)
+            })
+            .map(|b| b.certhash.clone())
+    });
     let certificate = certhash
         .and_then(|h| h.parse::<Thumbprint>().ok())
         .and_then(|t| CertStore::find(cert_dir, &t).ok())
@@ -509,6 +775,17 @@ fn bind_in_store(
                         certstorename: "MY".to_owned(),
                         flags: BindingFlags::default(),
                     }),
+                }
+            }
+            // ACME's bindings of the name on other ports (another server
+            // sharing cert_dir) follow the renewal too.
+            if let Some(o) = old.map(|o| o.to_string()) {
+                for b in data.sslcert.iter_mut().filter(|b| {
+                    matches!(&b.key, BindingKey::HostnamePort(n, _) if n == name)
+                        && b.appid.eq_ignore_ascii_case(ACME_APPID)
+                        && b.certhash.eq_ignore_ascii_case(&o)
+                }) {
+                    b.certhash = certhash.clone();
                 }
             }
             let old_used = old.is_some_and(|o| {

@@ -20,6 +20,7 @@ use instant_acme::{
 use super::challenge::Http01Tokens;
 use super::{error_chain, problem_text, AcmeError};
 use crate::config::AcmeSettings;
+use crate::tls::alpn_challenge::AlpnChallenges;
 
 /// The account file in `cert_dir`: directory URL → instant-acme's
 /// credentials (account URL and PKCS#8 key), mode 0600.
@@ -28,6 +29,15 @@ pub const ACCOUNT_FILE: &str = "acme-account.json";
 /// How long one order may take, for each of its waits (validation,
 /// issuance). Let's Encrypt usually takes seconds.
 const ORDER_WAIT: Duration = Duration::from_secs(120);
+
+/// How this server can answer a challenge: HTTP-01 through the prefix
+/// table, TLS-ALPN-01 through the TLS acceptor (each when `[acme]
+/// challenge=` allows it and its port is served).
+#[derive(Clone, Copy)]
+pub struct Responders<'a> {
+    pub http01: Option<&'a Http01Tokens>,
+    pub tls_alpn01: Option<&'a AlpnChallenges>,
+}
 
 /// A certificate chain and its key, as the ACME server issued them.
 pub struct Issued {
@@ -150,12 +160,13 @@ pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, Ac
     Ok(account)
 }
 
-/// Orders a certificate for `name`, answering its HTTP-01 challenge through
-/// `tokens`. The tokens are withdrawn whatever the outcome.
+/// Orders a certificate for `name`, answering its challenge through
+/// `responders` (HTTP-01 when offered, else TLS-ALPN-01). The answers are
+/// withdrawn whatever the outcome.
 pub async fn issue(
     account: &Account,
     name: &str,
-    tokens: &Http01Tokens,
+    responders: Responders<'_>,
 ) -> Result<Issued, AcmeError> {
     let identifiers = [Identifier::Dns(name.to_owned())];
     let mut order = account
@@ -163,9 +174,14 @@ pub async fn issue(
         .await
         .map_err(|e| AcmeError::order(name, "placing the order", e))?;
     let mut published = Vec::new();
-    let result = validate_and_finalize(&mut order, name, tokens, &mut published).await;
-    for token in published {
-        tokens.withdraw(&token);
+    let result = validate_and_finalize(&mut order, name, responders, &mut published).await;
+    if let Some(tokens) = responders.http01 {
+        for token in published {
+            tokens.withdraw(&token);
+        }
+    }
+    if let Some(alpn) = responders.tls_alpn01 {
+        alpn.withdraw(name);
     }
     result
 }
@@ -173,7 +189,7 @@ pub async fn issue(
 async fn validate_and_finalize(
     order: &mut Order,
     name: &str,
-    tokens: &Http01Tokens,
+    responders: Responders<'_>,
     published: &mut Vec<String>,
 ) -> Result<Issued, AcmeError> {
     let mut authorizations = order.authorizations();
@@ -191,21 +207,54 @@ async fn validate_and_finalize(
                 })
             }
         }
-        let mut challenge =
-            authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| AcmeError::NoHttp01 {
+        let offered = |t: ChallengeType| authz.challenges.iter().any(|c| c.r#type == t);
+        let kind = match responders {
+            Responders {
+                http01: Some(_), ..
+            } if offered(ChallengeType::Http01) => ChallengeType::Http01,
+            Responders {
+                tls_alpn01: Some(_),
+                ..
+            } if offered(ChallengeType::TlsAlpn01) => ChallengeType::TlsAlpn01,
+            _ => {
+                return Err(AcmeError::NoChallenge {
                     name: name.to_owned(),
-                })?;
-        let key_authorization = challenge.key_authorization();
-        tokens
-            .publish(&challenge.token, key_authorization.as_str())
-            .map_err(|e| AcmeError::Token {
+                    allowed: allowed(responders),
+                })
+            }
+        };
+        let Some(mut challenge) = authz.challenge(kind.clone()) else {
+            return Err(AcmeError::NoChallenge {
                 name: name.to_owned(),
-                dir: tokens.dir().to_path_buf(),
-                detail: e.to_string(),
-            })?;
-        published.push(challenge.token.clone());
+                allowed: allowed(responders),
+            });
+        };
+        let key_authorization = challenge.key_authorization();
+        match (kind, responders.http01, responders.tls_alpn01) {
+            (ChallengeType::Http01, Some(tokens), _) => {
+                tokens
+                    .publish(&challenge.token, key_authorization.as_str())
+                    .map_err(|e| AcmeError::Token {
+                        name: name.to_owned(),
+                        dir: tokens.dir().to_path_buf(),
+                        detail: e.to_string(),
+                    })?;
+                published.push(challenge.token.clone());
+            }
+            (_, _, Some(alpn)) => alpn
+                .publish(name, key_authorization.digest().as_ref())
+                .map_err(|detail| AcmeError::Order {
+                    name: name.to_owned(),
+                    step: "making the TLS-ALPN-01 certificate",
+                    detail,
+                })?,
+            _ => {
+                return Err(AcmeError::NoChallenge {
+                    name: name.to_owned(),
+                    allowed: allowed(responders),
+                })
+            }
+        }
         challenge
             .set_ready()
             .await
@@ -250,6 +299,16 @@ async fn validate_and_finalize(
     })
 }
 
+/// The challenge types this server can answer, for a message.
+fn allowed(r: Responders<'_>) -> &'static str {
+    match (r.http01.is_some(), r.tls_alpn01.is_some()) {
+        (true, true) => "http-01 or tls-alpn-01",
+        (true, false) => "http-01",
+        (false, true) => "tls-alpn-01",
+        (false, false) => "none",
+    }
+}
+
 /// Why an order became invalid: the first challenge's problem document.
 async fn validation_failure(order: &mut Order, name: &str) -> AcmeError {
     let mut authorizations = order.authorizations();
@@ -258,7 +317,7 @@ async fn validation_failure(order: &mut Order, name: &str) -> AcmeError {
             continue;
         };
         if let Some(problem) = state.challenges.iter().find_map(|c| c.error.as_ref()) {
-            return AcmeError::refused(name, "validating the HTTP-01 challenge", problem);
+            return AcmeError::refused(name, "validating the challenge", problem);
         }
     }
     AcmeError::Order {

@@ -69,13 +69,25 @@ pub fn format_table(certs: &[&Certificate]) -> String {
     out.push_str(&format!("{:<42}{}\n", "----------", "-------"));
     for c in certs {
         out.push_str(&format!(
-            "{:<42}{}\n",
+            "{:<42}{}{}\n",
             c.thumbprint.to_upper(),
-            c.info.subject
+            c.info.subject,
+            role_note(c)
         ));
     }
     out.push_str("\n\n");
     out
+}
+
+/// portshare's addition to a table row: what a key-less CA certificate is for
+/// (PowerShell shows such certificates under another store, which portshare,
+/// with one store, cannot).
+fn role_note(c: &Certificate) -> &'static str {
+    match (c.key.is_some(), c.info.is_ca, c.info.is_self_signed) {
+        (false, true, false) => "  (intermediate CA, completes chains)",
+        (false, true, true) => "  (root CA, never sent)",
+        _ => "",
+    }
 }
 
 /// `Format-List`-style details of each certificate.
@@ -169,6 +181,17 @@ pub fn import(cert_dir: &Path, file: &Path, password: Password<'_>) -> CommandOu
         return CommandOutput::fail("import", format!("{}: no such file", file.display()));
     }
     match CertStore::import(cert_dir, file, pw) {
+        Ok(stored) if stored.key.is_none() => {
+            // A CA certificate kept without a key: server-certificate checks do not
+            // apply to it; say what it is for instead.
+            let mut out = CommandOutput::ok(format_table(&[&stored]));
+            out.stdout.push_str(if stored.info.is_self_signed {
+                "portshare: kept as a root certificate. portshare never sends roots (clients must trust them themselves), and it cannot be bound (no private key).\n"
+            } else {
+                "portshare: kept as an intermediate certificate: the chains of bound certificates it issued are completed with it. It cannot be bound (no private key).\n"
+            });
+            out
+        }
         Ok(stored) => {
             let mut out = CommandOutput::ok(format_table(&[&stored]));
             for w in validate(&stored, None, Utc::now()) {

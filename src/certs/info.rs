@@ -29,6 +29,9 @@ pub struct CertInfo {
     pub signature_is_sha1: bool,
     /// True when subject and issuer are the same name (and the key identifiers, if present, agree).
     pub is_self_signed: bool,
+    /// True when basic constraints say `CA:true`: the certificate may issue
+    /// others (an intermediate or a root).
+    pub is_ca: bool,
 }
 
 /// Parse a DER certificate; the error is x509-parser's description.
@@ -81,6 +84,7 @@ impl CertInfo {
             has_server_auth_eku,
             signature_is_sha1,
             is_self_signed: is_self_issued(cert),
+            is_ca: matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca),
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+mod chain;
 pub mod commands;
 #[cfg(test)]
 mod fixture_tests;
@@ -21,6 +22,7 @@ mod store;
 mod thumbprint;
 mod validate;
 
+pub use chain::complete_chains;
 pub use info::CertInfo;
 pub use pem::{load_pem, to_pem};
 pub use pfx::{load_pfx, to_pfx};

@@ -175,12 +175,44 @@ impl CertStore {
     /// The certificate must have a private key that belongs to it. Writes
     /// `<thumbprint>.pem` and `<thumbprint>.key` and returns the stored certificate
     /// (`source` = the new `.pem`). Warnings are for the caller: see [`super::validate`].
+    ///
+    /// A CA certificate without a key (an intermediate, e.g. `ca2.cer`) is kept as
+    /// `<thumbprint>.pem` alone: it completes the chains of other certificates
+    /// ([`super::complete_chains`]) as Windows' intermediate store does, and cannot be
+    /// bound. Re-importing a certificate that is already in the store with its chain
+    /// from a file with the leaf alone keeps the stored chain.
     pub fn import(dir: &Path, file: &Path, password: Option<&str>) -> Result<Certificate> {
-        let cert = load_file(file, password)?.ok_or_else(|| CertError::NoCertificate {
+        let mut cert = load_file(file, password)?.ok_or_else(|| CertError::NoCertificate {
             path: file.to_path_buf(),
         })?;
+        if let Some(old) = Self::scan(dir)
+            .0
+            .into_iter()
+            .find(|c| c.thumbprint == cert.thumbprint)
+        {
+            if cert.chain.len() == 1 && old.chain.len() > 1 {
+                cert.chain = old.chain;
+            }
+        }
+        if cert.key.is_none() && cert.info.is_ca {
+            return Self::save_without_key(dir, &cert);
+        }
         cert.require_key()?;
         Self::save(dir, &cert)
+    }
+
+    /// A key-less CA certificate as `<thumbprint>.pem`.
+    fn save_without_key(dir: &Path, cert: &Certificate) -> Result<Certificate> {
+        let (chain, _) = to_pem(cert)?;
+        fs::create_dir_all(dir).map_err(|source| CertError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let pem_path = dir.join(format!("{}.pem", cert.thumbprint));
+        write_atomic(&pem_path, chain.as_bytes(), false)?;
+        let mut stored = cert.clone();
+        stored.source = pem_path;
+        Ok(stored)
     }
 
     /// Write a certificate (with its key) into the store as `<thumbprint>.pem` +

@@ -12,7 +12,10 @@ use crate::config::Settings;
 use crate::netsh::{self, CertLookup, CertStatus, NetshContext};
 use crate::store::Store;
 
+mod acme;
 mod register;
+
+pub use acme::{acme, AcmeAction};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +53,11 @@ pub enum Command {
     Maintenance {
         #[command(subcommand)]
         action: MaintenanceAction,
+    },
+    /// Certificates ordered with ACME ([acme] in GLOBAL.INI): show their status, or renew now
+    Acme {
+        #[command(subcommand)]
+        action: AcmeAction,
     },
     /// Register URL prefixes for a backend on the running server; the
     /// registration lasts until Ctrl-C
@@ -318,10 +326,12 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (certs, errors) = CertStore::scan(&settings.cert_dir);
+    let (mut certs, errors) = CertStore::scan(&settings.cert_dir);
     for e in errors {
         tracing::debug!(error = %e, "certificate store entry skipped");
     }
+    // The chain the server will send, so bind-time warnings judge that one.
+    crate::certs::complete_chains(&mut certs);
     let store = Store::in_cert_dir(&settings.cert_dir);
     let lookup = StoreCerts(certs);
     // Fetched from the running server only if `show servicestate` asks.
@@ -330,6 +340,8 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
         certs: &lookup,
         accounts: &netsh::SystemAccounts,
         service_state: Some(&live),
+        https_listeners: (settings.https_port != 0)
+            .then(|| (settings.https_port, settings.listen.clone())),
     };
     let out = netsh::run(&words, &store, &ctx);
     if let Some((text, code)) = live.failure() {
@@ -390,9 +402,7 @@ pub fn control_hooks(running: &crate::app::Running) -> crate::control::ControlHo
             let m = run.clone();
             Box::pin(async move {
                 match m.run_now().await {
-                    RunOutcome::Done(r) if r.status.is_some_and(|s| (200..300).contains(&s)) => {
-                        Ok(RunOutcome::Done(r).describe())
-                    }
+                    RunOutcome::Done(r) if r.succeeded() => Ok(RunOutcome::Done(r).describe()),
                     other => Err(other.describe()),
                 }
             })
@@ -401,6 +411,7 @@ pub fn control_hooks(running: &crate::app::Running) -> crate::control::ControlHo
             let m = status.clone();
             Box::pin(async move { Ok(m.status()) })
         })),
+        ..acme::hooks(running)
     }
 }
 

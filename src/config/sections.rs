@@ -329,13 +329,18 @@ fn default_control_socket(origin: &Origin, base_dir: &Path) -> PathBuf {
     }
 }
 
+/// `value` relative to `base` (the configuration file's folder), made absolute
+/// once here whether or not it exists yet: a folder created later (the log
+/// folder on the first start) must not stay relative, as CGI scripts run in
+/// another folder.
 fn resolve(base: &Path, value: &str) -> PathBuf {
     let p = Path::new(value);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
-    }
+    };
+    std::path::absolute(&joined).unwrap_or(joined)
 }
 
 /// `hh:mm:ss`, 24-hour clock, exactly two digits each.

@@ -124,7 +124,7 @@ pub struct AcmeChallenges {
     /// `http-01`: a token file served under `/.well-known/acme-challenge/`
     /// on the plain-HTTP port.
     pub http01: bool,
-    /// `tls-alpn-01`: accepted in the file, not answered yet (phase 1).
+    /// `tls-alpn-01`: answered by the TLS acceptor (`tls::alpn_challenge`).
     pub tls_alpn01: bool,
 }
 

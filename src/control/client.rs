@@ -135,3 +135,16 @@ pub async fn maintenance_status(path: &Path) -> Result<String, ClientError> {
     let body = request_once(path, &Request::MaintenanceStatus {}).await?;
     Ok(body.output.unwrap_or_default())
 }
+
+/// The ACME status report of the server at `path`.
+pub async fn acme_status(path: &Path) -> Result<String, ClientError> {
+    let body = request_once(path, &Request::AcmeStatus {}).await?;
+    Ok(body.output.unwrap_or_default())
+}
+
+/// Asks the server at `path` to renew `names` (every ACME name when
+/// empty) now; the outcome per name.
+pub async fn acme_renew(path: &Path, names: Vec<String>) -> Result<String, ClientError> {
+    let body = request_once(path, &Request::AcmeRenew { names }).await?;
+    Ok(body.output.unwrap_or_default())
+}

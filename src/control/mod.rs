@@ -71,6 +71,11 @@ pub enum ControlError {
 pub type MaintenanceHook =
     Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
+/// What `portshare acme renew` runs: the names (all when empty) → the
+/// report (`Ok`) or the report with the failures (`Err`, sent as error 31).
+pub type AcmeRenewHook =
+    Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
 /// Optional handlers for commands that other parts of the server provide.
 /// A command without a handler is answered with error 50 (not supported).
 #[derive(Clone, Default)]
@@ -79,6 +84,10 @@ pub struct ControlHooks {
     pub maintenance_run: Option<MaintenanceHook>,
     /// `portshare maintenance status`.
     pub maintenance_status: Option<MaintenanceHook>,
+    /// `portshare acme status`.
+    pub acme_status: Option<MaintenanceHook>,
+    /// `portshare acme renew`.
+    pub acme_renew: Option<AcmeRenewHook>,
 }
 
 /// The control channel of a running server. Dropping it stops accepting and
@@ -331,27 +340,49 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
             }),
             Err(e) => Response::error(ERROR_GEN_FAILURE, e),
         },
-        Request::MaintenanceRun {} if !state.privileged(peer) => Response::error(
-            ERROR_ACCESS_DENIED,
-            if state.server_user.uid == Some(0) {
-                format!(
-                    "user {} may not run the maintenance; only root may",
-                    peer.user.name
-                )
-            } else {
-                format!(
-                    "user {} may not run the maintenance; only the server's own user ({}) or root may",
-                    peer.user.name, state.server_user.name
-                )
-            },
-        ),
+        Request::MaintenanceRun {} if !state.privileged(peer) => {
+            not_privileged(peer, state, "run the maintenance")
+        }
         Request::MaintenanceRun {} => {
             run_hook(&state.hooks.maintenance_run, "maintenance run").await
         }
         Request::MaintenanceStatus {} => {
             run_hook(&state.hooks.maintenance_status, "maintenance status").await
         }
+        Request::AcmeStatus {} => run_hook(&state.hooks.acme_status, "acme status").await,
+        // An order counts against the ACME server's rate limits: administrative.
+        Request::AcmeRenew { .. } if !state.privileged(peer) => {
+            not_privileged(peer, state, "renew ACME certificates")
+        }
+        Request::AcmeRenew { names } => match &state.hooks.acme_renew {
+            None => Response::error(
+                ERROR_NOT_SUPPORTED,
+                "this server does not order certificates (GLOBAL.INI has no usable [acme] section)",
+            ),
+            Some(h) => match h(names).await {
+                Ok(output) => Response::Ok(OkBody {
+                    output: Some(output),
+                    ..OkBody::default()
+                }),
+                Err(e) => Response::error(ERROR_GEN_FAILURE, e),
+            },
+        },
     }
+}
+
+/// Error 5 for an administrative request from another user.
+fn not_privileged(peer: &platform::Peer, state: &State, what: &str) -> Response {
+    Response::error(
+        ERROR_ACCESS_DENIED,
+        if state.server_user.uid == Some(0) {
+            format!("user {} may not {what}; only root may", peer.user.name)
+        } else {
+            format!(
+                "user {} may not {what}; only the server's own user ({}) or root may",
+                peer.user.name, state.server_user.name
+            )
+        },
+    )
 }
 
 fn not_yours(id: u64) -> Response {

@@ -10,6 +10,8 @@
 //! ← {"ok": {"servicestate": {"timeouts": {…}, "registrations": [{"urls": […], "pids": […], "queue_name": null}]}}}
 //! → {"maintenance_run": {}}
 //! ← {"ok": {"output": "…"}}
+//! → {"acme_renew": {"names": ["www.example.net"]}}
+//! ← {"ok": {"output": "…"}}
 //! ← {"error": {"code": 183, "message": "…"}}
 //! ```
 //!
@@ -43,6 +45,13 @@ pub enum Request {
     MaintenanceRun {},
     /// Last and next maintenance run.
     MaintenanceStatus {},
+    /// The names ACME looks after: certificate, renewal, last result.
+    AcmeStatus {},
+    /// Renews the named ACME certificates now (every one when empty).
+    AcmeRenew {
+        #[serde(default)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +177,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Response::error(183, "taken")).unwrap(),
             r#"{"error":{"code":183,"message":"taken"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::AcmeRenew {
+                names: vec!["a.example.net".into()]
+            })
+            .unwrap(),
+            r#"{"acme_renew":{"names":["a.example.net"]}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"acme_renew": {}}"#).unwrap(),
+            Request::AcmeRenew { names: vec![] }
         );
         assert!(serde_json::from_str::<Request>(r#"{"frob": {}}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"register": {"prefixes": []}}"#).is_err());

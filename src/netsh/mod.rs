@@ -100,6 +100,10 @@ pub struct NetshContext<'a> {
     /// Where `show servicestate` gets the live registrations. `None` (server
     /// not reachable) prints a snapshot without server sessions.
     pub service_state: Option<&'a dyn ServiceStateSource>,
+    /// The HTTPS port and the addresses the server listens on (from the
+    /// configuration), for the warning about binding only one address
+    /// family; `None` when HTTPS is off or unknown.
+    pub https_listeners: Option<(u16, Vec<std::net::IpAddr>)>,
 }
 
 /// Runs one netsh command. Never panics on user input.
@@ -405,6 +409,7 @@ pub(crate) mod testutil {
                 certs: &self.certs,
                 accounts: &FakeAccounts,
                 service_state: None,
+                https_listeners: None,
             };
             run(args, &self.store, &ctx)
         }

@@ -254,6 +254,7 @@ Request queues:
             certs: &env.certs,
             accounts: &FakeAccounts,
             service_state: Some(&source),
+            https_listeners: None,
         };
         let args: Vec<String> = [
             "http",

@@ -135,10 +135,19 @@ fn add_or_update(
     } else {
         ctx.certs.warnings(&binding.certhash, hostname.as_deref())
     };
+    let mut replaced_automatic = None;
+    let mut lone_family = None;
     store
         .update(|data| {
             let existing = data.sslcert.iter().position(|b| b.key == key);
-            match (verb, existing) {
+            let result = match (verb, existing) {
+                // A binding portshare made by itself gives way to the user's:
+                // the README's `add` must work on a fresh install.
+                (Verb::Add, Some(i)) if data.sslcert[i].is_automatic() => {
+                    replaced_automatic = Some(data.sslcert[i].certhash.clone());
+                    data.sslcert[i] = binding;
+                    Ok(())
+                }
                 (Verb::Add, Some(_)) => Err(Failure::new(
                     ERROR_ALREADY_EXISTS,
                     format!(
@@ -159,7 +168,17 @@ fn add_or_update(
                         "there is no binding for {key} to update; use 'http add sslcert' to create it."
                     ),
                 )),
+            };
+            if result.is_ok() {
+                if let (BindingKey::IpPort(addr), Some((port, listen))) =
+                    (&key, &ctx.https_listeners)
+                {
+                    if addr.ip().is_unspecified() && addr.port() == *port {
+                        lone_family = data.lone_family_warning(*port, listen);
+                    }
+                }
             }
+            result
         })
         .map_err(Failure::from_update)?;
     let mut out = success(if verb == Verb::Add {
@@ -167,11 +186,20 @@ fn add_or_update(
     } else {
         "SSL Certificate successfully updated"
     });
-    // portshare addition: what clients may object to, after netsh's message.
+    // portshare additions after netsh's message: what was replaced, then
+    // what clients may object to.
+    if let Some(old) = &replaced_automatic {
+        out.stdout.push_str(&format!(
+            "portshare: replaced the binding portshare had made by itself for {key} (certificate {old}).\n"
+        ));
+    }
+    if let Some(w) = &lone_family {
+        out.stdout.push_str(&format!("portshare: warning: {w}\n"));
+    }
     for w in &warnings {
         out.stdout.push_str(&format!("portshare: warning: {w}\n"));
     }
-    if !warnings.is_empty() {
+    if !warnings.is_empty() || replaced_automatic.is_some() || lone_family.is_some() {
         out.stdout.push('\n');
     }
     Ok(out)

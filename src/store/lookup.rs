@@ -8,9 +8,46 @@ use crate::urlprefix::UrlPrefix;
 
 use super::schema::{BindingKey, SslBinding, StoreData, UrlReservation};
 
+impl SslBinding {
+    /// Whether portshare made this binding by itself (see [`super::AUTOMATIC_APPIDS`]).
+    pub fn is_automatic(&self) -> bool {
+        super::AUTOMATIC_APPIDS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&self.appid))
+    }
+}
+
 impl StoreData {
     pub fn binding(&self, key: &BindingKey) -> Option<&SslBinding> {
         self.sslcert.iter().find(|b| &b.key == key)
+    }
+
+    /// When the user's wildcard binding for one family on `port` has no
+    /// user-made twin for the other family while the server listens on both
+    /// (`listen`): a sentence saying what clients of the other family get.
+    /// Only one binding per family exists, so the check is per port.
+    pub fn lone_family_warning(&self, port: u16, listen: &[IpAddr]) -> Option<String> {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let v4 = BindingKey::IpPort(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port));
+        let v6 = BindingKey::IpPort(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port));
+        if !(listen.iter().any(IpAddr::is_ipv4) && listen.iter().any(IpAddr::is_ipv6)) {
+            return None;
+        }
+        let user = |k: &BindingKey| self.binding(k).filter(|b| !b.is_automatic());
+        let (mine, other, family) = match (user(&v4), user(&v6)) {
+            (Some(_), None) => (&v4, &v6, "IPv6 (localhost often resolves to ::1)"),
+            (None, Some(_)) => (&v6, &v4, "IPv4"),
+            _ => return None,
+        };
+        let what = match self.binding(other) {
+            Some(_) => format!("still get the automatic certificate bound to {other}"),
+            None => format!("will be refused (no binding for {other})"),
+        };
+        Some(format!(
+            "{mine} is bound to your certificate but {other} is not, and the server listens \
+             on both families on port {port}: clients connecting over {family} {what}. Bind \
+             {other} to the same certificate too (http add sslcert ipport={other} …)."
+        ))
     }
 
     /// The reservation for `url`.

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use schema::{
     BindingFlags, BindingKey, MaintenanceRecord, SslBinding, StoreData, Timeouts, UrlReservation,
-    DEFAULT_TIMEOUT_SECS, STORE_VERSION,
+    AUTOMATIC_APPIDS, DEFAULT_TIMEOUT_SECS, FIRSTRUN_APPID, STORE_VERSION,
 };
 pub use validate::is_braced_guid;
 

@@ -13,6 +13,15 @@ pub const STORE_VERSION: u32 = 1;
 /// HTTP.sys default for every timer, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u32 = 120;
 
+/// The appid of the bindings the first run makes (`0.0.0.0:P` and `[::]:P`).
+pub const FIRSTRUN_APPID: &str = "{5d0b5a3c-7a5e-4b2f-9c61-706f72747368}";
+
+/// The appids of bindings portshare makes by itself: the first run's, and
+/// ACME's (`crate::acme::ACME_APPID`; kept equal by a test). Such a binding
+/// gives way to one the user makes (`http add sslcert` replaces it), as the
+/// user's choice must win over a default.
+pub const AUTOMATIC_APPIDS: &[&str] = &[FIRSTRUN_APPID, "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}"];
+
 /// Everything the store holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreData {
@@ -39,6 +48,17 @@ pub struct MaintenanceRecord {
     pub duration_ms: u64,
     /// First line of the output, or the error.
     pub summary: String,
+    /// Why a 2xx answer still does not count as done (no output, or the script
+    /// said it failed); absent in records of runs that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl MaintenanceRecord {
+    /// The script answered 2xx and did not report a failure.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s)) && self.failure.is_none()
+    }
 }
 
 impl Default for StoreData {

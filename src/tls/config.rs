@@ -31,7 +31,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// - the server's cipher suite order wins (rustls's defaults: AES-256-GCM,
 ///   AES-128-GCM, ChaCha20-Poly1305; ECDHE only).
 ///
-/// The whole chain from the certificate's file is sent.
+/// The certificate's chain is sent as given: its file's, completed from the store's
+/// intermediates when the snapshot is built.
 pub fn server_config(cert: &Certificate, flags: &BindingFlags) -> Result<ServerConfig, String> {
     let key = cert
         .key

@@ -179,7 +179,9 @@ pub(crate) fn notice(
          \x20   Linux: sudo cp localhost.pem /usr/local/share/ca-certificates/portshare-localhost.crt && sudo update-ca-certificates\n\
          \x20   macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain localhost.pem\n\
          \x20   Windows: certutil -addstore -f Root localhost.pem\n\
-         Or bind your own certificate: {cmd} http update sslcert ipport=0.0.0.0:{port} certhash=… appid={PORTSHARE_APPID}\n\
+         Or bind your own certificate (it replaces this one; bind both families):\n\
+         \x20   {cmd} http add sslcert ipport=0.0.0.0:{port} certhash=… appid={{your GUID}}\n\
+         \x20   {cmd} http add sslcert ipport=[::]:{port} certhash=… appid={{your GUID}}\n\
          {path_note}",
         dir = std::path::absolute(cert_dir)
             .unwrap_or_else(|_| cert_dir.to_path_buf())

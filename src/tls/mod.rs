@@ -19,6 +19,7 @@
 //! certificate resolves). Handshakes that fail on the client's side (bad messages,
 //! unknown CA alert, timeout) are logged at debug level only.
 
+pub mod alpn_challenge;
 mod config;
 mod firstrun;
 mod snapshot;
@@ -45,7 +46,7 @@ use watch::Reloader;
 pub use watch::{DEBOUNCE, POLL_INTERVAL};
 
 /// The application id portshare puts on the bindings it creates itself (first run).
-pub const PORTSHARE_APPID: &str = "{5d0b5a3c-7a5e-4b2f-9c61-706f72747368}";
+pub const PORTSHARE_APPID: &str = crate::store::FIRSTRUN_APPID;
 
 /// Upper bound for a TLS handshake (the HeaderWait timer, if shorter, applies instead).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +77,8 @@ pub struct Tls {
     handshake_timeout: Duration,
     /// Wakes the reload task (`reload`, and the notify watcher holds a clone).
     reload_tx: mpsc::UnboundedSender<()>,
+    /// TLS-ALPN-01 answers, looked at before the bindings.
+    alpn: Arc<alpn_challenge::AlpnChallenges>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -116,6 +119,14 @@ impl Tls {
                 Err(e) => return Err(e),
             }
         }
+        if settings.https_port != 0 {
+            // Said at every start: the bind-time warning may have scrolled away.
+            if let Ok(data) = crate::store::Store::in_cert_dir(&cert_dir).load() {
+                if let Some(w) = data.lone_family_warning(settings.https_port, &settings.listen) {
+                    tracing::warn!("SSL bindings: {w}");
+                }
+            }
+        }
         // The first load must succeed (a broken sslcert.json stops the start-up with
         // its message); later reloads keep the last good snapshot instead.
         let first = snapshot::build(&cert_dir, &snapshot::Snapshot::default())?;
@@ -130,6 +141,7 @@ impl Tls {
             httperr,
             handshake_timeout: HANDSHAKE_TIMEOUT.min(settings.limits.header_wait_timeout),
             reload_tx,
+            alpn: Arc::default(),
             _watcher: watcher,
         }))
     }
@@ -138,6 +150,11 @@ impl Tls {
     /// in the background within the debounce time.
     pub fn reload(&self) {
         let _ = self.reload_tx.send(());
+    }
+
+    /// Where the ACME manager publishes its TLS-ALPN-01 answers.
+    pub fn alpn_challenges(&self) -> Arc<alpn_challenge::AlpnChallenges> {
+        self.alpn.clone()
     }
 
     /// Completes the handshake, or logs why not and returns `None`.
@@ -161,6 +178,23 @@ impl Tls {
             }
         };
         let sni = start.client_hello().server_name().map(str::to_owned);
+        let hello = start.client_hello();
+        if let Some(challenge) = self.alpn.select(sni.as_deref(), hello.alpn()) {
+            // The validation only needs the handshake; no request follows.
+            let Some(config) = challenge else {
+                tracing::debug!(%peer, sni = ?sni, "acme-tls/1 handshake for a name with no order in flight");
+                return None;
+            };
+            match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+                Ok(Ok(mut stream)) => {
+                    tracing::info!(%peer, sni = ?sni, "ACME: TLS-ALPN-01 challenge answered");
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "acme-tls/1 handshake failed"),
+                Err(_) => tracing::debug!(%peer, "acme-tls/1 handshake timed out"),
+            }
+            return None;
+        }
         let snapshot = self.reloader.snapshot.load();
         let (config, refused) = match snapshot.select(local, sni.as_deref()) {
             Selection::Serve(key, served) => {

@@ -173,7 +173,9 @@ impl Snapshot {
 pub(crate) fn build(cert_dir: &Path, old: &Snapshot) -> Result<Snapshot, StoreError> {
     let data = Store::in_cert_dir(cert_dir).load()?;
 
-    let (loaded, errors) = CertStore::scan(cert_dir);
+    let (mut loaded, errors) = CertStore::scan(cert_dir);
+    // The served chain: the file's, completed from the store's intermediates.
+    crate::certs::complete_chains(&mut loaded);
     let mut certs: HashMap<PathBuf, Arc<Certificate>> = loaded
         .into_iter()
         .map(|c| (c.source.clone(), Arc::new(c)))

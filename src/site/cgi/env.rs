@@ -38,6 +38,8 @@ pub(super) fn base_env(settings: &Settings, root: &Path) -> Vec<(OsString, OsStr
     base_env.push(("DOCUMENT_ROOT".into(), root.as_os_str().to_owned()));
     base_env.push(("REDIRECT_STATUS".into(), "200".into()));
     if let Some(dir) = &settings.log_dir {
+        // `dir` is absolute already (resolved with the configuration), so a
+        // folder that does not exist yet (the first start) stays absolute too.
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
         base_env.push(("PORTSHARE_LOG_DIR".into(), dir.into_os_string()));
     }
