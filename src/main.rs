@@ -7,6 +7,10 @@ use portshare::cli::{self, Command, ServiceAction};
 mod service;
 
 fn main() -> ExitCode {
+    // Started as `netsh` (a link or copy under that name), it is netsh.
+    if let Some(code) = cli::netsh_main() {
+        return code;
+    }
     let cli = cli::parse();
     // A service has no console: `service run` logs to a file in log_dir.
     if !matches!(

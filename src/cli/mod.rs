@@ -166,9 +166,8 @@ pub enum CertCommand {
     },
 }
 
-/// Parses the process arguments. Invoked under the name `netsh` (a symlink
-/// in a container), the binary behaves as `portshare`, so
-/// `netsh http add sslcert …` works unchanged.
+/// Parses the process arguments (under the name `netsh` the program is
+/// netsh instead: see [`netsh_main`]).
 pub fn parse() -> Cli {
     Cli::parse()
 }
@@ -308,23 +307,45 @@ pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
     ExitCode::from(out.code)
 }
 
-/// `portshare http …` / `netsh http …`.
+/// `portshare http …`.
 pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
     let mut words = vec!["http".to_owned()];
     words.extend_from_slice(args);
+    let out = netsh_command(config, &words);
+    print!("{}", out.stdout);
+    exit_code(out.exit_code)
+}
+
+/// Runs one full netsh command (`["http", "show", "urlacl"]`) against the
+/// store of the configuration; what to print and the exit code. A
+/// configuration that cannot be loaded has been reported on stderr (exit 2).
+fn netsh_command(config: Option<&Path>, words: &[String]) -> netsh::NetshOutput {
     // Help needs no configuration: it works before there is any.
-    if let Some(out) = netsh::help(&words) {
-        print!("{}", out.stdout);
-        return exit_code(out.exit_code);
+    if let Some(out) = netsh::help(words) {
+        return out;
     }
-    let writes = args.first().is_some_and(|verb| {
+    let writes = words.get(1).is_some_and(|verb| {
         ["add", "update", "delete"]
             .iter()
             .any(|w| verb.eq_ignore_ascii_case(w))
     });
+    // Only the `http` context loads anything; other words get netsh's
+    // "not found" without a configuration.
+    if !words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("http"))
+    {
+        return netsh::unknown_command(words);
+    }
     let settings = match load(config, if writes { Use::Write } else { Use::Read }) {
         Ok(s) => s,
-        Err(code) => return code,
+        // `load` printed why; its exit code is 2.
+        Err(_) => {
+            return netsh::NetshOutput {
+                stdout: String::new(),
+                exit_code: 2,
+            }
+        }
     };
     let (mut certs, errors) = CertStore::scan(&settings.cert_dir);
     for e in errors {
@@ -343,13 +364,58 @@ pub fn http(config: Option<&Path>, args: &[String]) -> ExitCode {
         https_listeners: (settings.https_port != 0)
             .then(|| (settings.https_port, settings.listen.clone())),
     };
-    let out = netsh::run(&words, &store, &ctx);
-    if let Some((text, code)) = live.failure() {
-        print!("{text}");
-        return exit_code(code as i32);
+    let out = netsh::run(words, &store, &ctx);
+    match live.failure() {
+        Some((text, code)) => netsh::NetshOutput {
+            stdout: text,
+            exit_code: code as i32,
+        },
+        None => out,
     }
-    print!("{}", out.stdout);
-    exit_code(out.exit_code)
+}
+
+/// The program started as `netsh` (argv[0]'s file stem): netsh's command
+/// line, scripts and shell, never the server. `None` under any other name.
+/// `--config FILE` is taken anywhere, as `portshare` takes it.
+pub fn netsh_main() -> Option<ExitCode> {
+    let mut argv = std::env::args_os();
+    if !netsh::script::invoked_as_netsh(&argv.next()?) {
+        return None;
+    }
+    let mut config = None;
+    let mut args = Vec::new();
+    while let Some(arg) = argv.next() {
+        let Some(arg) = arg.to_str().map(str::to_owned) else {
+            eprintln!(
+                "portshare: the argument {} is not valid Unicode; give file names and values in UTF-8",
+                arg.to_string_lossy()
+            );
+            return Some(exit_code(crate::winerror::ERROR_INVALID_PARAMETER as i32));
+        };
+        if arg == "--config" {
+            match argv.next() {
+                Some(file) => config = Some(PathBuf::from(file)),
+                None => {
+                    eprintln!("portshare: --config needs a file name after it");
+                    return Some(ExitCode::from(2));
+                }
+            }
+        } else if let Some(file) = arg.strip_prefix("--config=") {
+            config = Some(PathBuf::from(file));
+        } else {
+            args.push(arg);
+        }
+    }
+    let stdin = std::io::stdin();
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
+    let code = netsh::script::main(
+        &args,
+        |words: &[String]| netsh_command(config.as_deref(), words),
+        &mut std::io::stdout(),
+        &mut stdin.lock(),
+        interactive,
+    );
+    Some(exit_code(code))
 }
 
 /// `portshare register PREFIX… --backend URL`.

@@ -16,12 +16,15 @@
 //! Positional (name-less) parameters and command abbreviations are not
 //! supported.
 
+mod dump;
 mod params;
+pub mod script;
 mod servicestate;
 mod sslcert;
 mod timeout;
 mod urlacl;
 
+pub use dump::format_dump;
 pub use servicestate::{
     format_service_state, RegistrationState, ServiceStateSnapshot, ServiceStateSource,
 };
@@ -131,6 +134,7 @@ pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutpu
             timeout::run(verb, params, store)
         }
         (Some("http"), Some("show"), Some("servicestate")) => servicestate::run(params, store, ctx),
+        (Some("http"), Some("dump"), _) => dump::run(args.get(2..).unwrap_or(&[]), store),
         _ => unknown_command(args),
     }
 }
@@ -140,6 +144,7 @@ pub const COMMANDS: &str = "\
 http add|update|delete|show sslcert ipport=IP:PORT | hostnameport=HOST:PORT | ccs=PORT ...
 http add|delete|show urlacl url=PREFIX [user=NAME listen=yes delegate=no | sddl=SDDL]
 http add|delete|show timeout [timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS]
+http dump
 http show servicestate";
 
 /// The commands of each verb, as netsh lists a context's commands.
@@ -231,23 +236,25 @@ pub fn help(args: &[String]) -> Option<NetshOutput> {
 }
 
 /// The `http` context's commands (netsh's wording; portshare has no
-/// `dump` or `flush`).
-const HTTP_CONTEXT: [(&str, &str); 6] = [
+/// `flush`).
+const HTTP_CONTEXT: [(&str, &str); 7] = [
     ("?", "Displays a list of commands."),
     ("add", "Adds a configuration entry to a table."),
     ("delete", "Deletes a configuration entry from a table."),
+    ("dump", "Displays a configuration script."),
     ("help", "Displays a list of commands."),
     ("show", "Displays information."),
     ("update", "Updates a configuration entry in a table."),
 ];
 
-fn unknown_command(args: &[String]) -> NetshOutput {
+/// netsh's "command was not found" (error 87) with the list of commands.
+pub fn unknown_command(args: &[String]) -> NetshOutput {
     let shown = args.join(" ");
     let explain = if shown.is_empty() {
-        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, show servicestate.".to_owned()
+        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, show servicestate.".to_owned()
     } else {
         format!(
-            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, show servicestate."
+            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, show servicestate."
         )
     };
     let mut out = String::from("\n");

@@ -12,8 +12,10 @@
 //! - `certstorename` is recorded and shown; portshare has one store.
 //! - `show sslcert <key>` for a key without a binding prints the header, the
 //!   system message for error 2 and a `portshare:` line, and exits 2.
-//! - `Disable QUIC` is printed only when set (docs/httpsys.md#netsh-sslcert's layout, which
-//!   the tests follow byte for byte, has no such line).
+//! - `Disable QUIC` and the newer flags (OCSP stapling, token binding,
+//!   extended events, session ticket, session ID) are printed only when set
+//!   (docs/httpsys.md#netsh-sslcert's layout, which the tests follow byte for
+//!   byte, has no such lines). They are kept and dumped (`http dump`).
 
 use super::params::{parse_appid, parse_certhash, parse_enable, parse_number, Params};
 use super::{success, CertStatus, Failure, NetshContext, NetshOutput};
@@ -37,7 +39,9 @@ Usage: http add sslcert ipport=IP:PORT | hostnameport=HOST:PORT | ccs=PORT
              [sslctlidentifier=ID] [sslctlstorename=NAME]
        FLAG: clientcertnegotiation verifyclientcertrevocation
              verifyrevocationwithcachedclientcertonly usagecheck dsmapperusage reject
-             disablehttp2 disablequic disablelegacytls disabletls12 disabletls13";
+             disablehttp2 disablequic disablelegacytls disabletls12 disabletls13
+             disableocspstapling enabletokenbinding logextendedevents
+             enablesessionticket disablesessionid";
 const UPDATE_USAGE: &str = "\
 Usage: http update sslcert ipport=IP:PORT | hostnameport=HOST:PORT | ccs=PORT
              certhash=THUMBPRINT appid={GUID} [certstorename=MY] [FLAG=enable|disable ...]
@@ -49,25 +53,41 @@ const SHOW_USAGE: &str =
 
 const KEY_PARAMS: &[&str] = &["ipport", "hostnameport", "ccs"];
 
-/// Enable/disable flags: parameter name and setter.
-type FlagSetter = fn(&mut BindingFlags, bool);
-const FLAG_PARAMS: &[(&str, FlagSetter)] = &[
-    ("clientcertnegotiation", |f, v| f.clientcertnegotiation = v),
-    ("verifyclientcertrevocation", |f, v| {
-        f.verifyclientcertrevocation = v
+/// Enable/disable flags: parameter name and the field it sets, in netsh's
+/// parameter order (also the order `http dump` writes them).
+type FlagField = fn(&mut BindingFlags) -> &mut bool;
+const FLAG_PARAMS: &[(&str, FlagField)] = &[
+    ("clientcertnegotiation", |f| &mut f.clientcertnegotiation),
+    ("verifyclientcertrevocation", |f| {
+        &mut f.verifyclientcertrevocation
     }),
-    ("verifyrevocationwithcachedclientcertonly", |f, v| {
-        f.verifyrevocationwithcachedclientcertonly = v
+    ("verifyrevocationwithcachedclientcertonly", |f| {
+        &mut f.verifyrevocationwithcachedclientcertonly
     }),
-    ("usagecheck", |f, v| f.usagecheck = v),
-    ("dsmapperusage", |f, v| f.dsmapperusage = v),
-    ("reject", |f, v| f.reject = v),
-    ("disablehttp2", |f, v| f.disablehttp2 = v),
-    ("disablequic", |f, v| f.disablequic = v),
-    ("disablelegacytls", |f, v| f.disablelegacytls = v),
-    ("disabletls12", |f, v| f.disabletls12 = v),
-    ("disabletls13", |f, v| f.disabletls13 = v),
+    ("usagecheck", |f| &mut f.usagecheck),
+    ("dsmapperusage", |f| &mut f.dsmapperusage),
+    ("reject", |f| &mut f.reject),
+    ("disablehttp2", |f| &mut f.disablehttp2),
+    ("disablequic", |f| &mut f.disablequic),
+    ("disablelegacytls", |f| &mut f.disablelegacytls),
+    ("disabletls12", |f| &mut f.disabletls12),
+    ("disabletls13", |f| &mut f.disabletls13),
+    ("disableocspstapling", |f| &mut f.disableocspstapling),
+    ("enabletokenbinding", |f| &mut f.enabletokenbinding),
+    ("logextendedevents", |f| &mut f.logextendedevents),
+    ("enablesessionticket", |f| &mut f.enablesessionticket),
+    ("disablesessionid", |f| &mut f.disablesessionid),
 ];
+
+/// Each enable/disable flag of `f` with its parameter name.
+pub(crate) fn flag_values(f: &BindingFlags) -> Vec<(&'static str, bool)> {
+    let mut copy = f.clone();
+    FLAG_PARAMS
+        .iter()
+        .map(|(name, field)| (*name, *field(&mut copy)))
+        .collect()
+}
+
 const OTHER_PARAMS: &[&str] = &[
     "certhash",
     "appid",
@@ -240,9 +260,9 @@ fn binding_from_params(params: &Params, usage: &'static str) -> Result<SslBindin
         None => "MY".to_owned(),
     };
     let mut flags = BindingFlags::default();
-    for (name, set) in FLAG_PARAMS {
+    for (name, field) in FLAG_PARAMS {
         if let Some(v) = params.get(name) {
-            set(&mut flags, parse_enable(name, v).map_err(p)?);
+            *field(&mut flags) = parse_enable(name, v).map_err(p)?;
         }
     }
     if let Some(v) = params.get("revocationfreshnesstime") {
@@ -405,8 +425,19 @@ fn format_binding(out: &mut String, b: &SslBinding) {
     line("Disable Legacy TLS Versions", set(f.disablelegacytls));
     line("Disable TLS1.2", set(f.disabletls12));
     line("Disable TLS1.3", set(f.disabletls13));
-    if f.disablequic {
-        line("Disable QUIC", set(true));
+    // Flags newer than docs/httpsys.md's layout: shown only when set, so the
+    // documented listing stays byte for byte.
+    for (on, label) in [
+        (f.disablequic, "Disable QUIC"),
+        (f.disableocspstapling, "Disable OCSP Stapling"),
+        (f.enabletokenbinding, "Enable Token Binding"),
+        (f.logextendedevents, "Log Extended Events"),
+        (f.enablesessionticket, "Enable Session Ticket"),
+        (f.disablesessionid, "Disable Session ID"),
+    ] {
+        if on {
+            line(label, set(true));
+        }
     }
 }
 
@@ -545,7 +576,9 @@ SSL Certificate bindings:
             "\nSSL Certificate add failed, Error: 87\nThe parameter is incorrect.\nportshare: appid 'a227f2f9-d103-4e0f-92a4-7086c8ab35ac' is not a GUID in braces"
         ), "{}", out.stdout);
         assert!(out.stdout.contains("\n\nUsage: http add sslcert "));
-        assert!(out.stdout.ends_with("disabletls13\n\n"));
+        assert!(out
+            .stdout
+            .ends_with("enablesessionticket disablesessionid\n\n"));
 
         for bad in ["0.0.0.0", "0.0.0.0:99999", "localhost:443", "[::]443"] {
             let out = env.run(&format!(

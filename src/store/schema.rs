@@ -215,6 +215,16 @@ pub struct BindingFlags {
     pub disabletls12: bool,
     /// "Disable TLS1.3" (Set / Not Set).
     pub disabletls13: bool,
+    /// "Disable OCSP Stapling" (Set / Not Set); kept, no effect in portshare.
+    pub disableocspstapling: bool,
+    /// "Enable Token Binding" (Set / Not Set); kept, no effect in portshare.
+    pub enabletokenbinding: bool,
+    /// "Log Extended Events" (Set / Not Set); kept, no effect in portshare.
+    pub logextendedevents: bool,
+    /// "Enable Session Ticket" (Set / Not Set); kept, no effect in portshare.
+    pub enablesessionticket: bool,
+    /// "Disable Session ID" (Set / Not Set); kept, no effect in portshare.
+    pub disablesessionid: bool,
 }
 
 impl Default for BindingFlags {
@@ -235,6 +245,11 @@ impl Default for BindingFlags {
             disablelegacytls: false,
             disabletls12: false,
             disabletls13: false,
+            disableocspstapling: false,
+            enabletokenbinding: false,
+            logextendedevents: false,
+            enablesessionticket: false,
+            disablesessionid: false,
         }
     }
 }
