@@ -59,6 +59,12 @@ struct Pebble {
 impl Pebble {
     /// Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`.
     fn start(http_port: u16, tls_port: u16) -> Pebble {
+        Pebble::start_with(http_port, tls_port, serde_json::json!({}))
+    }
+
+    /// As [`Pebble::start`], with `extra` keys (pebble 2.4's
+    /// `certificateValidityPeriod`, `domainBlocklist`) in its config.
+    fn start_with(http_port: u16, tls_port: u16, extra: serde_json::Value) -> Pebble {
         require_pebble();
         let dir = tempfile::tempdir().expect("temp dir");
         // Pebble's own HTTPS certificate, from a test CA.
@@ -86,7 +92,7 @@ impl Pebble {
         let management: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let dns = free_port();
         let dns_management = free_port();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{listen}"),
                 "managementListenAddress": management.to_string(),
@@ -98,6 +104,9 @@ impl Pebble {
                 "externalAccountBindingRequired": false
             }
         });
+        if let (Some(p), Some(e)) = (config["pebble"].as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
         let config_file = dir.path().join("pebble-config.json");
         std::fs::write(&config_file, config.to_string()).expect("write pebble config");
         let log = |name: &str| {
@@ -166,6 +175,17 @@ impl Pebble {
     }
 }
 
+/// A client configuration trusting only `roots`.
+fn trusting(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    Ok(Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
 /// A GET over TLS trusting only `roots`; the response body.
 fn https_get(
     addr: SocketAddr,
@@ -173,14 +193,28 @@ fn https_get(
     roots: RootCertStore,
     path: &str,
 ) -> Result<Vec<u8>, String> {
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    https_get_served(addr, sni, trusting(roots)?, path).map(|(body, _)| body)
+}
+
+/// The SHA-1 thumbprint of a certificate, as `http show sslcert` shows it.
+fn thumbprint(der: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A GET over TLS with `config`; the response body and the thumbprint of
+/// the certificate the server presented.
+fn https_get_served(
+    addr: SocketAddr,
+    sni: &str,
+    config: Arc<ClientConfig>,
+    path: &str,
+) -> Result<(Vec<u8>, String), String> {
     let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
-    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
     let tcp =
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
@@ -189,6 +223,12 @@ fn https_get(
         format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .map_err(|e| format!("handshake or write: {e}"))?;
+    let served = tls
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| thumbprint(c))
+        .ok_or("no server certificate")?;
     let mut out = Vec::new();
     match tls.read_to_end(&mut out) {
         Ok(_) => {}
@@ -204,7 +244,7 @@ fn https_get(
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!("not 200: {head}"));
     }
-    Ok(out[split + 4..].to_vec())
+    Ok((out[split + 4..].to_vec(), served))
 }
 
 /// The server's stdout, collected line by line as it comes.
@@ -626,4 +666,277 @@ fn tls_alpn01_order_is_answered_by_the_tls_acceptor() {
         https_get(https, NAME, roots.clone(), "/").ok()
     });
     assert_eq!(body, b"alpn\n");
+}
+
+#[test]
+fn renewal_at_a_third_left_fails_no_request() {
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "renewal\n").expect("index");
+    });
+    // 60 s certificates: renewed 40 s after they start.
+    let pebble = Pebble::start_with(
+        s.port,
+        s.https_port,
+        serde_json::json!({ "certificateValidityPeriod": 60 }),
+    );
+    append(&s, &acme_section(&pebble));
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+    let first = acme_certhash(&s, s.https_port, Duration::from_secs(45));
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    let config = trusting(roots).expect("client config");
+    let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+    wait_for(
+        Duration::from_secs(10),
+        "the first certificate served",
+        || {
+            https_get_served(https, NAME, config.clone(), "/")
+                .ok()
+                .filter(|(_, t)| *t == first)
+        },
+    );
+
+    // Requests one after another, each on a new connection, until a while
+    // after the renewal: a few hundred in all.
+    let started = std::time::Instant::now();
+    let mut requests = 0;
+    let mut failures = Vec::new();
+    let mut served = vec![first.clone()];
+    let mut after_renewal = 0;
+    while after_renewal < 20 && started.elapsed() < Duration::from_secs(90) {
+        requests += 1;
+        match https_get_served(https, NAME, config.clone(), "/") {
+            Ok((body, thumb)) => {
+                if body != b"renewal\n" {
+                    failures.push(format!("body {:?}", String::from_utf8_lossy(&body)));
+                }
+                if thumb != first {
+                    after_renewal += 1;
+                }
+                if !served.contains(&thumb) {
+                    served.push(thumb);
+                }
+            }
+            Err(e) => failures.push(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        after_renewal >= 20,
+        "no renewed certificate served within {:?} ({requests} requests)\n{}\n{}",
+        started.elapsed(),
+        log.all(),
+        pebble.logs()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed: {failures:?}\n{}",
+        failures.len(),
+        log.all()
+    );
+    assert!(requests >= 100, "{requests} requests");
+    let line = log.wait_for("a third of its lifetime is left", Duration::from_secs(1));
+    assert!(line.contains(NAME), "{line}");
+    // The binding follows, and the server serves its certificate.
+    let now = acme_certhash(&s, s.https_port, Duration::from_secs(5));
+    assert_ne!(now, first);
+    assert!(served.contains(&now), "{now} not in {served:?}");
+}
+
+/// The thumbprint of the first-run certificate (bound to `0.0.0.0:PORT`).
+fn first_run_certhash(s: &TestServer) -> String {
+    let key = format!("ipport=0.0.0.0:{}", s.https_port);
+    wait_for(Duration::from_secs(10), "the first-run binding", || {
+        stdout(&cli(s, &["http", "show", "sslcert", &key]))
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Certificate Hash"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|h| h.trim().to_owned())
+    })
+}
+
+/// Accepts any server certificate: for looking at which one is served.
+#[derive(Debug)]
+struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAll {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A handshake with SNI `NAME` (an ACME name without its certificate yet)
+/// completes with the first-run localhost certificate, not an alert.
+fn assert_first_run_certificate_served(s: &TestServer) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+        .with_no_client_auth();
+    let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
+    let (body, served) = https_get_served(https, NAME, Arc::new(config), "/")
+        .unwrap_or_else(|e| panic!("handshake with SNI {NAME}: {e}"));
+    assert!(!body.is_empty());
+    assert_eq!(served, first_run_certhash(s));
+}
+
+#[test]
+fn an_acme_name_without_its_certificate_gets_the_first_run_certificate() {
+    let dead = free_port();
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "fallback\n").expect("index");
+    });
+    append(
+        &s,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"),
+    );
+    let mut s = s.launch(&[]);
+    let log = Lines::follow(&mut s);
+    log.wait_for("[acme] directory", Duration::from_secs(30));
+    assert_first_run_certificate_served(&s);
+}
+
+#[test]
+fn unknown_directory_url_is_named_and_the_server_serves() {
+    // localhost too, for the plain GET below.
+    let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "still here\n").expect("index");
+    });
+    let pebble = Pebble::start(s.port, s.https_port);
+    // Pebble's own HTTPS answers 404 there.
+    let wrong = pebble.directory.replace("/dir", "/no-such-directory");
+    append(
+        &s,
+        &format!(
+            "\n[acme]\ndirectory={wrong}\nca_root={}\n",
+            pebble.tls_ca.display()
+        ),
+    );
+    let mut s = s.launch(&[]);
+    let log = Lines::follow(&mut s);
+    let line = log.wait_for("[acme] directory", Duration::from_secs(30));
+    assert!(line.contains(&wrong), "{line}");
+    assert!(line.contains("not an ACME directory"), "{line}");
+    assert!(line.contains("check the URL"), "{line}");
+    assert!(line.contains("trying again in"), "{line}");
+    assert_eq!(s.get("/").status, 200);
+    assert_eq!(log.matching("[acme] directory").len(), 1, "{}", log.all());
+    assert_first_run_certificate_served(&s);
+}
+
+#[test]
+fn a_rejected_name_is_named_and_the_others_are_issued() {
+    const BLOCKED: &str = "blocked.portshare-acme.net";
+    // localhost too, for the plain GET below.
+    let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "one of two\n").expect("index");
+    });
+    let pebble = Pebble::start_with(
+        s.port,
+        s.https_port,
+        serde_json::json!({ "domainBlocklist": [BLOCKED] }),
+    );
+    append(
+        &s,
+        &format!("{}names={BLOCKED},{NAME}\n", acme_section(&pebble)),
+    );
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
+    let line = log.wait_for("rejectedIdentifier", Duration::from_secs(30));
+    assert!(line.contains(BLOCKED), "{line}");
+    assert!(line.contains("[acme] names="), "{line}");
+    assert!(line.contains("trying again in"), "{line}");
+    // The other name is issued and served all the same.
+    acme_certhash(&s, s.https_port, Duration::from_secs(45));
+    assert_eq!(s.get("/").status, 200);
+    assert_eq!(log.matching("rejectedIdentifier").len(), 1, "{}", log.all());
+}
+
+#[test]
+fn a_ca_root_that_is_not_pem_is_named_and_the_server_serves() {
+    let dead = free_port();
+    // localhost too, for the plain GET below.
+    let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "still here\n").expect("index");
+    });
+    let bad = s.dir.path().join("not-a-root.txt");
+    std::fs::write(&bad, "this is not a certificate\n").expect("write");
+    append(
+        &s,
+        &format!(
+            "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nca_root={}\n",
+            bad.display()
+        ),
+    );
+    let mut s = s.launch(&[]);
+    let log = Lines::follow(&mut s);
+    let line = log.wait_for("[acme] ca_root", Duration::from_secs(30));
+    assert!(line.contains("not-a-root.txt"), "{line}");
+    assert!(line.contains("PEM"), "{line}");
+    assert_eq!(s.get("/").status, 200);
+    assert_eq!(log.matching("[acme] ca_root").len(), 1, "{}", log.all());
+    assert_first_run_certificate_served(&s);
+}
+
+#[test]
+fn http01_without_plain_http_says_so_and_the_server_serves() {
+    let dead = free_port();
+    let mut s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "https only\n").expect("index");
+    });
+    let ini = std::fs::read_to_string(&s.config).expect("read config");
+    let ini = ini.replacen(&format!("http_port={}\n", s.port), "http_port=0\n", 1);
+    std::fs::write(&s.config, ini).expect("write config");
+    append(
+        &s,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=http-01\n"),
+    );
+    // Only HTTPS listens: the launch waits for it.
+    s.port = s.https_port;
+    let mut s = s.launch(&[]);
+    let log = Lines::follow(&mut s);
+    let line = log.wait_for("http_port is 0", Duration::from_secs(20));
+    assert!(line.contains("[acme] challenge="), "{line}");
+    assert!(line.contains("no certificates are ordered"), "{line}");
+    assert_first_run_certificate_served(&s);
+    assert_eq!(log.matching("ACME").len(), 1, "{}", log.all());
 }

@@ -11,7 +11,8 @@
 //! any other. A binding the user made by hand for the same name and port (a
 //! different appid) is never replaced.
 //!
-//! This file is the manager task: at start and then at least daily it looks
+//! This file is the manager task: at start, then at each name's renewal
+//! time or daily, whichever is sooner ([`renew::wait_until_due`]), it looks
 //! at each name ([`names`]), renews when due ([`renew`]) through an order
 //! ([`order`]), and on failure keeps the old certificate, logs one line
 //! (the ACME problem's type and detail, what to do) and backs off. Nothing

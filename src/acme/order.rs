@@ -105,6 +105,15 @@ pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, Ac
             url: acme.directory.clone(),
             problem: problem_text(&p),
         },
+        // A web server's error page (pebble's "404 page not found", an
+        // HTML page) instead of the directory document.
+        instant_acme::Error::Json(e) => AcmeError::Directory {
+            url: acme.directory.clone(),
+            detail: format!(
+                "the answer is not an ACME directory (a JSON object naming newNonce, newAccount \
+                 and newOrder; reading it said: {e})"
+            ),
+        },
         other => AcmeError::Directory {
             url: acme.directory.clone(),
             detail: error_chain(&other),
