@@ -11,7 +11,7 @@ use clap::Subcommand;
 use crate::control::client::{self, ClientError};
 use crate::winerror::ERROR_ACCESS_DENIED;
 
-use super::{exit_code, load, register, runtime, Use};
+use super::{exit_code, register};
 
 /// `portshare acme …`.
 #[derive(Debug, Clone, Subcommand)]
@@ -48,19 +48,8 @@ pub(super) fn hooks(running: &crate::app::Running) -> crate::control::ControlHoo
 
 /// `portshare acme status|renew`.
 pub fn acme(config: Option<&Path>, action: &AcmeAction) -> ExitCode {
-    let settings = match load(config, Use::Read) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let path = match crate::control::socket_path(&settings) {
-        Ok(p) => p.to_path_buf(),
-        Err(e) => {
-            eprintln!("portshare: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match runtime(false) {
-        Ok(rt) => rt,
+    let (settings, path, rt) = match super::server_session(config) {
+        Ok(session) => session,
         Err(code) => return code,
     };
     let answer = rt.block_on(async {

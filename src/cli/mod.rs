@@ -481,22 +481,29 @@ pub fn control_hooks(running: &crate::app::Running) -> crate::control::ControlHo
     }
 }
 
-/// `portshare maintenance run|status`: asks the running server.
-pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode {
-    use crate::control::client::{self, ClientError};
-    let settings = match load(config, Use::Read) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+/// What a command that asks the running server needs: the settings, the
+/// control socket's path and a runtime; or the exit code after saying why
+/// not.
+pub(crate) fn server_session(
+    config: Option<&Path>,
+) -> Result<(Settings, PathBuf, tokio::runtime::Runtime), ExitCode> {
+    let settings = load(config, Use::Read)?;
     let path = match crate::control::socket_path(&settings) {
         Ok(p) => p.to_path_buf(),
         Err(e) => {
             eprintln!("portshare: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
-    let rt = match runtime(false) {
-        Ok(rt) => rt,
+    let rt = runtime(false)?;
+    Ok((settings, path, rt))
+}
+
+/// `portshare maintenance run|status`: asks the running server.
+pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode {
+    use crate::control::client::{self, ClientError};
+    let (settings, path, rt) = match server_session(config) {
+        Ok(session) => session,
         Err(code) => return code,
     };
     let answer = rt.block_on(async {
