@@ -6,7 +6,9 @@
 #   and a drive letter), cert import of a PFX, `http add sslcert`, serve,
 #   a static GET, a TLS handshake (fingerprint checked), a second app's prefix
 #   registered over the named pipe (`portshare register`), `maintenance run`,
-#   GLOBAL.INI in the working folder taking precedence, and a graceful stop.
+#   GLOBAL.INI in the working folder taking precedence, netsh.exe (a copy
+#   of portshare.exe) running a piped command and an `exec` script, and a
+#   graceful stop.
 #
 # Usage: bash scripts/windows-smoke.sh
 #   SMOKE_PROFILE=release   test a release build (much slower to build)
@@ -232,6 +234,38 @@ if grep -q "0.0.0.0:$HTTPS" <<<"$out_exe" && ! grep -q "0.0.0.0:$HTTPS" <<<"$out
   pass "GLOBAL.INI: beside the .exe, and the working folder's one first"
 else
   fail "GLOBAL.INI lookup (beside the .exe / working folder)" "beside: $out_exe" "cwd: $out_cwd"
+fi
+
+# ---------------------------------------------------------------- netsh.exe
+# A copy of portshare.exe named netsh.exe is netsh (never the server): one
+# command piped into it, and one `exec` script (pushd, a comment, add, show).
+NETSH=$T/app/netsh.exe
+cp "$EXE" "$NETSH"
+# As ps_exe, with netsh.exe and the caller's standard input.
+netsh_exe() {
+  local rc
+  (cd "$T/run" && exec timeout 60 "$WINE" "$NETSH" "$@") >"$T/out.txt" 2>&1
+  rc=$?
+  out=$(cat "$T/out.txt")
+  return $rc
+}
+printf 'http show urlacl\r\n' | netsh_exe
+rc=$?
+out=$(cat "$T/out.txt") # netsh_exe ran in the pipeline's subshell
+if [ "$rc" -eq 0 ] && grep -q '^URL Reservations:' <<<"$out" && ! grep -q 'starting' <<<"$out"; then
+  pass "echo http show urlacl | netsh.exe: netsh's URL Reservations, exit code 0"
+else
+  fail "piped command into netsh.exe (exit code $rc)" "$out"
+fi
+printf '# portshare smoke test: a netsh script\r\npushd http\r\n\r\nadd urlacl url=http://+:%s/smoke/ user=Everyone\r\nshow urlacl\r\npopd\r\n' \
+  "$HTTP" >"$T/app/netsh-script.txt"
+netsh_exe exec "$(winpath "$T/app/netsh-script.txt")" </dev/null
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^URL reservation successfully added' <<<"$out" &&
+   grep -q "Reserved URL *: http://+:$HTTP/smoke/" <<<"$out"; then
+  pass "netsh.exe exec $(winpath "$T/app/netsh-script.txt"): urlacl added and shown"
+else
+  fail "netsh.exe exec script (exit code $rc)" "$out"
 fi
 
 # ---------------------------------------------------------------- serve

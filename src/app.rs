@@ -248,6 +248,8 @@ pub struct Running {
     pub maintenance: Arc<Maintenance>,
     /// The ACME manager, when `[acme]` orders certificates.
     pub acme: Option<Arc<crate::acme::status::AcmeHandle>>,
+    /// Writes the access and httperr logs out now (`netsh http flush logbuffer`).
+    pub log_flush: crate::logs::LogFlusher,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -323,6 +325,7 @@ pub async fn run_with(
         settings: settings.clone(),
         maintenance: maintenance.clone(),
         acme: acme_handle,
+        log_flush: logs.flusher(),
     });
 
     shutdown.await;

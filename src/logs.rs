@@ -76,6 +76,53 @@ impl Target {
 struct Writer {
     thread: JoinHandle<()>,
     stop: Arc<AtomicBool>,
+    flush: FlushHandle,
+}
+
+/// Asks one writer to write out what is queued now: the writer reads
+/// `requested` before draining its queue and stores that value in `done`
+/// once the drained lines are flushed to the file.
+#[derive(Clone)]
+struct FlushHandle {
+    thread: std::thread::Thread,
+    requested: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+}
+
+/// Makes the log writers write out every line logged so far, now
+/// (`netsh http flush logbuffer`). Cloning is cheap.
+#[derive(Clone, Default)]
+pub struct LogFlusher {
+    writers: Vec<FlushHandle>,
+}
+
+impl LogFlusher {
+    /// Resolves once every line sent before the call is in its file, or
+    /// after `limit`; `false` if a writer did not answer in time.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let wanted: Vec<(u64, &FlushHandle)> = self
+            .writers
+            .iter()
+            .map(|w| {
+                let n = w.requested.fetch_add(1, Ordering::AcqRel) + 1;
+                w.thread.unpark();
+                (n, w)
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if wanted
+                .iter()
+                .all(|(n, w)| w.done.load(Ordering::Acquire) >= *n)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
@@ -84,6 +131,9 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
     let counter = dropped.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
+    let requested = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let (flush_requested, flush_done) = (requested.clone(), done.clone());
     let thread = std::thread::Builder::new()
         .name("portshare-log".into())
         .spawn(move || {
@@ -105,6 +155,9 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
                 // Read before draining, so lines sent before `finish` are
                 // written in this last round.
                 let stop = stopping.load(Ordering::Acquire);
+                // Likewise for a flush request: the lines sent before it are
+                // drained in this round.
+                let flush_wanted = flush_requested.load(Ordering::Acquire);
                 let mut ok = true;
                 let mut wrote = false;
                 let disconnected = loop {
@@ -125,6 +178,7 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
                 } else {
                     pause = (pause * 2).min(WRITE_PAUSE_MAX);
                 }
+                flush_done.store(flush_wanted, Ordering::Release);
                 let lost = counter.swap(0, Ordering::Relaxed);
                 if lost > 0 {
                     tracing::warn!(file = %target.name(), lines = lost, "log lines dropped: the log could not keep up");
@@ -138,7 +192,21 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
             let _ = out.flush();
         });
     match thread {
-        Ok(thread) => (LineSink { tx, dropped }, Some(Writer { thread, stop })),
+        Ok(thread) => {
+            let flush = FlushHandle {
+                thread: thread.thread().clone(),
+                requested,
+                done,
+            };
+            (
+                LineSink { tx, dropped },
+                Some(Writer {
+                    thread,
+                    stop,
+                    flush,
+                }),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start a log writer; its lines are lost");
             (LineSink { tx, dropped }, None)
@@ -204,6 +272,18 @@ impl Logs {
             httperr,
             maintenance,
             writers: vec![a, h, m],
+        }
+    }
+
+    /// What `netsh http flush logbuffer` uses to write the logs out now.
+    pub fn flusher(&self) -> LogFlusher {
+        LogFlusher {
+            writers: self
+                .writers
+                .iter()
+                .flatten()
+                .map(|w| w.flush.clone())
+                .collect(),
         }
     }
 
@@ -447,5 +527,29 @@ mod tests {
         );
         let body = &line[..line.len() - 2];
         assert!(!body.chars().any(char::is_control), "{line:?}");
+    }
+
+    #[tokio::test]
+    async fn flusher_writes_out_what_was_logged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = Logs::start(Some(dir.path()));
+        let flusher = logs.flusher();
+        assert_eq!(flusher.writers.len(), 3);
+        for round in 0..3 {
+            let line = format!("line {round}\n");
+            logs.access.send(line.clone());
+            assert!(flusher.flush(std::time::Duration::from_secs(5)).await);
+            let text = std::fs::read_to_string(dir.path().join("access.log")).expect("access.log");
+            assert!(text.ends_with(&line), "{text:?}");
+        }
+        // httperr.log exists with its header once flushed.
+        let text = std::fs::read_to_string(dir.path().join("httperr.log")).expect("httperr.log");
+        assert!(
+            text.starts_with("#Software: Microsoft HTTP API 2.0"),
+            "{text}"
+        );
+        logs.finish().await;
+        // A flusher without writers answers at once.
+        assert!(LogFlusher::default().flush(std::time::Duration::ZERO).await);
     }
 }

@@ -91,7 +91,20 @@ fn serve_with(
         // Applications register over the control socket once listeners are up.
         let mut control = portshare::control::ControlServer::bind(&settings)?;
         portshare::app::run_with(settings, shutdown, |running| {
-            control.start(running, cli::control_hooks(running));
+            let mut hooks = cli::control_hooks(running);
+            // `netsh http flush logbuffer`.
+            let flusher = running.log_flush.clone();
+            hooks.flush_logs = Some(std::sync::Arc::new(move || {
+                let f = flusher.clone();
+                Box::pin(async move {
+                    if f.flush(std::time::Duration::from_secs(10)).await {
+                        Ok(String::new())
+                    } else {
+                        Err("the log writers did not answer within 10 seconds".to_owned())
+                    }
+                })
+            }));
+            control.start(running, hooks);
             started();
         })
         .await?;

@@ -310,7 +310,7 @@ fn without_a_server_the_commands_say_so() {
     // Parameter errors are still reported as such.
     let out = run_cli(
         &server.config,
-        &["http", "show", "servicestate", "view=requestq"],
+        &["http", "show", "servicestate", "view=queues"],
     );
     assert_eq!(out.status.code(), Some(87));
 

@@ -25,7 +25,20 @@ struct Netsh {
 
 impl Netsh {
     fn new() -> Netsh {
-        let server = TestServer::prepare("", |_| {});
+        Netsh::with(TestServer::prepare("", |_| {}))
+    }
+
+    /// As [`Netsh::new`], with the server running.
+    fn started(extra: &str) -> Netsh {
+        Netsh::with(
+            TestServer::prepare(extra, |public| {
+                std::fs::write(public.join("hello.txt"), "hello\n").expect("write hello.txt");
+            })
+            .launch(&[]),
+        )
+    }
+
+    fn with(server: TestServer) -> Netsh {
         let link = server.dir.path().join("netsh");
         std::os::unix::fs::symlink(BIN, &link).expect("symlink netsh");
         Netsh { server, link }
@@ -224,4 +237,78 @@ fn dump_then_exec_recreates_the_configuration() {
     let o = n.run(&["exec", &file.to_string_lossy()], "");
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(shows(&n), before);
+}
+
+#[test]
+fn show_setting_maps_the_http_section() {
+    let n = Netsh::with(TestServer::prepare(
+        "\n[http]\nMaxConnections=50\nIdleConnectionTimeout=30\n",
+        |_| {},
+    ));
+    // The piped form, in the `http` context; `add timeout` wins over [http].
+    let o = n.run(
+        &[],
+        "pushd http\nadd timeout timeouttype=headerwaittimeout value=45\nshow setting\npopd\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "\nSetting value for the HTTP service:\n-----------------------------------\n\n"
+        ),
+        "{out}"
+    );
+    // listen=127.0.0.1,::1 (the tests' configuration): localhost only.
+    for line in [
+        "    EnableNonLocalhostListening  : Disabled\n",
+        "    MaxConnections               : 50\n",
+        "    IdleConnectionTimeout (secs) : 30\n",
+        "    HeaderWaitTimeout (secs)     : 45\n",
+        "    EntityBodyTimeout (secs)     : 120\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    let o = n.run(&["http", "show", "setting", "x=y"], "");
+    assert_eq!(o.status.code(), Some(87), "{}", stdout(&o));
+}
+
+#[test]
+fn flush_logbuffer_and_request_queue_view_with_a_running_server() {
+    let n = Netsh::started("");
+    let r = n.server.get("/hello.txt");
+    assert_eq!(r.status, 200);
+    // Once `flush logbuffer` has answered, the request's line is in the file.
+    let o = n.run(&["-c", "http", "flush", "logbuffer"], "");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "\nLog buffer flushed successfully.\n\n");
+    let log = std::fs::read_to_string(n.server.logs().join("access.log")).expect("access.log");
+    assert!(log.contains("\"GET /hello.txt HTTP/1.1\" 200"), "{log}");
+    assert!(n.server.logs().join("httperr.log").exists());
+
+    // The request-queue view: the built-in site's queue first, then its
+    // server session; `verbose=yes` is accepted.
+    let o = n.run(&[], "http show servicestate view=requestq verbose=yes\n");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("\nSnapshot of HTTP service state (Request Queue View):\n"),
+        "{out}"
+    );
+    let queue = out.find("\nRequest queue name: ").expect("a request queue");
+    let session = out.find("\nServer session ID: ").expect("a server session");
+    assert!(queue < session, "{out}");
+    assert!(out.contains(&format!(":{}/", n.server.port)), "{out}");
+}
+
+#[test]
+fn flush_logbuffer_without_a_server_fails() {
+    let n = Netsh::new();
+    let o = n.run(&[], "http flush logbuffer\n");
+    let out = stdout(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.starts_with("\nFlush log buffer failed, Error: "),
+        "{out}"
+    );
+    assert!(out.contains("only while the server runs"), "{out}");
 }

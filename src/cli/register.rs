@@ -278,6 +278,8 @@ fn child_exit_code(status: &std::process::ExitStatus) -> ExitCode {
 pub struct LiveServiceState {
     path: Result<PathBuf, String>,
     origin: String,
+    /// `[http]` limits and listen addresses, for `show setting`.
+    settings: crate::netsh::ServiceSettings,
     failure: RefCell<Option<(u32, String)>>,
 }
 
@@ -286,6 +288,10 @@ impl LiveServiceState {
         LiveServiceState {
             path: crate::control::socket_path(settings).map(Path::to_path_buf),
             origin: settings.origin.to_string(),
+            settings: crate::netsh::ServiceSettings {
+                limits: settings.limits.clone(),
+                listen: settings.listen.clone(),
+            },
             failure: RefCell::new(None),
         }
     }
@@ -299,6 +305,19 @@ impl LiveServiceState {
     }
 
     fn fetch(&self) -> Result<ServiceStateSnapshot, (u32, String)> {
+        self.ask(client::service_state, "the live registrations are shown")
+    }
+
+    /// Sends one request to the running server; `what` completes "… only
+    /// while the server runs" in the not-running explanation.
+    fn ask<'a, T, F>(
+        &'a self,
+        request: impl FnOnce(&'a Path) -> F,
+        what: &str,
+    ) -> Result<T, (u32, String)>
+    where
+        F: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let path = self
             .path
             .as_ref()
@@ -312,10 +331,10 @@ impl LiveServiceState {
                     format!("cannot start the async runtime: {e}"),
                 )
             })?;
-        rt.block_on(client::service_state(path)).map_err(|e| {
+        rt.block_on(request(path)).map_err(|e| {
             let explain = match &e {
                 ClientError::NotRunning(_) => format!(
-                    "{e}; the live registrations are shown only while the server runs (start it with 'portshare --config {}').",
+                    "{e}; {what} only while the server runs (start it with 'portshare --config {}').",
                     self.origin
                 ),
                 other => other.to_string(),
@@ -334,5 +353,13 @@ impl ServiceStateSource for LiveServiceState {
                 ServiceStateSnapshot::default()
             }
         }
+    }
+
+    fn settings(&self) -> Option<crate::netsh::ServiceSettings> {
+        Some(self.settings.clone())
+    }
+
+    fn flush_logs(&self) -> Result<(), (u32, String)> {
+        self.ask(client::flush_logs, "the log buffers are flushed")
     }
 }

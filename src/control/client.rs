@@ -136,6 +136,12 @@ pub async fn maintenance_status(path: &Path) -> Result<String, ClientError> {
     Ok(body.output.unwrap_or_default())
 }
 
+/// Asks the server at `path` to write its access and httperr logs out now.
+pub async fn flush_logs(path: &Path) -> Result<(), ClientError> {
+    request_once(path, &Request::FlushLogs {}).await?;
+    Ok(())
+}
+
 /// The ACME status report of the server at `path`.
 pub async fn acme_status(path: &Path) -> Result<String, ClientError> {
     let body = request_once(path, &Request::AcmeStatus {}).await?;

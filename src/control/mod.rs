@@ -88,6 +88,8 @@ pub struct ControlHooks {
     pub acme_status: Option<MaintenanceHook>,
     /// `portshare acme renew`.
     pub acme_renew: Option<AcmeRenewHook>,
+    /// `netsh http flush logbuffer`.
+    pub flush_logs: Option<MaintenanceHook>,
 }
 
 /// The control channel of a running server. Dropping it stops accepting and
@@ -350,6 +352,9 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
             run_hook(&state.hooks.maintenance_status, "maintenance status").await
         }
         Request::AcmeStatus {} => run_hook(&state.hooks.acme_status, "acme status").await,
+        // Only writes out lines already logged: open to every local user, as
+        // the other read-only requests.
+        Request::FlushLogs {} => run_hook(&state.hooks.flush_logs, "flush logbuffer").await,
         // An order counts against the ACME server's rate limits: administrative.
         Request::AcmeRenew { .. } if !state.privileged(peer) => {
             not_privileged(peer, state, "renew ACME certificates")

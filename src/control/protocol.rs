@@ -47,6 +47,8 @@ pub enum Request {
     MaintenanceStatus {},
     /// The names ACME looks after: certificate, renewal, last result.
     AcmeStatus {},
+    /// Writes the access and httperr logs out now (`netsh http flush logbuffer`).
+    FlushLogs {},
     /// Renews the named ACME certificates now (every one when empty).
     AcmeRenew {
         #[serde(default)]
@@ -165,6 +167,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::MaintenanceRun {}).unwrap(),
             r#"{"maintenance_run":{}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::FlushLogs {}).unwrap(),
+            r#"{"flush_logs":{}}"#
         );
         assert_eq!(
             serde_json::to_string(&Response::Ok(OkBody {

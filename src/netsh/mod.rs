@@ -20,14 +20,17 @@ mod dump;
 mod params;
 pub mod script;
 mod servicestate;
+mod setting;
 mod sslcert;
 mod timeout;
 mod urlacl;
 
 pub use dump::format_dump;
 pub use servicestate::{
-    format_service_state, RegistrationState, ServiceStateSnapshot, ServiceStateSource,
+    format_request_queue_view, format_service_state, RegistrationState, ServiceStateSnapshot,
+    ServiceStateSource,
 };
+pub use setting::{format_settings, ServiceSettings};
 pub use sslcert::format_sslcert_list;
 pub use timeout::format_timeouts;
 pub use urlacl::format_urlacl_list;
@@ -134,6 +137,8 @@ pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutpu
             timeout::run(verb, params, store)
         }
         (Some("http"), Some("show"), Some("servicestate")) => servicestate::run(params, store, ctx),
+        (Some("http"), Some("show"), Some("setting")) => setting::show(params, store, ctx),
+        (Some("http"), Some("flush"), Some("logbuffer")) => setting::flush(params, ctx),
         (Some("http"), Some("dump"), _) => dump::run(args.get(2..).unwrap_or(&[]), store),
         _ => unknown_command(args),
     }
@@ -145,7 +150,9 @@ http add|update|delete|show sslcert ipport=IP:PORT | hostnameport=HOST:PORT | cc
 http add|delete|show urlacl url=PREFIX [user=NAME listen=yes delegate=no | sddl=SDDL]
 http add|delete|show timeout [timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS]
 http dump
-http show servicestate";
+http flush logbuffer
+http show setting
+http show servicestate [view=session|requestq] [verbose=yes|no]";
 
 /// The commands of each verb, as netsh lists a context's commands.
 const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
@@ -169,9 +176,20 @@ const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "flush",
+        &[(
+            "flush logbuffer",
+            "Flushes the internal buffers for the logfiles.",
+        )],
+    ),
+    (
         "show",
         &[
             ("show servicestate", "Shows a snapshot of the HTTP service."),
+            (
+                "show setting",
+                "Shows the values of the HTTP service settings.",
+            ),
             ("show sslcert", "Displays SSL certificate bindings."),
             ("show timeout", "Shows the timeout values of the service."),
             ("show urlacl", "Displays URL reservations."),
@@ -235,13 +253,13 @@ pub fn help(args: &[String]) -> Option<NetshOutput> {
     }
 }
 
-/// The `http` context's commands (netsh's wording; portshare has no
-/// `flush`).
-const HTTP_CONTEXT: [(&str, &str); 7] = [
+/// The `http` context's commands (netsh's wording).
+const HTTP_CONTEXT: [(&str, &str); 8] = [
     ("?", "Displays a list of commands."),
     ("add", "Adds a configuration entry to a table."),
     ("delete", "Deletes a configuration entry from a table."),
     ("dump", "Displays a configuration script."),
+    ("flush", "Flushes internal data."),
     ("help", "Displays a list of commands."),
     ("show", "Displays information."),
     ("update", "Updates a configuration entry in a table."),
@@ -251,10 +269,10 @@ const HTTP_CONTEXT: [(&str, &str); 7] = [
 pub fn unknown_command(args: &[String]) -> NetshOutput {
     let shown = args.join(" ");
     let explain = if shown.is_empty() {
-        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, show servicestate.".to_owned()
+        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, flush logbuffer, show setting, show servicestate.".to_owned()
     } else {
         format!(
-            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, show servicestate."
+            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, flush logbuffer, show setting, show servicestate."
         )
     };
     let mut out = String::from("\n");
@@ -438,7 +456,9 @@ mod tests {
         assert!(out
             .stdout
             .contains("\nUsage:\n    http add|update|delete|show sslcert"));
-        assert!(out.stdout.ends_with("http show servicestate\n\n"));
+        assert!(out
+            .stdout
+            .ends_with("http show servicestate [view=session|requestq] [verbose=yes|no]\n\n"));
 
         let out = env.run("");
         assert_eq!(out.exit_code, 87);

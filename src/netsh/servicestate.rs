@@ -9,14 +9,20 @@
 //! the service-wide values (idle connection / header wait from the store, the
 //! fixed 120 s / 150 bytes/s defaults otherwise).
 //!
-//! Supported parameters: `view=session` (the default; `view=requestq` is
-//! refused with error 87) and `verbose=yes|no` (accepted, no effect).
+//! `view=requestq` shows the same registrations queue first: each request
+//! queue with its processes and the URL group it serves, then the server
+//! sessions with their properties. Layout as netsh prints it on Windows
+//! 10/11, from memory, unverified.
+//!
+//! Supported parameters: `view=session|requestq` (session is the default)
+//! and `verbose=yes|no` (accepted, no effect: portshare has no further
+//! detail to show).
 
 use super::params::{parse_yes_no, Params};
 use super::{Failure, NetshContext, NetshOutput};
 use crate::store::{Store, Timeouts, DEFAULT_TIMEOUT_SECS};
 
-const USAGE: &str = "Usage: http show servicestate [view=session] [verbose=yes|no]";
+const USAGE: &str = "Usage: http show servicestate [view=session|requestq] [verbose=yes|no]";
 
 /// What the running server reports for `show servicestate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,8 +45,30 @@ pub struct RegistrationState {
 }
 
 /// Supplies the live snapshot (implemented by whoever talks to the server).
+/// Also what the running server offers to the other live commands (`show
+/// setting`, `flush logbuffer`).
 pub trait ServiceStateSource {
     fn snapshot(&self) -> ServiceStateSnapshot;
+
+    /// The service settings `show setting` prints (`None`: the defaults).
+    fn settings(&self) -> Option<super::ServiceSettings> {
+        None
+    }
+
+    /// Asks the running server to write its logs out now; the Windows
+    /// error number and the `portshare:` sentence on failure.
+    fn flush_logs(&self) -> Result<(), (u32, String)> {
+        Err((
+            crate::winerror::ERROR_NOT_SUPPORTED,
+            "there is no running server to ask".to_owned(),
+        ))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    Session,
+    RequestQueue,
 }
 
 pub(crate) fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutput {
@@ -48,15 +76,18 @@ pub(crate) fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> Net
         Ok(p) => p,
         Err(f) => return f.render(None),
     };
-    if let Some(v) = params.get("view") {
-        if !v.eq_ignore_ascii_case("session") {
+    let view = match params.get("view") {
+        None => View::Session,
+        Some(v) if v.eq_ignore_ascii_case("session") => View::Session,
+        Some(v) if v.eq_ignore_ascii_case("requestq") => View::RequestQueue,
+        Some(v) => {
             return Failure::param(
-                format!("view '{v}' is not supported; portshare shows view=session only."),
+                format!("view '{v}' is not a view; give view=session or view=requestq."),
                 USAGE,
             )
             .render(None);
         }
-    }
+    };
     if let Some(v) = params.get("verbose") {
         if let Err(e) = parse_yes_no("verbose", v) {
             return Failure::param(e, USAGE).render(None);
@@ -73,75 +104,118 @@ pub(crate) fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> Net
         },
     };
     NetshOutput {
-        stdout: format_service_state(&snapshot),
+        stdout: match view {
+            View::Session => format_service_state(&snapshot),
+            View::RequestQueue => format_request_queue_view(&snapshot),
+        },
         exit_code: 0,
     }
 }
 
+/// The `netsh http show servicestate view=requestq` text for `snapshot`
+/// (layout as netsh prints it on Windows 10/11, from memory, unverified).
+pub fn format_request_queue_view(snapshot: &ServiceStateSnapshot) -> String {
+    let mut out = String::from(
+        "\nSnapshot of HTTP service state (Request Queue View):\n\
+         -----------------------------------------------------\n\n",
+    );
+    for (i, reg) in snapshot.registrations.iter().enumerate() {
+        let n = i as u64 + 1;
+        out.push_str(&request_queue(reg, ""));
+        out.push_str("    URL groups:\n");
+        out.push_str(&url_group(reg, n, "    "));
+        out.push('\n');
+    }
+    for i in 0..snapshot.registrations.len() {
+        out.push_str(&server_session(&snapshot.timeouts, i as u64 + 1));
+        out.push('\n');
+    }
+    out
+}
+
+const UNNAMED: &str = "Request queue is unnamed.";
+
+/// `Server session ID: …` and its properties (session N).
+fn server_session(t: &Timeouts, n: u64) -> String {
+    format!(
+        "Server session ID: FF000001{:08X}\n\
+         \x20   Version: 2.0\n\
+         \x20   State: Active\n\
+         \x20   Properties:\n\
+         \x20       Max bandwidth: 4294967295\n\
+         \x20       Timeouts:\n\
+         \x20           Entity body timeout (secs): {d}\n\
+         \x20           Drain entity body timeout (secs): {d}\n\
+         \x20           Request queue timeout (secs): {d}\n\
+         \x20           Idle connection timeout (secs): {idle}\n\
+         \x20           Header wait timeout (secs): {header}\n\
+         \x20           Minimum send rate (bytes/sec): 150\n",
+        0x2000_0000 + n,
+        d = DEFAULT_TIMEOUT_SECS,
+        idle = t.idle_connection_secs(),
+        header = t.header_wait_secs(),
+    )
+}
+
+/// `URL group ID: …` with its URLs (group N), each line after `indent`.
+fn url_group(reg: &RegistrationState, n: u64, indent: &str) -> String {
+    let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
+    let mut out = format!(
+        "URL group ID: FE000001{:08X}\n\
+         \x20   State: Active\n\
+         \x20   Request queue name: {queue}\n\
+         \x20   Properties:\n\
+         \x20       Max bandwidth: inherited\n\
+         \x20       Max connections: inherited\n\
+         \x20       Timeouts:\n\
+         \x20           Timeout values inherited\n\
+         \x20       Number of registered URLs: {}\n\
+         \x20       Registered URLs:\n",
+        0x4000_0000 + n,
+        reg.urls.len(),
+    );
+    for url in &reg.urls {
+        out.push_str(&format!("            {}\n", url.to_uppercase()));
+    }
+    out.lines().map(|l| format!("{indent}{l}\n")).collect()
+}
+
+/// `Request queue name: …` with its processes, each line after `indent`.
+fn request_queue(reg: &RegistrationState, indent: &str) -> String {
+    let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
+    let mut out = format!(
+        "Request queue name: {queue}\n\
+         \x20   Version: 2.0\n\
+         \x20   State: Active\n\
+         \x20   Request queue 503 verbosity level: Basic\n\
+         \x20   Max requests: 1000\n\
+         \x20   Number of active processes attached: {}\n\
+         \x20   Process IDs:\n",
+        reg.pids.len()
+    );
+    for pid in &reg.pids {
+        out.push_str(&format!("        {pid}\n"));
+    }
+    out.lines().map(|l| format!("{indent}{l}\n")).collect()
+}
+
 /// The `netsh http show servicestate` (session view) text for `snapshot`.
 pub fn format_service_state(snapshot: &ServiceStateSnapshot) -> String {
-    const UNNAMED: &str = "Request queue is unnamed.";
     let mut out = String::from(
         "\nSnapshot of HTTP service state (Server Session View):\n\
          -----------------------------------------------------\n\n",
     );
-    let t = &snapshot.timeouts;
     for (i, reg) in snapshot.registrations.iter().enumerate() {
         let n = i as u64 + 1;
-        let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
-        out.push_str(&format!(
-            "Server session ID: FF000001{:08X}\n\
-             \x20   Version: 2.0\n\
-             \x20   State: Active\n\
-             \x20   Properties:\n\
-             \x20       Max bandwidth: 4294967295\n\
-             \x20       Timeouts:\n\
-             \x20           Entity body timeout (secs): {d}\n\
-             \x20           Drain entity body timeout (secs): {d}\n\
-             \x20           Request queue timeout (secs): {d}\n\
-             \x20           Idle connection timeout (secs): {idle}\n\
-             \x20           Header wait timeout (secs): {header}\n\
-             \x20           Minimum send rate (bytes/sec): 150\n\
-             \x20   URL groups:\n\
-             \x20   URL group ID: FE000001{:08X}\n\
-             \x20       State: Active\n\
-             \x20       Request queue name: {queue}\n\
-             \x20       Properties:\n\
-             \x20           Max bandwidth: inherited\n\
-             \x20           Max connections: inherited\n\
-             \x20           Timeouts:\n\
-             \x20               Timeout values inherited\n\
-             \x20           Number of registered URLs: {}\n\
-             \x20           Registered URLs:\n",
-            0x2000_0000 + n,
-            0x4000_0000 + n,
-            reg.urls.len(),
-            d = DEFAULT_TIMEOUT_SECS,
-            idle = t.idle_connection_secs(),
-            header = t.header_wait_secs(),
-        ));
-        for url in &reg.urls {
-            out.push_str(&format!("                {}\n", url.to_uppercase()));
-        }
+        out.push_str(&server_session(&snapshot.timeouts, n));
+        out.push_str("    URL groups:\n");
+        out.push_str(&url_group(reg, n, "    "));
         out.push('\n');
     }
     if !snapshot.registrations.is_empty() {
         out.push_str("Request queues:\n");
         for reg in &snapshot.registrations {
-            let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
-            out.push_str(&format!(
-                "    Request queue name: {queue}\n\
-                 \x20       Version: 2.0\n\
-                 \x20       State: Active\n\
-                 \x20       Request queue 503 verbosity level: Basic\n\
-                 \x20       Max requests: 1000\n\
-                 \x20       Number of active processes attached: {}\n\
-                 \x20       Process IDs:\n",
-                reg.pids.len()
-            ));
-            for pid in &reg.pids {
-                out.push_str(&format!("            {pid}\n"));
-            }
+            out.push_str(&request_queue(reg, "    "));
             out.push('\n');
         }
     }
@@ -268,8 +342,79 @@ Request queues:
         let out = run(&args, &env.store, &ctx);
         assert_eq!(out.stdout, EXAMPLE);
 
-        let out = env.run("http show servicestate view=requestq");
+        let out = env.run("http show servicestate view=queues");
         assert_eq!(out.exit_code, 87);
-        assert!(out.stdout.starts_with("\nError: 87\nThe parameter is incorrect.\nportshare: view 'requestq' is not supported;"));
+        assert!(out.stdout.starts_with(
+            "\nError: 87\nThe parameter is incorrect.\nportshare: view 'queues' is not a view;"
+        ));
+
+        let out = env.run("http show servicestate view=RequestQ verbose=yes");
+        assert_eq!(out.exit_code, 0, "{}", out.stdout);
+        assert_eq!(
+            out.stdout,
+            "\nSnapshot of HTTP service state (Request Queue View):\n-----------------------------------------------------\n\n"
+        );
+    }
+
+    #[test]
+    fn request_queue_view_layout() {
+        let want = "
+Snapshot of HTTP service state (Request Queue View):
+-----------------------------------------------------
+
+Request queue name: Request queue is unnamed.
+    Version: 2.0
+    State: Active
+    Request queue 503 verbosity level: Basic
+    Max requests: 1000
+    Number of active processes attached: 1
+    Process IDs:
+        1234
+    URL groups:
+    URL group ID: FE00000140000001
+        State: Active
+        Request queue name: Request queue is unnamed.
+        Properties:
+            Max bandwidth: inherited
+            Max connections: inherited
+            Timeouts:
+                Timeout values inherited
+            Number of registered URLs: 1
+            Registered URLs:
+                HTTP://+:80/API/
+
+Server session ID: FF00000120000001
+    Version: 2.0
+    State: Active
+    Properties:
+        Max bandwidth: 4294967295
+        Timeouts:
+            Entity body timeout (secs): 120
+            Drain entity body timeout (secs): 120
+            Request queue timeout (secs): 120
+            Idle connection timeout (secs): 120
+            Header wait timeout (secs): 120
+            Minimum send rate (bytes/sec): 150
+
+";
+        assert_eq!(format_request_queue_view(&one_registration()), want);
+        let env = Env::new();
+        let source = Fixed(one_registration());
+        let ctx = NetshContext {
+            certs: &env.certs,
+            accounts: &FakeAccounts,
+            service_state: Some(&source),
+            https_listeners: None,
+        };
+        let args: Vec<String> = [
+            "http",
+            "show",
+            "servicestate",
+            "view=requestq",
+            "verbose=no",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(run(&args, &env.store, &ctx).stdout, want);
     }
 }
