@@ -427,7 +427,13 @@ fn first_run_hint_names_the_program_and_the_config() {
         .output()
         .expect("run the printed command");
     assert!(out.status.success(), "{line}: {}", text(&out.stderr));
-    let pem = std::fs::read_to_string(elsewhere.path().join("localhost.pem")).expect("pem");
+    // The file named after `--out` (the development CA's certificate).
+    let file = words
+        .iter()
+        .skip_while(|w| **w != "--out")
+        .nth(1)
+        .expect("--out FILE in the printed command");
+    let pem = std::fs::read_to_string(elsewhere.path().join(file)).expect("pem");
     assert!(pem.contains("BEGIN CERTIFICATE"));
 }
 

@@ -582,7 +582,7 @@ impl Proxy {
     }
 }
 
-/// Trusts the certificate the server made on its first run.
+/// Trusts the CA that issued the certificate the server made on its first run.
 fn client_config(s: &TestServer) -> Arc<ClientConfig> {
     let certs = s.dir.path().join("certs");
     let hash = wait_for(Duration::from_secs(10), "the generated certificate", || {
@@ -590,10 +590,16 @@ fn client_config(s: &TestServer) -> Arc<ClientConfig> {
         let json: serde_json::Value = serde_json::from_str(&store).ok()?;
         json["sslcert"][0]["certhash"].as_str().map(str::to_owned)
     });
-    let cert =
-        CertificateDer::from_pem_file(certs.join(format!("{hash}.pem"))).expect("certificate");
+    // The file holds the leaf and the development CA that issued it: trust the CA.
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certs.join(format!("{hash}.pem")))
+            .expect("certificate")
+            .collect::<Result<_, _>>()
+            .expect("certificates");
     let mut roots = RootCertStore::empty();
-    roots.add(cert).expect("trust the certificate");
+    roots
+        .add(chain.last().expect("a certificate").clone())
+        .expect("trust the certificate");
     let config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()

@@ -367,6 +367,8 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
     )
     .expect("parse");
     assert_eq!(info.subject, "CN=localhost");
+    // Issued by the development CA (issue 21), which `cert trust` makes clients trust.
+    assert_eq!(info.issuer, "CN=portshare development CA, O=portshare");
     assert_eq!(info.dns_names, vec!["localhost".to_owned()]);
     assert_eq!(info.ip_addresses.len(), 2);
 
@@ -380,7 +382,10 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
     let s = s.launch(&[]);
     assert_eq!(served(v4(&s), &Opts::default()), hash);
     let names = std::fs::read_dir(certs_dir(&s)).expect("dir").count();
-    assert_eq!(names, 4, "pem, key, sslcert.json, lock");
+    assert_eq!(
+        names, 6,
+        "leaf pem and key, development CA pem and key, sslcert.json, lock"
+    );
 }
 
 #[test]

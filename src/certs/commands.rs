@@ -1,4 +1,4 @@
-//! `portshare cert new|import|list|delete|export`: the certificate store as PowerShell's
+//! `portshare cert new|import|list|delete|export|trust`: the certificate store as PowerShell's
 //! `cert:\LocalMachine\My` drive shows it. Each command returns what to print and the
 //! exit code; the CLI only prints.
 //!
@@ -18,7 +18,10 @@
 //! - `export`: `.pem`/`.crt` = the chain as PEM (add `--include-key` for the private
 //!   key, then the file is 0600), `.cer`/`.der` = the leaf as DER (as
 //!   `Export-Certificate`), `.pfx`/`.p12` = chain and key, encrypted with `--password`
-//!   (empty if not given), file 0600.
+//!   (empty if not given), file 0600. A CA's private key is written only with
+//!   `--include-key` (also for .pfx), so that the certificate handed to other
+//!   machines carries no key by mistake.
+//! - `trust`: see [`super::trust`].
 //! - `delete` refuses while an SSL binding in `sslcert.json` names the certificate,
 //!   unless `--force`; it then warns that those bindings point nowhere (a running server
 //!   keeps serving the certificate it has loaded for them until they change).
@@ -28,7 +31,7 @@ use std::path::Path;
 
 use chrono::{Local, Utc};
 
-use super::{new_self_signed, to_pem, to_pfx, validate, CertStore, Certificate, Thumbprint};
+use super::{ca, new_self_signed, to_pem, to_pfx, validate, CertStore, Certificate, Thumbprint};
 use crate::store::Store;
 
 /// What a command prints, and its exit code.
@@ -86,6 +89,8 @@ fn role_note(c: &Certificate) -> &'static str {
     match (c.key.is_some(), c.info.is_ca, c.info.is_self_signed) {
         (false, true, false) => "  (intermediate CA, completes chains)",
         (false, true, true) => "  (root CA, never sent)",
+        // A CA with its key issues certificates (`cert new --signer`).
+        (true, true, _) => "  (CA, issues certificates)",
         _ => "",
     }
 }
@@ -124,9 +129,16 @@ pub fn format_list(certs: &[&Certificate]) -> String {
     out
 }
 
-/// `cert new --dns NAME… [--days N]`: a self-signed certificate as
-/// `New-SelfSignedCertificate -DnsName` makes it, saved in the store.
-pub fn new(cert_dir: &Path, dns: &[String], days: u32) -> CommandOutput {
+/// `cert new --dns NAME… [--days N] [--signer THUMBPRINT]`: a self-signed certificate
+/// as `New-SelfSignedCertificate -DnsName` makes it, or with `--signer` one issued by
+/// that CA of the store (stored with the CA after it, as its chain), saved in the store.
+/// `days` defaults to [`super::DEFAULT_DAYS`].
+pub fn new(
+    cert_dir: &Path,
+    dns: &[String],
+    days: Option<u32>,
+    signer: Option<&str>,
+) -> CommandOutput {
     let names: Vec<String> = dns
         .iter()
         .flat_map(|n| n.split(','))
@@ -137,12 +149,67 @@ pub fn new(cert_dir: &Path, dns: &[String], days: u32) -> CommandOutput {
     if names.is_empty() {
         return CommandOutput::fail("new", "give at least one name with --dns NAME");
     }
-    let cert = match new_self_signed(&names, days) {
+    let days = days.unwrap_or(super::DEFAULT_DAYS);
+    let made = match signer {
+        None => new_self_signed(&names, days),
+        Some(text) => {
+            let thumb = match text.parse::<Thumbprint>() {
+                Ok(t) => t,
+                Err(e) => return CommandOutput::fail("new", format!("--signer: {e}")),
+            };
+            let ca = match CertStore::find(cert_dir, &thumb) {
+                Ok(c) => c,
+                Err(e) => return CommandOutput::fail("new", format!("--signer: {e}")),
+            };
+            ca::issue(&ca, &names, days)
+        }
+    };
+    let cert = match made {
         Ok(c) => c,
         Err(e) => return CommandOutput::fail("new", e),
     };
     match CertStore::save(cert_dir, &cert) {
         Ok(stored) => CommandOutput::ok(format_table(&[&stored])),
+        Err(e) => CommandOutput::fail("new", e),
+    }
+}
+
+/// `cert new --ca [--name CN] [--days N]`: a root CA with its key in the store, to
+/// issue certificates with `--signer` and to trust with `cert trust`.
+pub fn new_ca(cert_dir: &Path, name: Option<&str>, days: Option<u32>) -> CommandOutput {
+    // A second development CA is legal but rarely meant: clients trust one of them.
+    let earlier = match name {
+        None => ca::dev_ca(&CertStore::scan(cert_dir).0, Utc::now()).map(|c| c.thumbprint),
+        Some(_) => None,
+    };
+    let cert = match ca::new_ca(
+        name.unwrap_or(ca::DEV_CA_NAME),
+        days.unwrap_or(ca::DEFAULT_CA_DAYS),
+    ) {
+        Ok(c) => c,
+        Err(e) => return CommandOutput::fail("new", e),
+    };
+    match CertStore::save(cert_dir, &cert) {
+        Ok(stored) => {
+            let thumb = stored.thumbprint.to_upper();
+            let mut out = CommandOutput::ok(format_table(&[&stored]));
+            out.stdout.push_str(&format!(
+                "portshare: issue server certificates with `portshare cert new --dns NAME --signer {thumb}`; \
+                 make clients trust them with `portshare cert trust {thumb}` \
+                 (on other devices: `portshare cert export {thumb} --out ca.crt`). \
+                 Keep {}.key private: whoever has it can make certificates those clients trust.\n",
+                stored.thumbprint
+            ));
+            if let Some(t) = earlier {
+                out.warn(format!(
+                    "the store already had a development CA ({}); clients that trust it do not \
+                     trust this one. `cert trust` without a thumbprint now picks the one valid \
+                     longest; delete the one you do not want (portshare cert delete THUMBPRINT)",
+                    t.to_upper()
+                ));
+            }
+            out
+        }
         Err(e) => CommandOutput::fail("new", e),
     }
 }
@@ -343,11 +410,12 @@ pub fn export(
             ),
         );
     }
-    if include_key && !matches!(kind, ExportKind::Pem) {
+    if include_key && matches!(kind, ExportKind::Der) {
         return CommandOutput::fail(
             "export",
             format!(
-                "--include-key applies to .pem/.crt files only (a .pfx always has the key), not {}",
+                "--include-key applies to .pem/.crt and .pfx/.p12 files, not {} (a .cer/.der \
+                 file holds the certificate alone)",
                 out_path.display()
             ),
         );
@@ -386,6 +454,19 @@ pub fn export(
             None => return CommandOutput::fail("export", "the certificate chain is empty"),
         },
         ExportKind::Pfx => {
+            // A CA's key lets whoever has it make certificates every machine that
+            // trusts the CA accepts: it leaves the store only when asked for.
+            if cert.info.is_ca && !include_key {
+                return CommandOutput::fail(
+                    "export",
+                    format!(
+                        "certificate {} is a CA and a .pfx/.p12 file carries its private key; \
+                         to hand the CA to other machines export the certificate alone \
+                         (--out ca.crt or ca.cer), or pass --include-key to export the key too",
+                        thumb.to_upper()
+                    ),
+                );
+            }
             if let Err(e) = cert.require_key() {
                 return CommandOutput::fail("export", e);
             }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod ca;
 mod chain;
 pub mod commands;
 #[cfg(test)]
@@ -20,6 +21,9 @@ mod pfx;
 mod selfsigned;
 mod store;
 mod thumbprint;
+pub mod trust;
+#[cfg(windows)]
+mod trust_windows;
 mod validate;
 
 pub use chain::complete_chains;

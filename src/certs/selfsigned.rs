@@ -36,37 +36,13 @@ pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
         .first()
         .ok_or_else(|| fail("give at least one DNS name or IP address".into()))?;
 
-    let mut sans = Vec::with_capacity(dns_names.len());
-    for name in dns_names {
-        let name = name.trim();
-        if let Ok(ip) = name
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            sans.push(SanType::IpAddress(ip));
-            continue;
-        }
-        let ascii =
-            to_ascii_name(name).ok_or_else(|| fail(format!("'{name}' is not a valid DNS name")))?;
-        let ia5 = ascii
-            .clone()
-            .try_into()
-            .map_err(|e| fail(format!("'{name}' is not a valid DNS name: {e}")))?;
-        sans.push(SanType::DnsName(ia5));
-    }
-
     let mut params = CertificateParams::default();
-    params.subject_alt_names = sans;
+    params.subject_alt_names = subject_alt_names(dns_names).map_err(fail)?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, first.trim());
-    let now = Utc::now().timestamp().max(600) as u64;
-    // `date_time_ymd(1970, 1, 1)` is the Unix epoch as rcgen's own date type.
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    params.not_before = epoch + Duration::from_secs(now - 600);
-    params.not_after = epoch + Duration::from_secs(now + u64::from(days) * 86_400);
+    set_validity(&mut params, days);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -89,6 +65,41 @@ pub fn new_self_signed(dns_names: &[String], days: u32) -> Result<Certificate> {
         info,
         source: PathBuf::new(),
     })
+}
+
+/// The SAN entries for `names`: IP literals (bracketed or not) as IP SANs, other names
+/// as DNS SANs in ASCII (IDNA). The error names the bad entry.
+pub(super) fn subject_alt_names(names: &[String]) -> std::result::Result<Vec<SanType>, String> {
+    let mut sans = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.trim();
+        if let Ok(ip) = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            sans.push(SanType::IpAddress(ip));
+            continue;
+        }
+        let ascii =
+            to_ascii_name(name).ok_or_else(|| format!("'{name}' is not a valid DNS name"))?;
+        let ia5 = ascii
+            .clone()
+            .try_into()
+            .map_err(|e| format!("'{name}' is not a valid DNS name: {e}"))?;
+        sans.push(SanType::DnsName(ia5));
+    }
+    Ok(sans)
+}
+
+/// NotBefore ten minutes ago (clients with a slightly slow clock accept it at once),
+/// NotAfter `days` days from now.
+pub(super) fn set_validity(params: &mut CertificateParams, days: u32) {
+    let now = Utc::now().timestamp().max(600) as u64;
+    // `date_time_ymd(1970, 1, 1)` is the Unix epoch as rcgen's own date type.
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs(now - 600);
+    params.not_after = epoch + Duration::from_secs(now + u64::from(days) * 86_400);
 }
 
 /// A DNS name in ASCII (IDNA), keeping a leading `*.` wildcard label.

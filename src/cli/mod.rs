@@ -115,14 +115,24 @@ pub enum MaintenanceAction {
 /// `portshare cert …`.
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
-    /// Create a self-signed certificate (as New-SelfSignedCertificate -DnsName) in the store
+    /// Create a certificate in the store: self-signed (as New-SelfSignedCertificate
+    /// -DnsName), issued by a CA of the store (--signer), or a root CA (--ca)
     New {
         /// DNS name or IP address; the first is the subject CN (repeat, or separate with commas)
-        #[arg(long = "dns", value_name = "NAME", required = true, num_args = 1.., value_delimiter = ',')]
+        #[arg(long = "dns", value_name = "NAME", required_unless_present = "ca", num_args = 1.., value_delimiter = ',')]
         dns: Vec<String>,
-        /// Validity in days
-        #[arg(long, default_value_t = crate::certs::DEFAULT_DAYS)]
-        days: u32,
+        /// Validity in days (default 365; 3650 for --ca; at most 397 with --signer)
+        #[arg(long)]
+        days: Option<u32>,
+        /// Issue the certificate from this CA of the store (its thumbprint) instead of self-signing
+        #[arg(long, value_name = "THUMBPRINT", requires = "dns")]
+        signer: Option<String>,
+        /// Make a root CA (with its key) to issue certificates with --signer and to trust with `cert trust`
+        #[arg(long, conflicts_with_all = ["dns", "signer"])]
+        ca: bool,
+        /// The CA's common name (with --ca; default "portshare development CA")
+        #[arg(long, value_name = "CN", requires = "ca")]
+        name: Option<String>,
     },
     /// Check a PEM or PFX file and copy it (with its private key) into the store
     Import {
@@ -150,6 +160,15 @@ pub enum CertCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Add a CA of the store to this machine's trust stores (system, NSS via certutil,
+    /// Windows Root), or take it out; PORTSHARE_TRUST_DIR redirects it to a test folder
+    Trust {
+        /// The CA's thumbprint (default: the development CA, "portshare development CA")
+        thumbprint: Option<String>,
+        /// Take the CA out of the trust stores instead
+        #[arg(long)]
+        remove: bool,
+    },
     /// Write a certificate to a file: .pem/.crt (chain), .cer/.der (DER), .pfx/.p12 (with key)
     Export {
         /// The certificate's thumbprint (SHA-1, 40 hex digits, as `cert list` shows it)
@@ -160,7 +179,7 @@ pub enum CertCommand {
         /// Password for a .pfx/.p12 file
         #[arg(long)]
         password: Option<String>,
-        /// Also write the private key into a .pem/.crt file (mode 0600)
+        /// Also write the private key into a .pem/.crt file (mode 0600); needed to put a CA's key into a .pfx
         #[arg(long)]
         include_key: bool,
     },
@@ -272,7 +291,10 @@ pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
         CertCommand::New { .. } | CertCommand::Import { .. } | CertCommand::Delete { .. } => {
             Use::Write
         }
-        CertCommand::List { .. } | CertCommand::Export { .. } => Use::Read,
+        // `trust` changes the machine's trust stores, not portshare's store.
+        CertCommand::List { .. } | CertCommand::Export { .. } | CertCommand::Trust { .. } => {
+            Use::Read
+        }
     };
     let settings = match load(config, usage) {
         Ok(s) => s,
@@ -280,7 +302,21 @@ pub fn cert(config: Option<&Path>, command: &CertCommand) -> ExitCode {
     };
     let dir = &settings.cert_dir;
     let out = match command {
-        CertCommand::New { dns, days } => commands::new(dir, dns, *days),
+        CertCommand::New {
+            ca: true,
+            name,
+            days,
+            ..
+        } => commands::new_ca(dir, name.as_deref(), *days),
+        CertCommand::New {
+            dns, days, signer, ..
+        } => commands::new(dir, dns, *days, signer.as_deref()),
+        CertCommand::Trust { thumbprint, remove } => crate::certs::trust::trust(
+            dir,
+            thumbprint.as_deref(),
+            *remove,
+            &crate::certs::trust::TrustEnv::from_process(),
+        ),
         CertCommand::Import {
             file,
             password,

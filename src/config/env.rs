@@ -8,8 +8,16 @@ use super::file::SYSTEM_CONFIG_DIR_VAR;
 use super::sections::PARAM_KEYS;
 use super::{ConfigError, Sections};
 
-/// Variables that choose where the configuration is, not a setting in it.
-const NOT_SETTINGS: &[&str] = &["PORTSHARE_CONFIG", SYSTEM_CONFIG_DIR_VAR];
+/// Variables that choose where the configuration is, or where `cert trust` writes
+/// (a test trust folder), not a setting in it.
+const NOT_SETTINGS: &[&str] = &[
+    "PORTSHARE_CONFIG",
+    SYSTEM_CONFIG_DIR_VAR,
+    // certs::trust's TRUST_DIR_ENV and TRUST_BUNDLE_ENV, spelt out: config sits below
+    // certs (tests/local_ca.rs fails if the names drift apart).
+    "PORTSHARE_TRUST_DIR",
+    "PORTSHARE_TRUST_BUNDLE",
+];
 
 /// The `(section, key)` a `PORTSHARE_*` variable sets: `None` for other
 /// variables, `Some(Err(()))` for a `PORTSHARE_` name that is no setting.

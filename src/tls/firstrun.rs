@@ -1,17 +1,20 @@
 //! First run with HTTPS enabled: when neither `0.0.0.0:PORT` nor `[::]:PORT` has a
-//! binding, create a `localhost` certificate (as `dotnet dev-certs` does), save it in
-//! the store, bind it to both, and tell the user how to trust it.
+//! binding, issue a `localhost` certificate from the development CA (created in the
+//! store on first need, reused afterwards: see [`crate::certs::ca`]), save it, bind it
+//! to both, and tell the user how to trust the CA (`cert trust`), as `mkcert` and
+//! `dotnet dev-certs` do. One trust step then covers every certificate the CA issues.
 //!
-//! A still-valid certificate made by an earlier first run (self-signed, CN=localhost,
-//! SAN localhost, private key, valid 30 more days) is reused instead of making a new
-//! one, so a browser exception or trust-store entry stays good.
+//! A still-valid certificate made by an earlier first run (CN=localhost, SAN
+//! localhost, private key, issued by the current development CA, valid 30 more days)
+//! is reused instead of making a new one.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
 
-use crate::certs::{new_self_signed, CertStore, Certificate, DEFAULT_DAYS};
+use crate::certs::ca::{self, DEV_CA_NAME};
+use crate::certs::{CertStore, Certificate, Thumbprint, DEFAULT_DAYS};
 use crate::store::{BindingFlags, BindingKey, SslBinding, Store, UpdateError};
 
 use super::{TlsError, PORTSHARE_APPID};
@@ -34,12 +37,13 @@ fn wildcard_keys(port: u16) -> [BindingKey; 2] {
     ]
 }
 
-fn reusable(c: &Certificate) -> bool {
+fn reusable(c: &Certificate, dev_ca: &Certificate) -> bool {
     let i = &c.info;
     c.key.is_some()
-        && i.is_self_signed
+        && !i.is_ca
         && i.subject == "CN=localhost"
         && i.dns_names.iter().any(|n| n == "localhost")
+        && c.chain.get(1) == dev_ca.chain.first()
         && i.not_after > Utc::now() + Duration::days(30)
         && i.not_before <= Utc::now()
 }
@@ -52,11 +56,18 @@ pub(crate) fn ensure(cert_dir: &Path, port: u16) -> Result<FirstRun, TlsError> {
         return Ok(FirstRun::NotNeeded);
     }
     let (existing, _) = CertStore::scan(cert_dir);
-    let (cert, created) = match existing.into_iter().find(reusable) {
+    let dev_ca = match ca::dev_ca(&existing, Utc::now()) {
+        Some(c) => c.clone(),
+        None => CertStore::save(cert_dir, &ca::new_ca(DEV_CA_NAME, ca::DEFAULT_CA_DAYS)?)?,
+    };
+    let (cert, created) = match existing.into_iter().find(|c| reusable(c, &dev_ca)) {
         Some(c) => (c, false),
         None => {
             let names = ["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
-            let c = new_self_signed(&names, DEFAULT_DAYS)?;
+            // A leaf may not outlive its CA: near the CA's end, a shorter one.
+            let left = (dev_ca.info.not_after - Utc::now()).num_days();
+            let days = DEFAULT_DAYS.min(u32::try_from(left).unwrap_or(0)).max(1);
+            let c = ca::issue(&dev_ca, &names, days)?;
             (CertStore::save(cert_dir, &c)?, true)
         }
     };
@@ -164,21 +175,26 @@ pub(crate) fn notice(
 ) -> String {
     let (cmd, path_note) = invocation(config);
     let thumb = cert.thumbprint.to_upper();
+    let ca_thumb = cert
+        .chain
+        .get(1)
+        .map(|der| Thumbprint::of_der(der.as_ref()).to_upper())
+        .unwrap_or_default();
     let what = if created {
-        "Created a self-signed certificate for localhost"
+        "Created a localhost certificate"
     } else {
-        "Using the self-signed localhost certificate"
+        "Using the localhost certificate"
     };
     format!(
         "portshare: HTTPS port {port} had no SSL binding.\n\
-         {what} (thumbprint {thumb}, in {dir}),\n\
+         {what} issued by the {DEV_CA_NAME} (thumbprint {thumb}, in {dir}),\n\
          bound to 0.0.0.0:{port} and [::]:{port}. https://localhost:{port}/ now works.\n\
-         Clients do not trust it yet. Export it and trust it:\n\
-         \x20   {cmd} cert export {thumb} --out localhost.pem\n\
-         \x20   curl --cacert localhost.pem https://localhost:{port}/\n\
-         \x20   Linux: sudo cp localhost.pem /usr/local/share/ca-certificates/portshare-localhost.crt && sudo update-ca-certificates\n\
-         \x20   macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain localhost.pem\n\
-         \x20   Windows: certutil -addstore -f Root localhost.pem\n\
+         Clients accept it once they trust the CA ({ca_thumb}); on this machine:\n\
+         \x20   {cmd} cert trust\n\
+         (the system store needs root: it prints the command to run with sudo; --remove undoes it)\n\
+         On another computer or a phone, install the CA's certificate:\n\
+         \x20   {cmd} cert export {ca_thumb} --out portshare-ca.crt\n\
+         \x20   curl --cacert portshare-ca.crt https://localhost:{port}/\n\
          Or bind your own certificate (it replaces this one; bind both families):\n\
          \x20   {cmd} http add sslcert ipport=0.0.0.0:{port} certhash=… appid={{your GUID}}\n\
          \x20   {cmd} http add sslcert ipport=[::]:{port} certhash=… appid={{your GUID}}\n\
