@@ -227,15 +227,7 @@ pub fn is_local(host: &str, listen: &[std::net::IpAddr]) -> bool {
 fn apply_netsh_timeouts(settings: &mut Settings) {
     let store = crate::store::Store::in_cert_dir(&settings.cert_dir);
     match store.load() {
-        Ok(data) => {
-            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
-            if let Some(s) = data.timeouts.idle_connection {
-                settings.limits.idle_connection_timeout = secs(s);
-            }
-            if let Some(s) = data.timeouts.header_wait {
-                settings.limits.header_wait_timeout = secs(s);
-            }
-        }
+        Ok(data) => data.timeouts.apply_to(&mut settings.limits),
         Err(e) => tracing::error!(error = %e, "the store's timeouts are ignored"),
     }
 }

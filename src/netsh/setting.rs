@@ -40,15 +40,7 @@ pub(crate) fn show(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> Ne
         .unwrap_or_default();
     // `add timeout` wins over `[http]`, as when the server starts.
     match store.load() {
-        Ok(data) => {
-            let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
-            if let Some(s) = data.timeouts.idle_connection {
-                settings.limits.idle_connection_timeout = secs(s);
-            }
-            if let Some(s) = data.timeouts.header_wait {
-                settings.limits.header_wait_timeout = secs(s);
-            }
-        }
+        Ok(data) => data.timeouts.apply_to(&mut settings.limits),
         Err(e) => return Failure::from_store(e).render(None),
     }
     NetshOutput {

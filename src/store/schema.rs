@@ -285,6 +285,18 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// Puts the timers set here over `limits` (`[http]`): netsh's settings
+    /// win over the registry defaults on Windows, and so over GLOBAL.INI.
+    pub fn apply_to(&self, limits: &mut crate::config::Limits) {
+        let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+        if let Some(s) = self.idle_connection {
+            limits.idle_connection_timeout = secs(s);
+        }
+        if let Some(s) = self.header_wait {
+            limits.header_wait_timeout = secs(s);
+        }
+    }
+
     pub fn idle_connection_secs(&self) -> u32 {
         self.idle_connection.unwrap_or(DEFAULT_TIMEOUT_SECS)
     }
