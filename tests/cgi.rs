@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{wait_for, TestServer};
+use common::{ended, wait_for, TestServer};
 
 const SH: &str = "\n[cgi]\n.sh = sh\n.cgi = direct\n";
 
@@ -578,24 +578,6 @@ async fn bad_framing_over_http2() {
         res.bytes().await.is_err(),
         "a cut-off body must be an error"
     );
-}
-
-/// Whether process `pid` has ended. A zombie counts as ended: an orphan is
-/// re-parented to PID 1, which in a container may never reap it.
-fn ended(pid: u32) -> bool {
-    if Path::new("/proc/self/stat").exists() {
-        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            // The state letter follows the command name in parentheses.
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        };
-    }
-    !std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .status()
-        .is_ok_and(|st| st.success())
 }
 
 /// The pid a fixture script wrote to `file` in the public folder.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{cli, run_cli, wait_for, wait_output, TestServer, BIN};
+use common::{cli, queue_pids, run_cli, wait_for, wait_output, TestServer, BIN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -57,24 +57,6 @@ fn kill_term(pid: u32) {
         .status()
         .expect("kill");
     assert!(status.success());
-}
-
-/// The process IDs listed under the request queue of the registration
-/// whose URL list contains `url` (registrations and queues are printed in
-/// the same order).
-fn queue_pids(state: &str, url: &str) -> Vec<u32> {
-    let sessions: Vec<&str> = state.split("Server session ID:").skip(1).collect();
-    let index = sessions
-        .iter()
-        .position(|s| s.lines().any(|l| l.trim() == url))
-        .unwrap_or_else(|| panic!("{url} not in {state}"));
-    let queues = state.split("Request queues:").nth(1).expect("queues");
-    let queue = queues
-        .split("    Request queue name:")
-        .nth(index + 1)
-        .expect("queue");
-    let pids = queue.split("Process IDs:").nth(1).expect("pids");
-    pids.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 #[test]

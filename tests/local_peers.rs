@@ -28,7 +28,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{wait_for, wait_output, TestServer, BIN};
+use common::{queue_pids, wait_for, wait_output, TestServer, BIN};
 
 /// Every single wait; each test stays well under 20 s in all.
 const WAIT: Duration = Duration::from_secs(10);
@@ -452,23 +452,6 @@ fn assert_denied(out: &Output, why: &str, what: &str) {
         "{what}: {err}"
     );
     assert!(err.contains(why), "{what}: expected {why:?} in {err}");
-}
-
-/// The process IDs listed under the request queue of the registration
-/// whose URL list contains `url` (as in tests/control.rs).
-fn queue_pids(state: &str, url: &str) -> Vec<u32> {
-    let sessions: Vec<&str> = state.split("Server session ID:").skip(1).collect();
-    let index = sessions
-        .iter()
-        .position(|s| s.lines().any(|l| l.trim() == url))
-        .unwrap_or_else(|| panic!("{url} not in {state}"));
-    let queues = state.split("Request queues:").nth(1).expect("queues");
-    let queue = queues
-        .split("    Request queue name:")
-        .nth(index + 1)
-        .expect("queue");
-    let pids = queue.split("Process IDs:").nth(1).expect("pids");
-    pids.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// A Unix socket bound by root at `path` with `mode`, answering every

@@ -182,25 +182,6 @@ fn unrouted_maintenance_url_is_a_warning_not_an_error() {
     );
 }
 
-/// Whether process `pid` has ended. A zombie counts as ended: an orphan is
-/// re-parented to PID 1, which in a container may never reap it.
-#[cfg(unix)]
-fn ended(pid: u32) -> bool {
-    if std::path::Path::new("/proc/self/stat").exists() {
-        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            // The state letter follows the command name in parentheses.
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        };
-    }
-    !std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .status()
-        .is_ok_and(|st| st.success())
-}
-
 #[cfg(unix)]
 #[test]
 fn timed_out_run_leaves_no_children() {
@@ -228,7 +209,7 @@ fn timed_out_run_leaves_no_children() {
             .and_then(|t| t.trim().parse().ok())
     });
     wait_for(Duration::from_secs(5), "the child to be killed", || {
-        ended(pid).then_some(())
+        common::ended(pid).then_some(())
     });
 }
 

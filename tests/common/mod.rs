@@ -308,3 +308,39 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
+
+/// Whether process `pid` has ended. A zombie counts as ended: an orphan is
+/// re-parented to PID 1, which in a container may never reap it.
+pub fn ended(pid: u32) -> bool {
+    if std::path::Path::new("/proc/self/stat").exists() {
+        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state letter follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        };
+    }
+    !std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .is_ok_and(|st| st.success())
+}
+
+/// The process IDs listed under the request queue of the registration
+/// whose URL list contains `url` (registrations and queues are printed in
+/// the same order).
+pub fn queue_pids(state: &str, url: &str) -> Vec<u32> {
+    let sessions: Vec<&str> = state.split("Server session ID:").skip(1).collect();
+    let index = sessions
+        .iter()
+        .position(|s| s.lines().any(|l| l.trim() == url))
+        .unwrap_or_else(|| panic!("{url} not in {state}"));
+    let queues = state.split("Request queues:").nth(1).expect("queues");
+    let queue = queues
+        .split("    Request queue name:")
+        .nth(index + 1)
+        .expect("queue");
+    let pids = queue.split("Process IDs:").nth(1).expect("pids");
+    pids.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
