@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{free_port, wait_for, TestServer, BIN};
+use common::{free_port, wait_for, TestServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -292,13 +292,7 @@ impl Lines {
 
 /// Runs `portshare --config … ARGS`.
 fn cli(s: &TestServer, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(&s.config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run portshare")
+    common::run_cli(&s.config, args)
 }
 
 fn stdout(o: &Output) -> String {
