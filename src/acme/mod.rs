@@ -434,10 +434,7 @@ impl Manager {
     async fn current(&self, target: &Target) -> Result<Current, Failure> {
         let cert_dir = self.cert_dir.clone();
         let t = target.clone();
-        tokio::task::spawn_blocking(move || current_state(&cert_dir, &t))
-            .await
-            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
-            .map_err(Failure::Name)
+        blocking(&target.name, move || current_state(&cert_dir, &t)).await
     }
 
     /// When the certificate in the store is not due: binds it where it is
@@ -625,7 +622,7 @@ impl Manager {
     async fn save(&self, target: &Target, issued: order::Issued) -> Result<Certificate, Failure> {
         let cert_dir = self.cert_dir.clone();
         let name = target.name.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(&target.name, move || {
             let label = cert_dir.join(format!("{name} (issued by ACME)"));
             let pem = format!("{}\n{}", issued.chain_pem.trim_end(), issued.key_pem);
             let cert =
@@ -638,8 +635,6 @@ impl Manager {
             CertStore::save(&cert_dir, &cert).map_err(|source| AcmeError::Save { name, source })
         })
         .await
-        .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
-        .map_err(Failure::Name)
     }
 
     /// Binds `cert` as `hostnameport=NAME:PORT` on `ports` (skipping any a
@@ -656,10 +651,10 @@ impl Manager {
         let name = target.name.clone();
         let ports = ports.to_vec();
         let thumb = cert.thumbprint;
-        tokio::task::spawn_blocking(move || bind_in_store(&cert_dir, &name, &ports, thumb, old))
-            .await
-            .map_err(|e| Failure::Name(task_failed(&target.name, e)))?
-            .map_err(Failure::Name)?;
+        blocking(&target.name, move || {
+            bind_in_store(&cert_dir, &name, &ports, thumb, old)
+        })
+        .await?;
         (self.on_bound)();
         Ok(())
     }
@@ -671,11 +666,19 @@ enum Failure {
     Name(AcmeError),
 }
 
-fn task_failed(name: &str, e: tokio::task::JoinError) -> AcmeError {
-    AcmeError::Order {
-        name: name.to_owned(),
-        step: "reading the certificate folder",
-        detail: e.to_string(),
+/// Runs store and certificate-folder work (blocking file I/O) off the
+/// runtime; a task that did not finish is `name`'s failure.
+async fn blocking<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> Result<T, AcmeError> + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done.map_err(Failure::Name),
+        Err(e) => Err(Failure::Name(AcmeError::Order {
+            name: name.to_owned(),
+            step: "reading the certificate folder",
+            detail: e.to_string(),
+        })),
     }
 }
 

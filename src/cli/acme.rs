@@ -63,13 +63,7 @@ pub fn acme(config: Option<&Path>, action: &AcmeAction) -> ExitCode {
         AcmeAction::Renew { .. } => "renew",
     };
     match answer {
-        Ok(text) => {
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(text) => super::print_answer(&text),
         Err(e @ ClientError::NotRunning(_)) => {
             eprintln!("portshare: {e}");
             match action {

@@ -535,6 +535,15 @@ pub(crate) fn server_session(
     Ok((settings, path, rt))
 }
 
+/// Prints the running server's answer to a command, ending in a newline.
+pub(crate) fn print_answer(text: &str) -> ExitCode {
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    ExitCode::SUCCESS
+}
+
 /// `portshare maintenance run|status`: asks the running server.
 pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode {
     use crate::control::client::{self, ClientError};
@@ -549,13 +558,7 @@ pub fn maintenance(config: Option<&Path>, action: MaintenanceAction) -> ExitCode
         }
     });
     match answer {
-        Ok(text) => {
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print_answer(&text),
         Err(e @ ClientError::NotRunning(_)) => {
             eprintln!("portshare: {e}");
             if matches!(action, MaintenanceAction::Status) {
