@@ -70,12 +70,16 @@ fn empty_log_dir_sends_access_lines_to_stdout() {
         std::fs::write(p.join("a.txt"), "x").unwrap()
     });
     // `log_dir=` appended after the default `log_dir=logs`: the later key wins.
+    // The server's stderr goes to a file, so that a failure can show it.
+    let stderr_path = s.dir.path().join("stderr.txt");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&s.config)
         .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -90,7 +94,15 @@ fn empty_log_dir_sends_access_lines_to_stdout() {
     wait_for(Duration::from_secs(20), "the server", || {
         std::net::TcpStream::connect(s.addr()).ok()
     });
-    s.get("/a.txt?stdout=1");
+    let reply = s.raw(b"GET /a.txt?stdout=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if reply.is_empty() {
+        let status = s.child.as_mut().map(|c| c.try_wait());
+        panic!(
+            "no reply; server status {status:?}, its stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+    }
+    assert!(reply.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&reply));
     let line = rx
         .recv_timeout(Duration::from_secs(2))
         .expect("an access line on stdout");
