@@ -2,9 +2,10 @@
 //! snapshot built from them.
 //!
 //! Requests read an immutable [`RouteTable`] through `ArcSwap` (no lock on
-//! the hot path). Registering or unregistering — rare — takes a mutex,
-//! rebuilds the table and swaps it in, then publishes the set of
-//! (scheme, port) pairs in use so the server can open and close listeners.
+//! the hot path). Registering or unregistering takes a mutex, changes a
+//! clone of the table (persistent maps: the cost is that of the change, not
+//! of the table) and swaps it in, then publishes the set of (scheme, port)
+//! pairs in use so the server can open and close listeners.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,8 +65,8 @@ pub struct Route {
     pub registration: Arc<Registration>,
 }
 
-/// The immutable routing snapshot.
-#[derive(Debug, Default)]
+/// The immutable routing snapshot (cloning it is O(1)).
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     pub prefixes: PrefixTable<Arc<Route>>,
 }
@@ -114,6 +115,9 @@ pub struct Registry {
     registrations: Mutex<BTreeMap<RegistrationId, Arc<Registration>>>,
     next_id: AtomicU64,
     ports: watch::Sender<PortSet>,
+    /// Bumped at every change of the table, for whoever follows the
+    /// registered names (the development-certificate manager).
+    generation: watch::Sender<u64>,
 }
 
 impl Default for Registry {
@@ -129,6 +133,7 @@ impl Registry {
             registrations: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             ports: watch::channel(PortSet::new()).0,
+            generation: watch::channel(0).0,
         }
     }
 
@@ -140,6 +145,12 @@ impl Registry {
     /// The (scheme, port) pairs in use; changes whenever they do.
     pub fn ports(&self) -> watch::Receiver<PortSet> {
         self.ports.subscribe()
+    }
+
+    /// Changes (to a new generation number) whenever the table does; read
+    /// the new table with [`Registry::snapshot`].
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// All current registrations, in registration order.
@@ -173,7 +184,11 @@ impl Registry {
     }
 
     /// Registers several owners at once (start-up: thousands of `[app:]`
-    /// sections cost one table build, not one each), all or none.
+    /// sections), all or none.
+    ///
+    /// The published table is cloned (O(1): its maps are persistent), the
+    /// new prefixes are added to the clone and the clone is swapped in, so
+    /// the cost is that of the new prefixes, whatever the table's size.
     pub fn register_all(
         &self,
         new: Vec<NewRegistration>,
@@ -182,24 +197,25 @@ impl Registry {
             return Err(RegisterError::NoPrefixes);
         }
         let mut regs = self.lock();
-        let mut candidate = regs.clone();
-        let mut ids = Vec::with_capacity(new.len());
+        // Writers hold `regs`, so the published table is the latest one.
+        let mut table = RouteTable::clone(&self.current.load());
+        let mut added = Vec::with_capacity(new.len());
         for n in new {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            ids.push(id);
-            candidate.insert(
+            let registration = Arc::new(Registration {
                 id,
-                Arc::new(Registration {
-                    id,
-                    owner: n.owner,
-                    queue: n.queue,
-                    prefixes: n.prefixes,
-                    handler: n.handler,
-                }),
-            );
+                owner: n.owner,
+                queue: n.queue,
+                prefixes: n.prefixes,
+                handler: n.handler,
+            });
+            add_routes(&mut table, &registration)?;
+            added.push(registration);
         }
-        let table = build_table(&candidate)?;
-        *regs = candidate;
+        let ids = added.iter().map(|r| r.id).collect();
+        for registration in added {
+            regs.insert(registration.id, registration);
+        }
         self.publish(table);
         Ok(ids)
     }
@@ -207,19 +223,29 @@ impl Registry {
     /// Removes a registration; its prefixes are free at once.
     pub fn unregister(&self, id: RegistrationId) -> bool {
         let mut regs = self.lock();
-        if regs.remove(&id).is_none() {
+        let Some(registration) = regs.remove(&id) else {
             return false;
+        };
+        let mut table = RouteTable::clone(&self.current.load());
+        for prefix in &registration.prefixes {
+            // Only this registration's own route: an equal prefix cannot be
+            // registered twice, but be exact rather than assume it.
+            if table
+                .prefixes
+                .get(prefix)
+                .is_some_and(|route| route.registration.id == id)
+            {
+                table.prefixes.remove(prefix);
+            }
         }
-        // Removing can't create a conflict.
-        if let Ok(table) = build_table(&regs) {
-            self.publish(table);
-        }
+        self.publish(table);
         true
     }
 
     fn publish(&self, table: RouteTable) {
         let ports: PortSet = table.prefixes.ports().collect();
         self.current.store(Arc::new(table));
+        self.generation.send_modify(|g| *g += 1);
         self.ports.send_if_modified(|current| {
             if *current == ports {
                 false
@@ -239,38 +265,44 @@ fn holder_name(owner: &Owner) -> String {
     }
 }
 
-fn build_table(
-    regs: &BTreeMap<RegistrationId, Arc<Registration>>,
-) -> Result<RouteTable, RegisterError> {
-    let mut table = PrefixTable::new();
-    let mut port_scheme: BTreeMap<u16, Scheme> = BTreeMap::new();
-    for reg in regs.values() {
-        for prefix in &reg.prefixes {
-            let scheme = *port_scheme.entry(prefix.port()).or_insert(prefix.scheme());
-            if scheme != prefix.scheme() {
-                return Err(RegisterError::SchemeConflict {
-                    prefix: prefix.to_string(),
-                    port: prefix.port(),
-                    other: scheme.as_str(),
-                });
-            }
-            let route = Arc::new(Route {
-                prefix: prefix.clone(),
-                registration: reg.clone(),
+/// Adds the routes of `registration` to `table`, or fails on the first
+/// prefix that conflicts (the table may then hold some of them: callers
+/// work on a clone and drop it).
+fn add_routes(
+    table: &mut RouteTable,
+    registration: &Arc<Registration>,
+) -> Result<(), RegisterError> {
+    for prefix in &registration.prefixes {
+        // A port serves one scheme: HTTP.sys refuses `https://+:80/` when
+        // `http://+:80/` is registered.
+        let other = match prefix.scheme() {
+            Scheme::Http => Scheme::Https,
+            Scheme::Https => Scheme::Http,
+        };
+        if table.prefixes.serves(other, prefix.port()) {
+            return Err(RegisterError::SchemeConflict {
+                prefix: prefix.to_string(),
+                port: prefix.port(),
+                other: other.as_str(),
             });
-            if let Err(conflict) = table.insert(prefix.clone(), route) {
-                let holder = table
-                    .get(&conflict.existing)
-                    .map(|r| holder_name(&r.registration.owner))
-                    .unwrap_or_else(|| "another registration".to_owned());
-                return Err(RegisterError::AlreadyRegistered {
-                    prefix: prefix.to_string(),
-                    holder,
-                });
-            }
+        }
+        let route = Arc::new(Route {
+            prefix: prefix.clone(),
+            registration: registration.clone(),
+        });
+        if let Err(conflict) = table.prefixes.insert(prefix.clone(), route) {
+            let holder = table
+                .prefixes
+                .get(&conflict.existing)
+                .map(|r| holder_name(&r.registration.owner))
+                .unwrap_or_else(|| "another registration".to_owned());
+            return Err(RegisterError::AlreadyRegistered {
+                prefix: prefix.to_string(),
+                holder,
+            });
         }
     }
-    Ok(RouteTable { prefixes: table })
+    Ok(())
 }
 
 /// The request host: the absolute URI's or `:authority` (HTTP/2), else the

@@ -94,7 +94,8 @@ fn empty_log_dir_sends_access_lines_to_stdout() {
     wait_for(Duration::from_secs(20), "the server", || {
         std::net::TcpStream::connect(s.addr()).ok()
     });
-    let reply = s.raw(b"GET /a.txt?stdout=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let reply =
+        s.raw(b"GET /a.txt?stdout=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     if reply.is_empty() {
         let status = s.child.as_mut().map(|c| c.try_wait());
         panic!(
@@ -102,7 +103,11 @@ fn empty_log_dir_sends_access_lines_to_stdout() {
             std::fs::read_to_string(&stderr_path).unwrap_or_default()
         );
     }
-    assert!(reply.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     let line = rx
         .recv_timeout(Duration::from_secs(2))
         .expect("an access line on stdout");
