@@ -934,3 +934,66 @@ fn http01_without_plain_http_says_so_and_the_server_serves() {
     assert_first_run_certificate_served(&s);
     assert_eq!(log.matching("ACME").len(), 1, "{}", log.all());
 }
+
+#[test]
+fn tls_alpn01_challenge_is_answered_by_the_other_server_sharing_cert_dir() {
+    let a = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "shared alpn\n").expect("index");
+    });
+    let certs = a.dir.path().join("certs");
+    let b = TestServer::prepare_tls(
+        &format!("host_name={NAME}\ncert_dir={}", certs.display()),
+        |_| {},
+    );
+    // Pebble validates TLS-ALPN-01 at server b only (its HTTP-01 port
+    // leads nowhere).
+    let pebble = Pebble::start(free_port(), b.https_port);
+    append(
+        &a,
+        &format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)),
+    );
+    // b cannot order (its directory does not answer), so the order is
+    // a's, for certain; b's TLS acceptor still answers for it, from the
+    // shared challenge folder.
+    let dead = free_port();
+    append(
+        &b,
+        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=tls-alpn-01\n"),
+    );
+    let mut b = b.launch(&[("RUST_LOG", "info")]);
+    let log_b = Lines::follow(&mut b);
+    // b has tried (and failed) to order, and released the order lock.
+    log_b.wait_for("[acme] directory", Duration::from_secs(30));
+    let mut a = a.launch(&[("RUST_LOG", "info")]);
+    let log_a = Lines::follow(&mut a);
+    let issued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        log_a.wait_for("certificate issued and bound", Duration::from_secs(45))
+    }));
+    assert!(
+        issued.is_ok(),
+        "a:\n{}\n---\nb:\n{}\n---\n{}",
+        log_a.all(),
+        log_b.all(),
+        pebble.logs()
+    );
+    // The validation reached b, which answered it; a never saw it.
+    log_b.wait_for("TLS-ALPN-01 challenge answered", Duration::from_secs(5));
+    assert!(
+        log_a.matching("TLS-ALPN-01 challenge answered").is_empty(),
+        "{}",
+        log_a.all()
+    );
+    // The answer is withdrawn from the shared folder once the order is over.
+    let shared = certs
+        .join("acme-challenges")
+        .join(format!("{NAME}.tls-alpn-01"));
+    assert!(!shared.exists(), "{}", shared.display());
+    acme_certhash(&a, a.https_port, Duration::from_secs(10));
+    let mut roots = RootCertStore::empty();
+    roots.add(pebble.root()).expect("pebble root");
+    let https: SocketAddr = ([127, 0, 0, 1], a.https_port).into();
+    let body = wait_for(Duration::from_secs(10), "a trusted handshake", || {
+        https_get(https, NAME, roots.clone(), "/").ok()
+    });
+    assert_eq!(body, b"shared alpn\n");
+}

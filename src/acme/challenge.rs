@@ -11,7 +11,10 @@
 //! Each token is also written to `cert_dir/acme-challenges/TOKEN`, so
 //! another server sharing `cert_dir` (behind the same load balancer) can
 //! answer a validation request that reaches it instead of this one; a token
-//! unknown in memory is looked up there.
+//! unknown in memory is looked up there. TLS-ALPN-01 answers are shared in
+//! the same folder (`NAME.tls-alpn-01`, see
+//! [`crate::tls::alpn_challenge`]); a `.` is never in a token, so the two
+//! cannot be mistaken for each other.
 
 use std::collections::HashMap;
 use std::io;

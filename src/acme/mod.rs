@@ -12,21 +12,28 @@
 //! different appid) is never replaced.
 //!
 //! This file is the manager task: at start, then at each name's renewal
-//! time or daily, whichever is sooner ([`renew::wait_until_due`]), it looks
-//! at each name ([`names`]), renews when due ([`renew`]) through an order
-//! ([`order`]), and on failure keeps the old certificate, logs one line
-//! (the ACME problem's type and detail, what to do) and backs off. Nothing
-//! here can stop the server: every failure is a log line and a retry.
+//! time or daily, whichever is sooner ([`renew::wait_until`]), it looks
+//! at each name ([`names`]), renews when due ([`renew`]: inside the ACME
+//! server's suggested window when the directory has ARI, else when a third
+//! of the lifetime is left) through an order ([`order`]), and on failure
+//! keeps the old certificate, logs one line (the ACME problem's type and
+//! detail, what to do) and backs off — longer when the server's
+//! `Retry-After` says so ([`client`]), never beyond a day. Nothing here can
+//! stop the server: every failure is a log line and a retry.
 
 pub mod challenge;
+pub mod client;
 pub mod names;
 pub mod order;
 pub mod renew;
 pub mod status;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -38,7 +45,8 @@ use crate::store::{BindingFlags, BindingKey, SslBinding, Store, StoreError, Upda
 use crate::tls::alpn_challenge::AlpnChallenges;
 use challenge::Http01Tokens;
 use names::Target;
-use renew::Backoff;
+use order::AcmeAccount;
+use renew::{Backoff, Window};
 use status::{AcmeHandle, CertSummary, LastResult, RenewRequest};
 
 /// The application id of the bindings ACME makes (`http show sslcert`
@@ -87,6 +95,8 @@ pub enum AcmeError {
         name: String,
         step: &'static str,
         problem: String,
+        /// How long the server's `Retry-After` asked to wait (a rate limit).
+        retry_after: Option<Duration>,
     },
     #[error("{name}: {step} failed: {detail}; portshare retries later")]
     Order {
@@ -148,6 +158,15 @@ impl AcmeError {
             name: name.to_owned(),
             step,
             problem: format!("{}; {}", problem_text(p), advice(name, p)),
+            retry_after: None,
+        }
+    }
+
+    /// The server's `Retry-After` on a refusal, if it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AcmeError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -189,9 +208,12 @@ fn advice(name: &str, p: &instant_acme::Problem) -> String {
         .and_then(|t| t.rsplit(':').next())
         .unwrap_or("");
     match kind {
-        "rateLimited" => {
-            "the ACME server's rate limit was reached; portshare retries with back-off".into()
-        }
+        "rateLimited" => format!(
+            "the ACME server's rate limit for {name} or this account was reached (see the ACME \
+             server's rate-limit documentation; test against its staging directory, not \
+             production); nothing to do but wait: portshare retries with back-off, no sooner \
+             than the server's Retry-After"
+        ),
         "rejectedIdentifier" | "malformed" | "caa" => format!(
             "the ACME server will not issue for {name}; check that it is a public DNS name you own \
              (and its CAA records), or leave it out with [acme] names="
@@ -207,15 +229,18 @@ fn advice(name: &str, p: &instant_acme::Problem) -> String {
     }
 }
 
-/// A wait as people say it ("5 min", "2 h").
+/// A wait as people say it ("5 min", "2 h", "1 h 30 min"), to the nearest
+/// minute: a Retry-After of 7200 s read a moment later is still "2 h".
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h", s / 3600)
-    } else if s >= 60 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
+    if s < 60 {
+        return format!("{s} s");
+    }
+    let min = (s + 30) / 60;
+    match (min / 60, min % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
     }
 }
 
@@ -234,6 +259,55 @@ pub struct Manager {
     handle: Arc<AcmeHandle>,
     /// Renewals asked for over the control socket; taken by `run`.
     requests: Option<mpsc::Receiver<RenewRequest>>,
+    /// By name: the renewal time chosen in the server's ARI window.
+    ari: Mutex<HashMap<String, AriChoice>>,
+}
+
+/// A renewal time chosen in the ARI window of one certificate: kept while
+/// the window stays the same, so that asking again does not move it.
+#[derive(Debug, Clone)]
+struct AriChoice {
+    thumbprint: Thumbprint,
+    window: Window,
+    at: DateTime<Utc>,
+    /// When the server wants the window asked for again.
+    ask_again: DateTime<Utc>,
+}
+
+/// Why a certificate is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    ThirdLeft,
+    AriWindow,
+}
+
+/// When a certificate is to be renewed.
+struct Plan {
+    at: DateTime<Utc>,
+    /// Look again no later than this (ARI's `Retry-After`).
+    recheck: Option<Duration>,
+    why: Why,
+    /// The certificate's ARI identifier, for the renewal order's `replaces`.
+    replaces: Option<instant_acme::CertificateIdentifier<'static>>,
+}
+
+impl Plan {
+    fn third_left(cert: &Certificate) -> Plan {
+        Plan {
+            at: renew::renew_at(cert.info.not_before, cert.info.not_after),
+            recheck: None,
+            why: Why::ThirdLeft,
+            replaces: None,
+        }
+    }
+}
+
+/// What [`Manager::keep`] found.
+enum Kept {
+    /// Not due: look again after the wait.
+    Kept(Looked),
+    /// Due (when there is a certificate, with its plan).
+    Due(Option<Plan>),
 }
 
 /// One name's schedule.
@@ -262,6 +336,10 @@ impl Manager {
         // A few queued requests at most: each waits for its answer anyway.
         let (tx, rx) = mpsc::channel(8);
         let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        if let Some(alpn) = &alpn {
+            // Either server sharing cert_dir may get the validation.
+            alpn.share_through(&cert_dir.join(challenge::CHALLENGE_DIR));
+        }
         Manager {
             acme,
             cert_dir,
@@ -271,6 +349,7 @@ impl Manager {
             on_bound,
             handle: Arc::new(AcmeHandle::new(&names, tx)),
             requests: Some(rx),
+            ari: Mutex::new(HashMap::new()),
         }
     }
 
@@ -294,7 +373,7 @@ impl Manager {
                 backoff: Backoff::default(),
             })
             .collect();
-        let mut account: Option<instant_acme::Account> = None;
+        let mut account: Option<AcmeAccount> = None;
         let mut account_backoff = Backoff::default();
         loop {
             if *stopping.borrow() {
@@ -356,7 +435,7 @@ impl Manager {
         &self,
         states: &mut [NameState],
         i: usize,
-        account: &mut Option<instant_acme::Account>,
+        account: &mut Option<AcmeAccount>,
         account_backoff: &mut Backoff,
         force: bool,
     ) -> Result<String, String> {
@@ -408,10 +487,16 @@ impl Manager {
                 Err(e.to_string())
             }
             Err(Failure::Name(e)) => {
-                let wait = states[i].backoff.failed();
+                let backoff = states[i].backoff.failed();
+                let wait = renew::retry_wait(backoff, e.retry_after());
+                let asked = if wait > backoff {
+                    " (as the ACME server's Retry-After asks)"
+                } else {
+                    ""
+                };
                 tracing::error!(
                     name = %target.name,
-                    "ACME: {e}; the current certificate (if any) stays in service; trying again in {}",
+                    "ACME: {e}; the current certificate (if any) stays in service; trying again in {}{asked}",
                     human(wait)
                 );
                 states[i].next = Instant::now() + wait;
@@ -437,21 +522,140 @@ impl Manager {
         blocking(&target.name, move || current_state(&cert_dir, &t)).await
     }
 
+    /// When `cert` is to be renewed: at a time chosen in the renewal
+    /// window the ACME server suggests when its directory has ARI (RFC
+    /// 9773), else when a third of its lifetime is left. Asking for the
+    /// window needs the account; when that fails, the third decides (the
+    /// account's failure is said when an order needs it).
+    async fn plan(
+        &self,
+        account: &mut Option<AcmeAccount>,
+        name: &str,
+        cert: &Certificate,
+    ) -> Plan {
+        let third = Plan::third_left(cert);
+        let Some(leaf) = cert.chain.first() else {
+            return third;
+        };
+        let now = Utc::now();
+        let known = self
+            .ari
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .filter(|c| c.thumbprint == cert.thumbprint)
+            .cloned();
+        let ari_plan = |c: &AriChoice, now: DateTime<Utc>| Plan {
+            at: c.at,
+            recheck: Some((c.ask_again - now).to_std().unwrap_or(Duration::ZERO)),
+            why: Why::AriWindow,
+            replaces: order::certificate_id(leaf),
+        };
+        if let Some(c) = known.as_ref().filter(|c| now < c.ask_again) {
+            return ari_plan(c, now);
+        }
+        if account.is_none() {
+            match order::account(&self.acme, &self.cert_dir).await {
+                Ok(a) => *account = Some(a),
+                Err(e) => {
+                    tracing::debug!(
+                        name,
+                        "ACME: no renewal window (ARI) without the account: {e}"
+                    );
+                    return known.map_or(third, |c| ari_plan(&c, now));
+                }
+            }
+        }
+        let Some(acct) = account.as_ref() else {
+            return third;
+        };
+        match order::renewal_window(acct, name, leaf).await {
+            Ok(None) => {
+                self.handle.record_ari(name, None);
+                third
+            }
+            Ok(Some((window, hint))) => {
+                let recheck = renew::ari_recheck(hint);
+                let at = match &known {
+                    Some(c) if c.window == window => c.at,
+                    _ => {
+                        let at = renew::time_in_window(window, renew::random_fraction());
+                        tracing::info!(
+                            name,
+                            thumbprint = %cert.thumbprint,
+                            "ACME: the ACME server suggests renewing between {} and {} (ARI); \
+                             renewal at {}",
+                            window.start.format("%Y-%m-%d %H:%M:%S UTC"),
+                            window.end.format("%Y-%m-%d %H:%M:%S UTC"),
+                            at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        );
+                        at
+                    }
+                };
+                if at >= cert.info.not_after {
+                    // A window past the certificate's end would leave the
+                    // name without one: not followed.
+                    tracing::warn!(
+                        name,
+                        "ACME: the ACME server's renewal window (ARI) ends after the certificate \
+                         does; renewing when a third of its lifetime is left instead"
+                    );
+                    self.handle.record_ari(name, None);
+                    return third;
+                }
+                let choice = AriChoice {
+                    thumbprint: cert.thumbprint,
+                    window,
+                    at,
+                    ask_again: now + chrono::TimeDelta::from_std(recheck).unwrap_or_default(),
+                };
+                let plan = ari_plan(&choice, now);
+                self.ari
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_owned(), choice);
+                self.handle.record_ari(name, Some(at));
+                plan
+            }
+            Err(e) => {
+                tracing::warn!(
+                    name,
+                    "ACME: {e}; {}",
+                    if known.is_some() {
+                        "the renewal time already chosen in its window stands"
+                    } else {
+                        "renewing when a third of the lifetime is left until it answers"
+                    }
+                );
+                match known {
+                    // Asked again in an hour, not at once.
+                    Some(c) => Plan {
+                        recheck: Some(Duration::from_secs(3600)),
+                        ..ari_plan(&c, now)
+                    },
+                    None => third,
+                }
+            }
+        }
+    }
+
     /// When the certificate in the store is not due: binds it where it is
-    /// not bound yet and says when to look again. `None` when it is due
-    /// (or there is none).
+    /// not bound yet and says when to look again. [`Kept::Due`] when it is
+    /// due (or there is none).
     async fn keep(
         &self,
+        account: &mut Option<AcmeAccount>,
         target: &Target,
         current: &Current,
         last: LastResult,
-    ) -> Result<Option<Looked>, Failure> {
+    ) -> Result<Kept, Failure> {
         let Some(cert) = &current.certificate else {
-            return Ok(None);
+            return Ok(Kept::Due(None));
         };
-        let now = chrono::Utc::now();
-        if renew::is_due(cert.info.not_before, cert.info.not_after, now) {
-            return Ok(None);
+        let plan = self.plan(account, &target.name, cert).await;
+        let now = Utc::now();
+        if now >= plan.at {
+            return Ok(Kept::Due(Some(plan)));
         }
         if current.unbound_ports {
             self.bind(target, &current.managed_ports, cert, None)
@@ -463,8 +667,8 @@ impl Manager {
                 "ACME: bound the certificate already in the certificate folder"
             );
         }
-        Ok(Some(Looked {
-            wait: renew::wait_until_due(cert.info.not_before, cert.info.not_after, now),
+        Ok(Kept::Kept(Looked {
+            wait: renew::wait_until(plan.at, plan.recheck, now),
             last,
         }))
     }
@@ -473,7 +677,7 @@ impl Manager {
     /// `force`). `seen` gets the certificate the name has.
     async fn look_at(
         &self,
-        account: &mut Option<instant_acme::Account>,
+        account: &mut Option<AcmeAccount>,
         target: &Target,
         force: bool,
         seen: &mut Option<CertSummary>,
@@ -488,9 +692,14 @@ impl Manager {
             // Everything is bound by hand: said once per check.
             return Ok(hand_made);
         }
+        let mut due = None;
         if !force {
-            if let Some(done) = self.keep(target, &current, LastResult::UpToDate).await? {
-                return Ok(done);
+            match self
+                .keep(account, target, &current, LastResult::UpToDate)
+                .await?
+            {
+                Kept::Kept(done) => return Ok(done),
+                Kept::Due(plan) => due = plan,
             }
         }
         // One order at a time among the servers sharing cert_dir; the
@@ -510,14 +719,17 @@ impl Manager {
             } else {
                 LastResult::UpToDate
             };
-            if let Some(done) = self.keep(target, &current, last).await? {
-                if theirs {
-                    tracing::info!(
-                        name = %target.name,
-                        "ACME: another server sharing the certificate folder has just issued the certificate; it is used here too"
-                    );
+            match self.keep(account, target, &current, last).await? {
+                Kept::Kept(done) => {
+                    if theirs {
+                        tracing::info!(
+                            name = %target.name,
+                            "ACME: another server sharing the certificate folder has just issued the certificate; it is used here too"
+                        );
+                    }
+                    return Ok(done);
                 }
-                return Ok(done);
+                Kept::Due(plan) => due = plan,
             }
         }
         if let Some(cert) = &current.certificate {
@@ -526,7 +738,12 @@ impl Manager {
                 thumbprint = %cert.thumbprint,
                 not_after = %cert.info.not_after,
                 "ACME: renewing the certificate ({})",
-                if force { "asked for with 'portshare acme renew'" } else { "a third of its lifetime is left" }
+                match (force, due.as_ref().map(|p| p.why)) {
+                    (true, _) => "asked for with 'portshare acme renew'",
+                    (false, Some(Why::AriWindow)) =>
+                        "inside the renewal window the ACME server suggests (ARI)",
+                    (false, _) => "a third of its lifetime is left",
+                }
             );
         } else {
             tracing::info!(name = %target.name, directory = %self.acme.directory, "ACME: ordering a certificate");
@@ -548,7 +765,8 @@ impl Manager {
             http01: self.tokens.as_deref(),
             tls_alpn01: self.alpn.as_deref(),
         };
-        let issued = order::issue(acct, &target.name, responders)
+        let replaces = due.and_then(|p| p.replaces);
+        let issued = order::issue(acct, &target.name, responders, replaces)
             .await
             .map_err(Failure::Name)?;
         let cert = self.save(target, issued).await?;
@@ -564,12 +782,9 @@ impl Manager {
             appid = ACME_APPID,
             "ACME: certificate issued and bound"
         );
+        let plan = self.plan(account, &target.name, &cert).await;
         Ok(Looked {
-            wait: renew::wait_until_due(
-                cert.info.not_before,
-                cert.info.not_after,
-                chrono::Utc::now(),
-            ),
+            wait: renew::wait_until(plan.at, plan.recheck, Utc::now()),
             last: LastResult::Issued,
         })
     }
@@ -817,4 +1032,19 @@ fn bind_in_store(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_said_to_the_nearest_minute() {
+        assert_eq!(human(Duration::from_secs(45)), "45 s");
+        assert_eq!(human(Duration::from_secs(300)), "5 min");
+        // A Retry-After of 2 h, read a second later.
+        assert_eq!(human(Duration::from_secs(7199)), "2 h");
+        assert_eq!(human(Duration::from_secs(5400)), "1 h 30 min");
+        assert_eq!(human(renew::MAX_RETRY), "24 h");
+    }
 }

@@ -1,6 +1,7 @@
 //! The instant-acme flow: the account (created once, its key kept in
-//! `cert_dir` and reused), and one order per name — HTTP-01 challenge,
-//! CSR, certificate chain.
+//! `cert_dir` and reused), one order per name — HTTP-01 or TLS-ALPN-01
+//! challenge, CSR, certificate chain — and the renewal window of a
+//! certificate (ARI, RFC 9773) when the directory has one.
 //!
 //! Why a file of its own: this is the only code that talks to the ACME
 //! server, so every network failure becomes an [`AcmeError`] here, with the
@@ -13,11 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
-    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, CertificateIdentifier,
+    ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
 use super::challenge::Http01Tokens;
+use super::client::{RecordingClient, RetryAfter};
+use super::renew::Window;
 use super::{error_chain, problem_text, AcmeError};
 use crate::config::AcmeSettings;
 use crate::tls::alpn_challenge::AlpnChallenges;
@@ -47,36 +50,51 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// The HTTP client for the directory: the system's roots, or `ca_root`'s.
-fn builder(acme: &AcmeSettings) -> Result<AccountBuilder, AcmeError> {
-    match &acme.ca_root {
-        None => Account::builder().map_err(|e| AcmeError::HttpClient {
-            detail: error_chain(&e),
-        }),
-        Some(path) => {
-            check_ca_root(path)?;
-            Account::builder_with_root(path).map_err(|e| AcmeError::CaRoot {
-                path: path.clone(),
-                detail: error_chain(&e),
-            })
-        }
-    }
+/// An ACME account and the `Retry-After` of its client's last refused
+/// request (instant-acme's errors do not carry it).
+pub struct AcmeAccount {
+    pub account: Account,
+    pub retry_after: RetryAfter,
 }
 
-/// `ca_root` must be a readable PEM file with a certificate (instant-acme
-/// would only say "invalid PEM").
-fn check_ca_root(path: &Path) -> Result<(), AcmeError> {
+/// The HTTP client for the directory: the system's roots, or `ca_root`'s.
+fn builder(acme: &AcmeSettings) -> Result<(AccountBuilder, RetryAfter), AcmeError> {
+    let roots = match &acme.ca_root {
+        None => None,
+        Some(path) => Some(read_ca_root(path)?),
+    };
+    let retry_after = RetryAfter::default();
+    let client =
+        RecordingClient::new(roots, retry_after.clone()).map_err(|detail| match &acme.ca_root {
+            Some(path) => AcmeError::CaRoot {
+                path: path.clone(),
+                detail,
+            },
+            None => AcmeError::HttpClient { detail },
+        })?;
+    Ok((Account::builder_with_http(Box::new(client)), retry_after))
+}
+
+/// `ca_root` must be a readable PEM file with certificates (instant-acme
+/// would only say "invalid PEM"); every one in it is trusted.
+fn read_ca_root(path: &Path) -> Result<rustls::RootCertStore, AcmeError> {
     use rustls_pki_types::pem::PemObject;
     let err = |detail: String| AcmeError::CaRoot {
         path: path.to_path_buf(),
         detail,
     };
     let data = std::fs::read(path).map_err(|e| err(format!("cannot read the file: {e}")))?;
-    match rustls_pki_types::CertificateDer::pem_slice_iter(&data).next() {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(err(format!("not a valid PEM file: {e}"))),
-        None => Err(err("the file holds no PEM certificate".into())),
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&data) {
+        let cert = cert.map_err(|e| err(format!("not a valid PEM file: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| err(format!("not a usable root certificate: {e}")))?;
     }
+    if roots.is_empty() {
+        return Err(err("the file holds no PEM certificate".into()));
+    }
+    Ok(roots)
 }
 
 type SavedAccounts = BTreeMap<String, serde_json::Value>;
@@ -97,7 +115,7 @@ fn read_accounts(path: &Path) -> Result<SavedAccounts, AcmeError> {
 /// The ACME account for `[acme] directory`: restored from `cert_dir`'s
 /// account file, or registered (agreeing to the server's terms of service,
 /// as writing the `[acme]` section does) and saved there.
-pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, AcmeError> {
+pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<AcmeAccount, AcmeError> {
     let path: PathBuf = cert_dir.join(ACCOUNT_FILE);
     let mut saved = read_accounts(&path)?;
     let directory_error = |source: instant_acme::Error| match source {
@@ -125,14 +143,20 @@ pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, Ac
                 path: path.clone(),
                 detail: format!("the account for {} cannot be read: {e}", acme.directory),
             })?;
-        return builder(acme)?
+        let (builder, retry_after) = builder(acme)?;
+        let account = builder
             .from_credentials(credentials)
             .await
-            .map_err(directory_error);
+            .map_err(directory_error)?;
+        return Ok(AcmeAccount {
+            account,
+            retry_after,
+        });
     }
     let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-    let (account, credentials) = builder(acme)?
+    let (builder, retry_after) = builder(acme)?;
+    let (account, credentials) = builder
         .create(
             &NewAccount {
                 contact: &contacts,
@@ -166,20 +190,85 @@ pub async fn account(acme: &AcmeSettings, cert_dir: &Path) -> Result<Account, Ac
         "ACME account registered; its key is kept in {}",
         path.display()
     );
-    Ok(account)
+    Ok(AcmeAccount {
+        account,
+        retry_after,
+    })
+}
+
+/// The renewal window the ACME server suggests for the certificate `leaf`
+/// (DER), and how long until it may be asked for again. `Ok(None)` when the
+/// directory has no `renewalInfo` (pebble 2.4, many private CAs) or the
+/// certificate cannot be identified (no authority key identifier): then a
+/// third of the lifetime left decides.
+pub async fn renewal_window(
+    account: &AcmeAccount,
+    name: &str,
+    leaf: &rustls_pki_types::CertificateDer<'_>,
+) -> Result<Option<(Window, Duration)>, AcmeError> {
+    let Ok(id) = CertificateIdentifier::try_from(leaf) else {
+        return Ok(None);
+    };
+    match account.account.renewal_info(&id).await {
+        Ok((info, recheck)) => match Window::of(&info.suggested_window) {
+            Some(window) => Ok(Some((window, recheck))),
+            None => Err(AcmeError::Order {
+                name: name.to_owned(),
+                step: "fetching the renewal window (ARI)",
+                detail: "the window's dates are out of range".into(),
+            }),
+        },
+        Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+        Err(e) => Err(AcmeError::order(
+            name,
+            "fetching the renewal window (ARI)",
+            e,
+        )),
+    }
+}
+
+/// The ARI identifier of the certificate `leaf` replaces (the `replaces`
+/// of a renewal order, RFC 9773 §5).
+pub fn certificate_id(
+    leaf: &rustls_pki_types::CertificateDer<'_>,
+) -> Option<CertificateIdentifier<'static>> {
+    CertificateIdentifier::try_from(leaf)
+        .ok()
+        .map(CertificateIdentifier::into_owned)
 }
 
 /// Orders a certificate for `name`, answering its challenge through
 /// `responders` (HTTP-01 when offered, else TLS-ALPN-01). The answers are
-/// withdrawn whatever the outcome.
+/// withdrawn whatever the outcome. `replaces` names the certificate this
+/// one renews, when the directory has ARI. A refusal carries the server's
+/// `Retry-After`, if it gave one.
 pub async fn issue(
+    account: &AcmeAccount,
+    name: &str,
+    responders: Responders<'_>,
+    replaces: Option<CertificateIdentifier<'static>>,
+) -> Result<Issued, AcmeError> {
+    account.retry_after.clear();
+    let mut result = place_and_issue(&account.account, name, responders, replaces).await;
+    if let Err(AcmeError::Refused { retry_after, .. }) = &mut result {
+        *retry_after = account.retry_after.remaining();
+    }
+    result
+}
+
+async fn place_and_issue(
     account: &Account,
     name: &str,
     responders: Responders<'_>,
+    replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<Issued, AcmeError> {
     let identifiers = [Identifier::Dns(name.to_owned())];
+    let mut new_order = NewOrder::new(&identifiers);
+    if let Some(id) = replaces {
+        new_order = new_order.replaces(id);
+    }
     let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
+        .new_order(&new_order)
         .await
         .map_err(|e| AcmeError::order(name, "placing the order", e))?;
     let mut published = Vec::new();

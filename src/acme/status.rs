@@ -65,6 +65,9 @@ pub struct NameStatus {
     pub next_attempt: Option<DateTime<Utc>>,
     pub last: LastResult,
     pub last_at: Option<DateTime<Utc>>,
+    /// The renewal time chosen in the ACME server's suggested window (ARI),
+    /// when it has one; otherwise a third of the lifetime left decides.
+    pub ari_renewal: Option<DateTime<Utc>>,
 }
 
 /// A renewal asked for over the control socket: the names (all when
@@ -92,6 +95,7 @@ impl AcmeHandle {
                         next_attempt: None,
                         last: LastResult::Pending,
                         last_at: None,
+                        ari_renewal: None,
                     })
                     .collect(),
             ),
@@ -116,6 +120,15 @@ impl AcmeHandle {
             row.last = last;
             row.last_at = Some(Utc::now());
             row.next_attempt = Some(next_attempt);
+        }
+    }
+
+    /// Records the renewal time chosen in the ARI window of `name`'s
+    /// certificate (`None`: the directory has no ARI).
+    pub(super) fn record_ari(&self, name: &str, at: Option<DateTime<Utc>>) {
+        let mut table = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(row) = table.iter_mut().find(|r| r.name == name) {
+            row.ari_renewal = at;
         }
     }
 
@@ -202,11 +215,11 @@ pub fn report(rows: &[NameStatus]) -> String {
             Some(c) => {
                 let _ = writeln!(out, "    Thumbprint   : {}", c.thumbprint);
                 let _ = writeln!(out, "    Not after    : {}", time(c.not_after));
-                let _ = writeln!(
-                    out,
-                    "    Renewal due  : {}",
-                    time(renew::renew_at(c.not_before, c.not_after))
-                );
+                let due = match row.ari_renewal {
+                    Some(at) => format!("{} (in the ACME server's renewal window, ARI)", time(at)),
+                    None => time(renew::renew_at(c.not_before, c.not_after)),
+                };
+                let _ = writeln!(out, "    Renewal due  : {due}");
             }
             None => {
                 let _ = writeln!(out, "    Thumbprint   : (none yet)");
@@ -269,6 +282,7 @@ pub fn from_store(cert_dir: &Path) -> Result<String, String> {
             next_attempt: None,
             last: LastResult::Pending,
             last_at: None,
+            ari_renewal: None,
         });
     }
     if rows.is_empty() {

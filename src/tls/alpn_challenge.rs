@@ -8,8 +8,18 @@
 //! whatever is bound for the name (nothing yet, a hand-made binding, the
 //! first-run certificate), and an ordinary handshake must never see the
 //! challenge certificate — only `acme-tls/1` handshakes come here.
+//!
+//! Servers sharing `cert_dir` (behind one load balancer) place one order
+//! between them, and the validation may reach any of them. So, as HTTP-01
+//! tokens are, each answer is also written to the shared challenge folder
+//! (`cert_dir/acme-challenges/NAME.tls-alpn-01`, the key authorization's
+//! digest in hex — not secret: the validation server sees it in the clear
+//! certificate); a challenge handshake for a name with no order in flight
+//! here is answered from there, with a challenge certificate of this
+//! server's own making for the same digest.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -20,11 +30,23 @@ use rustls::ServerConfig;
 /// The ALPN protocol id of the challenge.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
+/// The ending of an answer's file in the shared challenge folder.
+const SHARED_SUFFIX: &str = ".tls-alpn-01";
+
 /// The challenge handshakes this server answers, by host name.
 #[derive(Default)]
 pub struct AlpnChallenges {
     live: RwLock<HashMap<String, Arc<ServerConfig>>>,
+    /// The shared challenge folder, once the ACME manager gave it
+    /// ([`AlpnChallenges::share_through`]).
+    shared: RwLock<Option<PathBuf>>,
+    /// Configs made for other servers' answers, by name, with their
+    /// digest: a certificate is made once per answer, not per handshake.
+    from_shared: RwLock<HashMap<String, SharedAnswer>>,
 }
+
+/// A config made for another server's answer, and the digest it is for.
+type SharedAnswer = ([u8; 32], Arc<ServerConfig>);
 
 impl std::fmt::Debug for AlpnChallenges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,23 +55,106 @@ impl std::fmt::Debug for AlpnChallenges {
 }
 
 impl AlpnChallenges {
+    /// Shares answers with the other servers using the same `cert_dir`:
+    /// published ones are written to its challenge folder `dir`, and theirs
+    /// are read from it. Called by the ACME manager (the TLS layer starts
+    /// before it, and does not know where ACME keeps its files).
+    pub fn share_through(&self, dir: &Path) {
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = Some(dir.to_owned());
+    }
+
+    /// The shared file of `name`'s answer, when answers are shared and the
+    /// name cannot name a path outside the folder.
+    fn shared_file(&self, name: &str) -> Option<PathBuf> {
+        let dir = self
+            .shared
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        is_file_name(name).then(|| dir.join(format!("{name}{SHARED_SUFFIX}")))
+    }
+
     /// Starts answering `acme-tls/1` handshakes for `name` with a challenge
-    /// certificate for `digest` (SHA-256 of the key authorization).
+    /// certificate for `digest` (SHA-256 of the key authorization), here and
+    /// (through the shared folder) in other servers sharing `cert_dir`.
     pub fn publish(&self, name: &str, digest: &[u8]) -> Result<(), String> {
-        let config = challenge_config(name, digest)?;
+        let name = name.to_ascii_lowercase();
+        let config = challenge_config(&name, digest)?;
         self.live
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_ascii_lowercase(), Arc::new(config));
+            .insert(name.clone(), Arc::new(config));
+        if let Some(path) = self.shared_file(&name) {
+            let write = || -> std::io::Result<()> {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                crate::atomic_file::write_atomic(&path, hex::encode(digest).as_bytes(), false)
+            };
+            write().map_err(|e| {
+                format!(
+                    "cannot write {} for other servers sharing the certificate folder: {e}; \
+                     let the server's user write there",
+                    path.display()
+                )
+            })?;
+        }
         Ok(())
     }
 
     /// Stops answering for `name` (its order is over).
     pub fn withdraw(&self, name: &str) {
+        let name = name.to_ascii_lowercase();
         self.live
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&name.to_ascii_lowercase());
+            .remove(&name);
+        if let Some(path) = self.shared_file(&name) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(
+                        "cannot remove the ACME challenge file {}: {e}; it is harmless, delete it by hand",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Another server's answer for `name`, from the shared folder. A small
+    /// file read on the handshake's task: challenge handshakes are few
+    /// (one per validation), and ordinary ones never come here.
+    fn shared_answer(&self, name: &str) -> Option<Arc<ServerConfig>> {
+        let path = self.shared_file(name)?;
+        let digest = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| hex::decode(text.trim()).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+        let mut cache = self.from_shared.write().unwrap_or_else(|p| p.into_inner());
+        let Some(digest) = digest else {
+            // Withdrawn (or never a digest): forget its certificate.
+            cache.remove(name);
+            return None;
+        };
+        if let Some((d, config)) = cache.get(name) {
+            if *d == digest {
+                return Some(config.clone());
+            }
+        }
+        match challenge_config(name, &digest) {
+            Ok(config) => {
+                let config = Arc::new(config);
+                cache.insert(name.to_owned(), (digest, config.clone()));
+                Some(config)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    name,
+                    "ACME: cannot answer another server's TLS-ALPN-01 challenge: {e}"
+                );
+                None
+            }
+        }
     }
 
     /// The config for a handshake offering `alpn` with SNI `sni`: `Some`
@@ -66,14 +171,29 @@ impl AlpnChallenges {
             return None;
         }
         let config = sni.and_then(|name| {
-            self.live
+            let name = name.to_ascii_lowercase();
+            let live = self
+                .live
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&name.to_ascii_lowercase())
-                .cloned()
+                .get(&name)
+                .cloned();
+            live.or_else(|| self.shared_answer(&name))
         });
         Some(config)
     }
+}
+
+/// Whether `name` (lower-case) can be a file name in the shared folder: a
+/// DNS name's characters only, no leading dot, no `..`.
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 /// A rustls config that serves only the challenge certificate over
@@ -155,5 +275,50 @@ mod tests {
             Some(None)
         ));
         assert!(c.publish("a.example.net", &[1u8; 5]).is_err());
+    }
+
+    #[test]
+    fn answers_are_shared_through_the_certificate_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AlpnChallenges::default();
+        let b = AlpnChallenges::default();
+        a.share_through(dir.path());
+        b.share_through(dir.path());
+        let acme: &[&[u8]] = &[ACME_TLS_ALPN];
+        a.publish("A.example.net", &[7u8; 32]).unwrap();
+        let file = dir.path().join("a.example.net.tls-alpn-01");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            hex::encode([7u8; 32])
+        );
+        // The other server answers it, with a certificate for the digest.
+        let Some(Some(config)) = b.select(Some("a.example.net"), Some(acme.iter().copied())) else {
+            panic!("b does not answer a's challenge");
+        };
+        // Made once per answer, not per handshake.
+        let Some(Some(again)) = b.select(Some("a.example.net"), Some(acme.iter().copied())) else {
+            panic!("b stopped answering");
+        };
+        assert!(Arc::ptr_eq(&config, &again));
+        // A new answer (a new order) gets a new certificate.
+        a.publish("a.example.net", &[8u8; 32]).unwrap();
+        let Some(Some(third)) = b.select(Some("a.example.net"), Some(acme.iter().copied())) else {
+            panic!("b stopped answering");
+        };
+        assert!(!Arc::ptr_eq(&config, &third));
+        a.withdraw("a.example.net");
+        assert!(!file.exists());
+        assert!(matches!(
+            b.select(Some("a.example.net"), Some(acme.iter().copied())),
+            Some(None)
+        ));
+        // Names that would leave the folder are never looked up.
+        for bad in ["../x", "a/b", ".hidden", "a..b"] {
+            assert!(!is_file_name(bad), "{bad}");
+        }
+        // Without sharing, nothing is written.
+        let c = AlpnChallenges::default();
+        c.publish("c.example.net", &[1u8; 32]).unwrap();
+        assert!(!dir.path().join("c.example.net.tls-alpn-01").exists());
     }
 }
