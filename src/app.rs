@@ -14,7 +14,7 @@ use crate::logs::Logs;
 use crate::maintenance::Maintenance;
 use crate::proxy::Backend;
 use crate::registry::{Handler, NewRegistration, Owner, Registry};
-use crate::server::{Server, ServerError};
+use crate::server::{ListenAddresses, Server, ServerError};
 use crate::site::Site;
 use crate::tls::Tls;
 use crate::urlprefix::{Scheme, UrlPrefix};
@@ -242,6 +242,8 @@ pub struct Running {
     pub acme: Option<Arc<crate::acme::status::AcmeHandle>>,
     /// Writes the access and httperr logs out now (`netsh http flush logbuffer`).
     pub log_flush: crate::logs::LogFlusher,
+    /// The listening addresses, which follow the store's IP listen list.
+    pub listen: Arc<ListenAddresses>,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -279,7 +281,28 @@ pub async fn run_with(
         None
     };
     let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
-    let server = Server::start(shared, tls.clone(), registry.ports())?;
+    let listen = Arc::new(ListenAddresses::new(
+        settings.listen.clone(),
+        &crate::store::Store::in_cert_dir(&settings.cert_dir),
+    ));
+    let server = Server::start(shared, tls.clone(), registry.ports(), listen.subscribe())?;
+    if let Some(tls) = &tls {
+        // Certificates for the private names the prefixes name; before ACME starts,
+        // so that a name ACME now looks after is handed over first.
+        let acme_names = acme.as_ref().map_or_else(Vec::new, |p| {
+            p.targets.iter().map(|t| t.name.clone()).collect()
+        });
+        let (names_of, reload) = (registry.clone(), tls.clone());
+        let manager = crate::tls::devcerts::DevCertManager::new(
+            settings.cert_dir.clone(),
+            acme_names,
+            Box::new(move || {
+                crate::tls::devcerts::wanted(names_of.snapshot().prefixes.iter().map(|(p, _)| p))
+            }),
+            Box::new(move || reload.reload()),
+        );
+        tokio::spawn(manager.run(registry.changes(), server.stopping()));
+    }
     let mut acme_handle = None;
     if let Some(plan) = acme {
         // After the listeners: the HTTP-01 validation may come at once.
@@ -318,6 +341,7 @@ pub async fn run_with(
         maintenance: maintenance.clone(),
         acme: acme_handle,
         log_flush: logs.flusher(),
+        listen: listen.clone(),
     });
 
     shutdown.await;

@@ -564,5 +564,6 @@ fn automatic_appids_are_first_runs_and_acmes() {
     use portshare::store::AUTOMATIC_APPIDS;
     assert!(AUTOMATIC_APPIDS.contains(&portshare::tls::PORTSHARE_APPID));
     assert!(AUTOMATIC_APPIDS.contains(&portshare::acme::ACME_APPID));
-    assert_eq!(AUTOMATIC_APPIDS.len(), 2);
+    assert!(AUTOMATIC_APPIDS.contains(&portshare::tls::devcerts::DEVCERT_APPID));
+    assert_eq!(AUTOMATIC_APPIDS.len(), 3);
 }

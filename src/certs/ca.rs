@@ -8,6 +8,8 @@
 //! limit browsers enforce for server certificates; the root lives longer so that one
 //! trust step lasts.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -143,6 +145,46 @@ pub fn issue(signer: &Certificate, names: &[String], days: u32) -> Result<Certif
             signer.info.not_after.format("%Y-%m-%d")
         )));
     }
+    issue_lasting(signer, names, Duration::from_secs(u64::from(days) * 86_400))
+}
+
+/// As [`issue`], for a lifetime that need not be whole days: the server's automatic
+/// certificates (`crate::tls::devcerts`), whose tests renew certificates that live
+/// seconds. Between one second and 397 days, and not past the CA's end.
+///
+/// Why the backdating is proportional: `notBefore` lies a tenth of the lifetime (at
+/// most ten minutes, as [`issue`] has always done) in the past to absorb clock skew;
+/// a fixed ten minutes would make a certificate of seconds mostly past, and due for
+/// renewal as soon as it is made.
+pub fn issue_lasting(
+    signer: &Certificate,
+    names: &[String],
+    lifetime: Duration,
+) -> Result<Certificate> {
+    let now = Utc::now();
+    if let Some(problem) = signer_problem(signer, now) {
+        return Err(fail(problem));
+    }
+    let max = Duration::from_secs(u64::from(MAX_LEAF_DAYS) * 86_400);
+    if lifetime < Duration::from_secs(1) || lifetime > max {
+        return Err(fail(format!(
+            "a server certificate may be valid between 1 second and {MAX_LEAF_DAYS} days, \
+             not {} seconds",
+            lifetime.as_secs()
+        )));
+    }
+    let end = chrono::TimeDelta::from_std(lifetime)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| fail("the validity period is out of range"))?;
+    if end > signer.info.not_after {
+        return Err(fail(format!(
+            "the CA {} ends on {}, and a certificate cannot outlive its issuer; \
+             make a new CA",
+            signer.thumbprint.to_upper(),
+            signer.info.not_after.format("%Y-%m-%d %H:%M:%S UTC")
+        )));
+    }
     let first = names
         .first()
         .ok_or_else(|| fail("give at least one DNS name or IP address with --dns NAME"))?;
@@ -157,7 +199,12 @@ pub fn issue(signer: &Certificate, names: &[String], days: u32) -> Result<Certif
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     // Lets clients find the issuer by key identifier, not only by name.
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, days);
+    let backdate = (lifetime / 10).min(Duration::from_secs(600));
+    let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+    // `date_time_ymd(1970, 1, 1)` is the Unix epoch as rcgen's own date type.
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs(secs) - backdate;
+    params.not_after = epoch + Duration::from_secs(secs) + lifetime;
 
     let ca_der = signer
         .chain
@@ -181,6 +228,12 @@ pub fn issue(signer: &Certificate, names: &[String], days: u32) -> Result<Certif
     let mut chain = vec![leaf.der().clone()];
     chain.extend(signer.chain.iter().cloned());
     finish(chain, &key)
+}
+
+/// Whether `cert` is valid for `host` (a DNS name, `*.` covering one label, or an IP
+/// address), as a client checking the name would decide.
+pub fn covers(cert: &Certificate, host: &str) -> bool {
+    super::validate::covers(cert, host)
 }
 
 /// The certificate for `chain` (leaf first) with `key`.
@@ -293,6 +346,18 @@ mod tests {
         let e = issue(&keyless, &n, 20).unwrap_err().to_string();
         assert!(e.contains("no private key"), "{e}");
         assert!(issue(&ca, &[], 20).is_err());
+    }
+
+    #[test]
+    fn short_lifetimes_are_backdated_by_a_tenth() {
+        let ca = new_ca(DEV_CA_NAME, 30).unwrap();
+        let n = names(&["a.test"]);
+        let leaf = issue_lasting(&ca, &n, Duration::from_secs(20)).unwrap();
+        let span = leaf.info.not_after - leaf.info.not_before;
+        assert_eq!(span.num_seconds(), 22, "20 s and 2 s of backdating");
+        assert!(issue_lasting(&ca, &n, Duration::ZERO).is_err());
+        // Past the CA's end.
+        assert!(issue_lasting(&ca, &n, Duration::from_secs(31 * 86_400)).is_err());
     }
 
     #[test]

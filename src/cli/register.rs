@@ -362,4 +362,31 @@ impl ServiceStateSource for LiveServiceState {
     fn flush_logs(&self) -> Result<(), (u32, String)> {
         self.ask(client::flush_logs, "the log buffers are flushed")
     }
+
+    fn cache_state(
+        &self,
+        url: Option<&str>,
+    ) -> Result<Vec<crate::netsh::CacheEntryState>, (u32, String)> {
+        let url = url.map(str::to_owned);
+        self.ask(
+            |p| client::cache_state(p, url),
+            "the response cache is shown",
+        )
+    }
+
+    fn delete_cache(&self, url: Option<&str>, recursive: bool) -> Result<usize, (u32, String)> {
+        let url = url.map(str::to_owned);
+        self.ask(
+            |p| client::delete_cache(p, url, recursive),
+            "the response cache is emptied",
+        )
+        .map(|dropped| dropped.len())
+    }
+
+    fn store_settings_changed(&self) -> Result<(), (u32, String)> {
+        self.ask(
+            client::store_settings_changed,
+            "cache parameters and listening addresses follow the store",
+        )
+    }
 }

@@ -8,8 +8,9 @@ use super::file::SYSTEM_CONFIG_DIR_VAR;
 use super::sections::PARAM_KEYS;
 use super::{ConfigError, Sections};
 
-/// Variables that choose where the configuration is, or where `cert trust` writes
-/// (a test trust folder), not a setting in it.
+/// Variables that choose where the configuration is, where `cert trust` writes
+/// (a test trust folder), or how long the server's own certificates last (for
+/// tests), not a setting in it.
 const NOT_SETTINGS: &[&str] = &[
     "PORTSHARE_CONFIG",
     SYSTEM_CONFIG_DIR_VAR,
@@ -17,6 +18,8 @@ const NOT_SETTINGS: &[&str] = &[
     // certs (tests/local_ca.rs fails if the names drift apart).
     "PORTSHARE_TRUST_DIR",
     "PORTSHARE_TRUST_BUNDLE",
+    // tls::devcerts::LIFETIME_ENV (tests/dev_certs.rs fails if the names drift apart).
+    "PORTSHARE_DEV_CERT_LIFETIME",
 ];
 
 /// The `(section, key)` a `PORTSHARE_*` variable sets: `None` for other

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHal
 
 use super::platform::{self, ClientStream};
 use super::protocol::{OkBody, Request, Response, MAX_LINE};
-use crate::netsh::ServiceStateSnapshot;
+use crate::netsh::{CacheEntryState, ServiceStateSnapshot};
 use crate::winerror::{ERROR_ACCESS_DENIED, ERROR_GEN_FAILURE, ERROR_SERVICE_NOT_ACTIVE};
 
 /// Why a control request did not succeed.
@@ -153,4 +153,33 @@ pub async fn acme_status(path: &Path) -> Result<String, ClientError> {
 pub async fn acme_renew(path: &Path, names: Vec<String>) -> Result<String, ClientError> {
     let body = request_once(path, &Request::AcmeRenew { names }).await?;
     Ok(body.output.unwrap_or_default())
+}
+
+/// The in-memory file cache of the server at `path` (`netsh http show
+/// cachestate`): every entry, or those under `url`.
+pub async fn cache_state(
+    path: &Path,
+    url: Option<String>,
+) -> Result<Vec<CacheEntryState>, ClientError> {
+    let body = request_once(path, &Request::CacheState { url }).await?;
+    body.cache
+        .map(|c| c.entries.into_iter().map(Into::into).collect())
+        .ok_or_else(|| ClientError::Protocol("the answer carries no cache state".into()))
+}
+
+/// Drops cache entries of the server at `path` (`netsh http delete
+/// cache`); the URLs dropped.
+pub async fn delete_cache(
+    path: &Path,
+    url: Option<String>,
+    recursive: bool,
+) -> Result<Vec<String>, ClientError> {
+    let body = request_once(path, &Request::DeleteCache { url, recursive }).await?;
+    Ok(body.cache.map(|c| c.dropped).unwrap_or_default())
+}
+
+/// Tells the server at `path` to apply the store's cache parameters now.
+pub async fn store_settings_changed(path: &Path) -> Result<(), ClientError> {
+    request_once(path, &Request::StoreSettings {}).await?;
+    Ok(())
 }

@@ -52,7 +52,10 @@ use crate::winerror::{
 };
 
 use acl::PeerUser;
-use protocol::{OkBody, RegisterRequest, Request, Response, WireRegistration, WireServiceState};
+use protocol::{
+    OkBody, RegisterRequest, Request, Response, WireCache, WireCacheEntry, WireRegistration,
+    WireServiceState,
+};
 
 /// Why the control channel could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +125,8 @@ impl ControlServer {
     /// Starts accepting connections for the running server. Call once, from
     /// the `started` callback of [`crate::app::run_with`].
     pub fn start(&mut self, running: &Running, hooks: ControlHooks) {
+        // `netsh http add cacheparam` made while the server was stopped.
+        apply_cache_params(&Store::in_cert_dir(&running.settings.cert_dir));
         let Some(mut listener) = self.listener.take() else {
             return;
         };
@@ -133,6 +138,7 @@ impl ControlServer {
             server_user: listener.server_user(),
             pids: Mutex::new(HashMap::new()),
             hooks,
+            listen: running.listen.clone(),
         });
         if let Some((path, _)) = &self.cleanup {
             tracing::info!(path = %path.display(), "control socket ready");
@@ -175,6 +181,8 @@ struct State {
     /// Processes attached to control registrations, for `show servicestate`.
     pids: Mutex<HashMap<RegistrationId, Vec<u32>>>,
     hooks: ControlHooks,
+    /// The listening addresses (they follow the store's IP listen list).
+    listen: Arc<crate::server::ListenAddresses>,
 }
 
 impl State {
@@ -359,6 +367,33 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
         Request::AcmeRenew { .. } if !state.privileged(peer) => {
             not_privileged(peer, state, "renew ACME certificates")
         }
+        // Read-only, as `servicestate`: open to every local user.
+        Request::CacheState { url } => match cache_state(url.as_deref(), &state.settings) {
+            Ok(entries) => Response::Ok(OkBody {
+                cache: Some(Box::new(WireCache {
+                    entries,
+                    ..WireCache::default()
+                })),
+                ..OkBody::default()
+            }),
+            Err(e) => e,
+        },
+        // Dropping entries costs the server disk reads: administrative, as
+        // HTTP.sys's.
+        Request::DeleteCache { .. } if !state.privileged(peer) => {
+            not_privileged(peer, state, "change the response cache")
+        }
+        Request::StoreSettings {} if !state.privileged(peer) => {
+            not_privileged(peer, state, "apply the store's settings")
+        }
+        Request::DeleteCache { url, recursive } => {
+            delete_cache(url.as_deref(), recursive, &state.settings)
+        }
+        Request::StoreSettings {} => {
+            apply_cache_params(&state.store);
+            state.listen.follow(&state.store);
+            Response::Ok(OkBody::default())
+        }
         Request::AcmeRenew { names } => match &state.hooks.acme_renew {
             None => Response::error(
                 ERROR_NOT_SUPPORTED,
@@ -373,6 +408,116 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
             },
         },
     }
+}
+
+// ---------------------------------------------------------------------------
+// The in-memory file cache (`netsh http show cachestate`, `delete cache`,
+// `add cacheparam`)
+// ---------------------------------------------------------------------------
+
+/// Puts the store's `cacheparam` into the file cache; a store that cannot
+/// be read leaves the limit as it is (and says so in the log).
+fn apply_cache_params(store: &Store) {
+    match store.cacheparam() {
+        Ok(p) => crate::site::files::set_max_cache_response_size(p.max_response_size),
+        Err(e) => tracing::warn!(error = %e, "cache parameters not applied"),
+    }
+}
+
+/// Which cache keys a netsh `url=` names. The cache is the built-in site's
+/// and keyed by the path below the site's prefix, so only the URL's path
+/// counts (scheme, host and port name the site, which has one cache); it
+/// is matched against each site prefix's path, case-insensitively as
+/// HTTP.sys compares paths. `None` when the URL is not under the site.
+fn cache_key_of(url: &str, settings: &Settings) -> Option<String> {
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let lower = decoded.to_lowercase();
+    settings.site_prefixes.iter().find_map(|p| {
+        let base = p.path().to_lowercase();
+        lower
+            .strip_prefix(&base)
+            .map(|_| decoded.get(base.len()..).unwrap_or("").to_owned())
+    })
+}
+
+/// The URL `show cachestate` prints for a cache key: under the site's
+/// first prefix.
+fn cache_url(key: &str, settings: &Settings) -> String {
+    match settings.site_prefixes.first() {
+        Some(p) => format!("{p}{key}"),
+        None => format!("/{key}"),
+    }
+}
+
+fn cache_state(url: Option<&str>, settings: &Settings) -> Result<Vec<WireCacheEntry>, Response> {
+    let wanted = match url {
+        None => None,
+        Some(u) => Some(cache_key_of(u, settings).ok_or_else(|| not_site_url(u))?),
+    };
+    Ok(crate::site::files::cached_files()
+        .into_iter()
+        // `url=` may be a prefix of cached URLs (netsh's help says so).
+        .filter(|f| wanted.as_deref().is_none_or(|w| f.key.starts_with(w)))
+        .map(|f| WireCacheEntry {
+            url: cache_url(&f.key, settings),
+            content_length: f.content_length,
+            cached_bytes: f.cached_bytes,
+            content_type: f.content_type,
+            created_ms: f
+                .created
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            hits: f.hits,
+            queue_name: Some("site".to_owned()),
+        })
+        .collect())
+}
+
+fn delete_cache(url: Option<&str>, recursive: bool, settings: &Settings) -> Response {
+    let dropped = match url {
+        None => crate::site::files::drop_cached(|_| true),
+        Some(u) => {
+            let Some(key) = cache_key_of(u, settings) else {
+                return not_site_url(u);
+            };
+            let dropped = crate::site::files::drop_cached(|k| {
+                if recursive {
+                    k.starts_with(&key)
+                } else {
+                    k == key
+                }
+            });
+            if dropped.is_empty() {
+                return Response::error(
+                    ERROR_FILE_NOT_FOUND,
+                    format!(
+                        "nothing is cached for {u}{}; 'netsh http show cachestate' lists what is",
+                        if recursive { " or below it" } else { "" }
+                    ),
+                );
+            }
+            dropped
+        }
+    };
+    Response::Ok(OkBody {
+        cache: Some(Box::new(WireCache {
+            dropped: dropped.iter().map(|k| cache_url(k, settings)).collect(),
+            ..WireCache::default()
+        })),
+        ..OkBody::default()
+    })
+}
+
+fn not_site_url(url: &str) -> Response {
+    Response::error(
+        ERROR_FILE_NOT_FOUND,
+        format!("{url} is not under the built-in site's prefixes; only its files are cached"),
+    )
 }
 
 /// Error 5 for an administrative request from another user.
@@ -714,7 +859,7 @@ fn check_ports_free(prefixes: &[UrlPrefix], state: &State) -> Result<(), Respons
         if open.iter().any(|(_, port)| *port == prefix.port()) {
             continue;
         }
-        if let Err(e) = crate::server::bind_port(&state.settings.listen, prefix.port()) {
+        if let Err(e) = crate::server::bind_port(&state.listen.current(), prefix.port()) {
             // Not the start-up error's advice (that one names GLOBAL.INI).
             let why = match e {
                 crate::server::ServerError::Bind { addr, source } => format!("{addr}: {source}"),
@@ -796,10 +941,10 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let settings = crate::config::Settings::load_with_env(None, &[]).unwrap();
+        let settings = Arc::new(crate::config::Settings::load_with_env(None, &[]).unwrap());
         let state = State {
             registry: Arc::new(Registry::new()),
-            settings: Arc::new(settings),
+            settings: settings.clone(),
             connections: Mutex::new(HashMap::new()),
             store: Store::in_cert_dir(dir.path()),
             server_user: PeerUser {
@@ -808,6 +953,10 @@ mod tests {
             },
             pids: Mutex::new(HashMap::new()),
             hooks: ControlHooks::default(),
+            listen: Arc::new(crate::server::ListenAddresses::new(
+                settings.listen.clone(),
+                &Store::in_cert_dir(dir.path()),
+            )),
         };
         // Registers `path` on the port as user `uid`/`name`: 0 or the error number.
         let register_as = |path: &str, uid: u32, name: &str| {

@@ -12,6 +12,12 @@
 //! ← {"ok": {"output": "…"}}
 //! → {"acme_renew": {"names": ["www.example.net"]}}
 //! ← {"ok": {"output": "…"}}
+//! → {"cachestate": {"url": "http://+:8080/docs/"}}
+//! ← {"ok": {"cache": {"entries": [{"url": "http://+:8080/docs/a.html", "content_length": 120, …}]}}}
+//! → {"delete_cache": {"url": "http://+:8080/docs/", "recursive": true}}
+//! ← {"ok": {"cache": {"dropped": ["http://+:8080/docs/a.html"]}}}
+//! → {"store_settings": {}}
+//! ← {"ok": {}}
 //! ← {"error": {"code": 183, "message": "…"}}
 //! ```
 //!
@@ -21,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::netsh::{RegistrationState, ServiceStateSnapshot};
+use crate::netsh::{CacheEntryState, RegistrationState, ServiceStateSnapshot};
 use crate::store::Timeouts;
 
 /// Longest request line the server reads (bytes, newline included).
@@ -54,6 +60,28 @@ pub enum Request {
         #[serde(default)]
         names: Vec<String>,
     },
+    /// The in-memory file cache (`netsh http show cachestate [url=…]`):
+    /// every entry, or those under `url`.
+    #[serde(rename = "cachestate")]
+    CacheState {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
+    /// Drops cache entries (`netsh http delete cache [url=…]
+    /// [recursive=yes]`): all, the one for `url`, or (recursive) every one
+    /// under `url`.
+    DeleteCache {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// Re-reads what the running server takes from the store besides the
+    /// SSL bindings (after `netsh http add cacheparam` or `add|delete
+    /// iplisten`): the cache parameters and the IP listen list, so the
+    /// cache and the listeners follow them at once.
+    #[serde(rename = "store_settings")]
+    StoreSettings {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +115,52 @@ pub struct OkBody {
     pub servicestate: Option<WireServiceState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// The answer to `cachestate` and `delete_cache` (boxed: rarely sent,
+    /// and it keeps every response small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Box<WireCache>>,
+}
+
+/// The file cache on the wire: the entries shown (`cachestate`) or the URLs
+/// dropped (`delete_cache`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCache {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<WireCacheEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+}
+
+/// One cached response on the wire (see [`crate::netsh::CacheEntryState`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCacheEntry {
+    pub url: String,
+    pub content_length: u64,
+    #[serde(default)]
+    pub cached_bytes: u64,
+    #[serde(default)]
+    pub content_type: String,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: u64,
+    #[serde(default)]
+    pub hits: u64,
+    #[serde(default)]
+    pub queue_name: Option<String>,
+}
+
+impl From<WireCacheEntry> for CacheEntryState {
+    fn from(w: WireCacheEntry) -> Self {
+        CacheEntryState {
+            url: w.url,
+            content_length: w.content_length,
+            cached_bytes: w.cached_bytes,
+            content_type: w.content_type,
+            created: std::time::UNIX_EPOCH + std::time::Duration::from_millis(w.created_ms),
+            hits: w.hits,
+            queue_name: w.queue_name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +268,22 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"acme_renew": {}}"#).unwrap(),
             Request::AcmeRenew { names: vec![] }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::CacheState { url: None }).unwrap(),
+            r#"{"cachestate":{}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"delete_cache": {"url": "http://+:80/a/"}}"#)
+                .unwrap(),
+            Request::DeleteCache {
+                url: Some("http://+:80/a/".into()),
+                recursive: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::StoreSettings {}).unwrap(),
+            r#"{"store_settings":{}}"#
         );
         assert!(serde_json::from_str::<Request>(r#"{"frob": {}}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"register": {"prefixes": []}}"#).is_err());

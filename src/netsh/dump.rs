@@ -7,7 +7,9 @@
 //! - A reservation made with `user=` is written with `user=`, `listen=` and
 //!   `delegate=` (its SDDL is generated again, identically); one made with
 //!   `sddl=` only is written with `sddl=`.
-//! - Only timeouts that are set are written (an unset one is the default).
+//! - Only timeouts that are set are written (an unset one is the default);
+//!   likewise the cache parameters.
+//! - The IP listen list is written in its order, one `add iplisten` each.
 //! - Values with spaces are put in double quotes, which the script reader
 //!   removes (as netsh's does).
 
@@ -64,6 +66,18 @@ pub fn format_dump(data: &StoreData) -> String {
     ] {
         if let Some(v) = value {
             out.push_str(&format!("add timeout timeouttype={name} value={v}\n"));
+        }
+    }
+    for ip in &data.iplisten {
+        out.push_str(&format!("add iplisten ipaddress={ip}\n"));
+    }
+    let c = &data.cacheparam;
+    for (name, value) in [
+        ("maxcacheresponsesize", c.max_response_size),
+        ("cacherangechunksize", c.range_chunk_size),
+    ] {
+        if let Some(v) = value {
+            out.push_str(&format!("add cacheparam type={name} value={v}\n"));
         }
     }
     out.push_str(TAIL);
@@ -139,6 +153,9 @@ mod tests {
             "http add urlacl url=http://+:8080/a/ user=Everyone delegate=yes".to_owned(),
             "http add urlacl url=http://+:8080/b/ sddl=D:(A;;GX;;;WD)".to_owned(),
             "http add timeout timeouttype=headerwaittimeout value=30".to_owned(),
+            "http add iplisten ipaddress=::1".to_owned(),
+            "http add iplisten ipaddress=127.0.0.1".to_owned(),
+            "http add cacheparam type=maxcacheresponsesize value=65536".to_owned(),
         ] {
             let out = env.run(&line);
             assert_eq!(out.exit_code, 0, "{line}: {}", out.stdout);
@@ -161,6 +178,15 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("idleconnectiontimeout"), "{text}");
+        assert!(
+            text.contains("add iplisten ipaddress=::1\nadd iplisten ipaddress=127.0.0.1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("add cacheparam type=maxcacheresponsesize value=65536\n"),
+            "{text}"
+        );
+        assert!(!text.contains("cacherangechunksize"), "{text}");
 
         // The `add` lines, run again in a fresh store, give the same store.
         let before = env.store.load().expect("load");

@@ -16,7 +16,9 @@
 //! Positional (name-less) parameters and command abbreviations are not
 //! supported.
 
+mod cache;
 mod dump;
+mod iplisten;
 mod params;
 pub mod script;
 mod servicestate;
@@ -24,8 +26,11 @@ mod setting;
 mod sslcert;
 mod timeout;
 mod urlacl;
+mod usage;
 
+pub use cache::{format_cache_params, format_cache_state, CacheEntryState};
 pub use dump::format_dump;
+pub use iplisten::format_iplisten;
 pub use servicestate::{
     format_request_queue_view, format_service_state, RegistrationState, ServiceStateSnapshot,
     ServiceStateSource,
@@ -136,6 +141,13 @@ pub fn run(args: &[String], store: &Store, ctx: &NetshContext<'_>) -> NetshOutpu
         (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("timeout")) => {
             timeout::run(verb, params, store)
         }
+        (Some("http"), Some(verb @ ("add" | "delete" | "show")), Some("iplisten")) => {
+            iplisten::run(verb, params, store, ctx)
+        }
+        (Some("http"), Some("show"), Some("cachestate")) => cache::show_state(params, ctx),
+        (Some("http"), Some("delete"), Some("cache")) => cache::delete(params, ctx),
+        (Some("http"), Some("add"), Some("cacheparam")) => cache::add_param(params, store, ctx),
+        (Some("http"), Some("show"), Some("cacheparam")) => cache::show_param(params, store),
         (Some("http"), Some("show"), Some("servicestate")) => servicestate::run(params, store, ctx),
         (Some("http"), Some("show"), Some("setting")) => setting::show(params, store, ctx),
         (Some("http"), Some("flush"), Some("logbuffer")) => setting::flush(params, ctx),
@@ -149,6 +161,10 @@ pub const COMMANDS: &str = "\
 http add|update|delete|show sslcert ipport=IP:PORT | hostnameport=HOST:PORT | ccs=PORT ...
 http add|delete|show urlacl url=PREFIX [user=NAME listen=yes delegate=no | sddl=SDDL]
 http add|delete|show timeout [timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS]
+http add|delete|show iplisten [ipaddress=IPADDRESS]
+http add|show cacheparam [type=maxcacheresponsesize|cacherangechunksize value=BYTES]
+http show cachestate [url=URL]
+http delete cache [url=URL] [recursive=yes|no]
 http dump
 http flush logbuffer
 http show setting
@@ -159,6 +175,8 @@ const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
     (
         "add",
         &[
+            ("add cacheparam", "Adds an HTTP service cache parameter"),
+            ("add iplisten", "Adds an IP address to the IP listen list."),
             ("add sslcert", "Adds an SSL server certificate binding."),
             ("add timeout", "Adds a global timeout to the service."),
             ("add urlacl", "Adds a URL reservation entry."),
@@ -167,6 +185,14 @@ const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
     (
         "delete",
         &[
+            (
+                "delete cache",
+                "Deletes entries from the HTTP service kernel URI cache.",
+            ),
+            (
+                "delete iplisten",
+                "Deletes an IP address from the IP listen list.",
+            ),
             ("delete sslcert", "Deletes SSL server certificate bindings."),
             (
                 "delete timeout",
@@ -185,6 +211,18 @@ const VERB_COMMANDS: &[(&str, &[(&str, &str)])] = &[
     (
         "show",
         &[
+            (
+                "show cacheparam",
+                "Shows cache parameters of the HTTP service.",
+            ),
+            (
+                "show cachestate",
+                "Lists cached URI resources and their associated properties.",
+            ),
+            (
+                "show iplisten",
+                "Displays all the IP addresses in the IP listen list.",
+            ),
             ("show servicestate", "Shows a snapshot of the HTTP service."),
             (
                 "show setting",
@@ -210,7 +248,8 @@ fn is_help_word(w: &str) -> bool {
 }
 
 /// `http` alone, `http ?` / `http help`, `http add ?`: the list of commands
-/// of that context, as netsh prints it (exit code 0); `None` for anything
+/// of that context, as netsh prints it; `http add sslcert ?` (or `help`,
+/// `/?`): that command's usage text (exit code 0). `None` for anything
 /// else. Needs no store, so callers may answer it before loading anything.
 pub fn help(args: &[String]) -> Option<NetshOutput> {
     let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
@@ -237,8 +276,18 @@ pub fn help(args: &[String]) -> Option<NetshOutput> {
             exit_code: 0,
         }
     };
+    let usage = |text: &str| NetshOutput {
+        stdout: text.to_owned(),
+        exit_code: 0,
+    };
     match words.as_slice() {
         ["http"] => Some(list(&HTTP_CONTEXT, None)),
+        ["http", "dump", h] if is_help_word(h) => Some(usage(usage::DUMP)),
+        // `http show iplisten ?`: netsh shows a command's usage when its
+        // first parameter asks for help.
+        ["http", verb, table, h, ..] if is_help_word(h) => {
+            usage::command_usage(verb, table).map(usage)
+        }
         ["http", h] if is_help_word(h) => Some(list(&HTTP_CONTEXT, None)),
         ["http", verb] | ["http", verb, _] => {
             let (_, rows) = VERB_COMMANDS.iter().find(|(v, _)| v == verb)?;
@@ -265,15 +314,16 @@ const HTTP_CONTEXT: [(&str, &str); 8] = [
     ("update", "Updates a configuration entry in a table."),
 ];
 
+/// The commands in one sentence, for the "not a command" explanation.
+const KNOWN: &str = "add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, add|delete|show iplisten, add|show cacheparam, show cachestate, delete cache, dump, flush logbuffer, show setting, show servicestate.";
+
 /// netsh's "command was not found" (error 87) with the list of commands.
 pub fn unknown_command(args: &[String]) -> NetshOutput {
     let shown = args.join(" ");
     let explain = if shown.is_empty() {
-        "no command given; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, flush logbuffer, show setting, show servicestate.".to_owned()
+        format!("no command given; the http commands are: {KNOWN}")
     } else {
-        format!(
-            "'{shown}' is not a command portshare knows; the http commands are: add|update|delete|show sslcert, add|delete|show urlacl, add|delete|show timeout, dump, flush logbuffer, show setting, show servicestate."
-        )
+        format!("'{shown}' is not a command portshare knows; the http commands are: {KNOWN}")
     };
     let mut out = String::from("\n");
     if !shown.is_empty() {
@@ -492,6 +542,51 @@ mod tests {
         // Not help: still the error with its usage.
         assert_eq!(env.run("http frob").exit_code, 87);
         assert_eq!(env.run("http show frob").exit_code, 87);
+    }
+
+    #[test]
+    fn help_after_a_command_prints_its_usage() {
+        let env = Env::new();
+        for (line, head) in [
+            (
+                "http add sslcert ?",
+                "\nUsage: add sslcert hostnameport=<name:port>",
+            ),
+            ("http show iplisten help", "\nUsage: show iplisten\n"),
+            ("HTTP Add IPListen /?", "\nUsage: add iplisten [ipaddress=]"),
+            (
+                "http add cacheparam ?",
+                "\nUsage: add cacheparam [type=]cacherangechunksize|maxcacheresponsesize",
+            ),
+            (
+                "http delete cache -?",
+                "\nUsage: delete cache [[url=]<string>]",
+            ),
+            (
+                "http show cachestate ?",
+                "\nUsage: show cachestate [[url=]<string>]",
+            ),
+            ("http flush logbuffer help", "\nUsage: flush logbuffer\n"),
+            ("http dump ?", "\nUsage: dump\n"),
+        ] {
+            let out = env.run(line);
+            assert_eq!(out.exit_code, 0, "{line}: {}", out.stdout);
+            assert!(out.stdout.starts_with(head), "{line}: {}", out.stdout);
+        }
+        // Every command has its text, and every verb list names it.
+        for (verb, table, _) in super::usage::COMMAND_USAGE {
+            let out = env.run(&format!("http {verb} {table} ?"));
+            assert_eq!(out.exit_code, 0, "{verb} {table}");
+            let list = env.run(&format!("http {verb} ?"));
+            assert!(
+                list.stdout.contains(&format!("\n{verb} {table} ")),
+                "{verb} {table}: {}",
+                list.stdout
+            );
+        }
+        assert!(!env.store.path().exists());
+        // Not a command: still the error.
+        assert_eq!(env.run("http show frob ?").exit_code, 87);
     }
 
     #[test]

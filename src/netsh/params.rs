@@ -81,6 +81,17 @@ fn parse_port(s: &str) -> Option<u16> {
 /// `ipport=IP:PORT`, `hostnameport=HOST:PORT` or `ccs=PORT`.
 pub(crate) fn parse_binding_key(name: &str, value: &str) -> Result<BindingKey, String> {
     match name {
+        // `ipport=:443` (no address) is every IPv4 address, as netsh takes
+        // it: PowerShell scripts build the value from an empty `$ip`
+        // ("Configure HTTPS with HTTP.sys": `ipport=$($ip):$port`).
+        "ipport" if value.starts_with(':') && !value[1..].contains(':') => {
+            match parse_port(&value[1..]) {
+                Some(port) => Ok(BindingKey::IpPort(SocketAddr::from(([0, 0, 0, 0], port)))),
+                None => Err(format!(
+                    "ipport '{value}' is not IP:PORT (examples: 0.0.0.0:443, [::]:443, 10.0.0.1:443)."
+                )),
+            }
+        }
         "ipport" => match value.parse::<SocketAddr>() {
             Ok(a) if a.port() != 0 => Ok(BindingKey::IpPort(a)),
             _ => Err(format!(
@@ -190,6 +201,12 @@ mod tests {
             "[::]:443"
         );
         assert!(parse_binding_key("ipport", "0.0.0.0").is_err());
+        assert_eq!(
+            parse_binding_key("ipport", ":443").unwrap().to_string(),
+            "0.0.0.0:443"
+        );
+        assert!(parse_binding_key("ipport", ":").is_err());
+        assert!(parse_binding_key("ipport", "::443").is_err());
         assert!(parse_binding_key("ipport", "0.0.0.0:0").is_err());
         assert!(parse_binding_key("ipport", "0.0.0.0:70000").is_err());
         assert!(parse_binding_key("ipport", "site.test:443").is_err());

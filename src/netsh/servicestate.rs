@@ -58,11 +58,36 @@ pub trait ServiceStateSource {
     /// Asks the running server to write its logs out now; the Windows
     /// error number and the `portshare:` sentence on failure.
     fn flush_logs(&self) -> Result<(), (u32, String)> {
-        Err((
-            crate::winerror::ERROR_NOT_SUPPORTED,
-            "there is no running server to ask".to_owned(),
-        ))
+        Err(no_server())
     }
+
+    /// The running server's in-memory file cache (`show cachestate`):
+    /// every entry, or those under `url`.
+    fn cache_state(
+        &self,
+        _url: Option<&str>,
+    ) -> Result<Vec<super::CacheEntryState>, (u32, String)> {
+        Err(no_server())
+    }
+
+    /// Drops cache entries (`delete cache`); how many files were dropped.
+    fn delete_cache(&self, _url: Option<&str>, _recursive: bool) -> Result<usize, (u32, String)> {
+        Err(no_server())
+    }
+
+    /// Tells the running server that the store's cache parameters or IP
+    /// listen list changed.
+    fn store_settings_changed(&self) -> Result<(), (u32, String)> {
+        Err(no_server())
+    }
+}
+
+/// What a live command answers when nothing can reach a server.
+pub(crate) fn no_server() -> (u32, String) {
+    (
+        crate::winerror::ERROR_NOT_SUPPORTED,
+        "there is no running server to ask".to_owned(),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -8,16 +8,16 @@ use tokio::net::TcpListener;
 
 use super::ServerError;
 
-/// Binds `port` on each address. An IPv6 wildcard that the host cannot
-/// provide (IPv6 disabled, as in some containers) is skipped with a warning
-/// when an IPv4 listener exists.
-pub fn bind_port(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, ServerError> {
+/// Binds `port` on each address, and returns each address's listener. An
+/// IPv6 wildcard that the host cannot provide (IPv6 disabled, as in some
+/// containers) is skipped with a warning when an IPv4 listener exists.
+pub fn bind_port(addrs: &[IpAddr], port: u16) -> Result<Vec<(IpAddr, TcpListener)>, ServerError> {
     let mut out = Vec::new();
     let mut skipped_v6 = None;
     for ip in addrs {
         let addr = SocketAddr::new(*ip, port);
         match bind_one(addr) {
-            Ok(l) => out.push(l),
+            Ok(l) => out.push((*ip, l)),
             Err(e) if ip.is_ipv6() && ip.is_unspecified() && is_unavailable(&e) => {
                 skipped_v6 = Some((addr, e));
             }

@@ -13,6 +13,7 @@
 //! dropped.
 
 mod activity;
+mod addresses;
 mod connection;
 mod direct;
 mod drain;
@@ -22,7 +23,7 @@ pub mod signals;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -37,6 +38,7 @@ use crate::tls::Tls;
 use crate::urlprefix::Scheme;
 
 use crate::workers::Workers;
+pub use addresses::ListenAddresses;
 pub use guard::{GuardContext, Guarded};
 pub use listener::bind_port;
 
@@ -66,12 +68,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on every port in `ports` now (a port that cannot be bound is
-    /// an error), then follows `ports` as registrations come and go.
+    /// Listens on every port in `ports` now, on each address in `addrs` (a
+    /// port that cannot be bound is an error), then follows `ports` as
+    /// registrations come and go and `addrs` as the IP listen list changes
+    /// (`netsh http add|delete iplisten`).
     pub fn start(
         shared: Arc<Shared>,
         tls: Option<Arc<Tls>>,
         mut ports: watch::Receiver<PortSet>,
+        mut addrs: watch::Receiver<Vec<IpAddr>>,
     ) -> Result<Server, ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (drain_tx, drain_rx) = watch::channel(false);
@@ -82,13 +87,14 @@ impl Server {
             tls,
             drain: drain_rx,
             stop: stop_rx,
+            addrs: addrs.borrow_and_update().clone(),
             open: BTreeMap::new(),
         };
-        let initial = ports.borrow_and_update().clone();
-        if initial.is_empty() {
+        let mut wanted = ports.borrow_and_update().clone();
+        if wanted.is_empty() {
             return Err(ServerError::NoPorts);
         }
-        listeners.sync(&initial, true)?;
+        listeners.sync(&wanted, true)?;
         let mut stop_follow = stop_tx.subscribe();
         let follower = tokio::spawn(async move {
             loop {
@@ -96,10 +102,14 @@ impl Server {
                     _ = stop_follow.changed() => break,
                     changed = ports.changed() => {
                         if changed.is_err() { break; }
-                        let wanted = ports.borrow_and_update().clone();
+                        wanted = ports.borrow_and_update().clone();
                         if let Err(e) = listeners.sync(&wanted, false) {
                             tracing::error!(error = %e, "opening a listener for a new registration failed");
                         }
+                    }
+                    Ok(()) = addrs.changed() => {
+                        let new = addrs.borrow_and_update().clone();
+                        listeners.listen_on(new, &wanted).await;
                     }
                 }
             }
@@ -140,22 +150,36 @@ impl Server {
     }
 }
 
-/// The open listening sockets, one entry per (scheme, port).
+/// The open listening sockets: per (scheme, port), one accept loop per
+/// listening address.
 struct Listeners {
     shared: Arc<Shared>,
     workers: Arc<Workers>,
     tls: Option<Arc<Tls>>,
     drain: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
-    open: BTreeMap<(Scheme, u16), OpenPort>,
+    /// The addresses every port is served on.
+    addrs: Vec<IpAddr>,
+    open: BTreeMap<(Scheme, u16), BTreeMap<IpAddr, Accepting>>,
 }
 
-/// One port's accept loops and the switch that stops them.
-type OpenPort = (watch::Sender<bool>, Vec<JoinHandle<()>>);
+/// One listening socket's accept loop and the switch that stops it.
+struct Accepting {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Accepting {
+    async fn close(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
 
 impl Listeners {
-    /// Opens listeners for new ports and closes those no longer used.
-    /// At start-up (`strict`) a port that can't be bound is an error.
+    /// Opens listeners for new ports (and for addresses a port is not yet
+    /// served on) and closes those of ports no longer used. At start-up
+    /// (`strict`) a port that can't be bound is an error.
     fn sync(&mut self, wanted: &PortSet, strict: bool) -> Result<(), ServerError> {
         let gone: Vec<_> = self
             .open
@@ -164,16 +188,27 @@ impl Listeners {
             .copied()
             .collect();
         for key in gone {
-            if let Some((stop, _)) = self.open.remove(&key) {
+            if let Some(sockets) = self.open.remove(&key) {
                 tracing::info!(
                     port = key.1,
                     "last prefix on the port is gone; closing its listeners"
                 );
-                let _ = stop.send(true);
+                for accepting in sockets.into_values() {
+                    let _ = accepting.stop.send(true);
+                }
             }
         }
         for &(scheme, port) in wanted {
-            if self.open.contains_key(&(scheme, port)) {
+            let missing: Vec<IpAddr> = match self.open.get(&(scheme, port)) {
+                Some(open) => self
+                    .addrs
+                    .iter()
+                    .filter(|ip| !open.contains_key(ip))
+                    .copied()
+                    .collect(),
+                None => self.addrs.clone(),
+            };
+            if missing.is_empty() {
                 continue;
             }
             let tls = match scheme {
@@ -186,7 +221,7 @@ impl Listeners {
                     }
                 },
             };
-            let sockets = match bind_port(&self.shared.settings.listen, port) {
+            let sockets = match bind_port(&missing, port) {
                 Ok(s) => s,
                 Err(e) if !strict => {
                     tracing::error!(error = %e, "cannot listen for a registered prefix");
@@ -194,33 +229,56 @@ impl Listeners {
                 }
                 Err(e) => return Err(e),
             };
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let mut tasks = Vec::new();
-            for l in sockets {
+            let open = self.open.entry((scheme, port)).or_default();
+            for (ip, l) in sockets {
                 if let Ok(addr) = l.local_addr() {
                     tracing::info!("listening on {}://{addr}", scheme.as_str());
                 }
-                tasks.push(tokio::spawn(accept_loop(
+                let (stop, stop_rx) = watch::channel(false);
+                let task = tokio::spawn(accept_loop(
                     l,
                     tls.clone(),
                     self.shared.clone(),
                     self.workers.clone(),
                     self.stop.clone(),
-                    stop_rx.clone(),
+                    stop_rx,
                     self.drain.clone(),
-                )));
+                ));
+                open.insert(ip, Accepting { stop, task });
             }
-            self.open.insert((scheme, port), (stop_tx, tasks));
         }
         Ok(())
     }
 
+    /// Serves every port on `addrs` from now on: listeners on addresses no
+    /// longer listed close (their connections go on), new ones open, and
+    /// those on addresses still listed are not touched.
+    async fn listen_on(&mut self, addrs: Vec<IpAddr>, wanted: &PortSet) {
+        if addrs == self.addrs {
+            return;
+        }
+        tracing::info!(addresses = ?addrs, "the listening addresses changed");
+        self.addrs = addrs;
+        let mut closing = Vec::new();
+        for open in self.open.values_mut() {
+            let gone: Vec<IpAddr> = open
+                .keys()
+                .filter(|ip| !self.addrs.contains(ip))
+                .copied()
+                .collect();
+            closing.extend(gone.iter().filter_map(|ip| open.remove(ip)));
+        }
+        for accepting in closing {
+            accepting.close().await;
+        }
+        if let Err(e) = self.sync(wanted, false) {
+            tracing::error!(error = %e, "opening listeners on the new addresses failed");
+        }
+    }
+
     async fn close_all(self) {
-        for (_, (stop, tasks)) in self.open {
-            let _ = stop.send(true);
-            for t in tasks {
-                let _ = t.await;
-            }
+        for accepting in self.open.into_values().flat_map(BTreeMap::into_values) {
+            accepting.close().await;
         }
     }
 }

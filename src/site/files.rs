@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -19,8 +20,11 @@ use http::HeaderValue;
 use super::path::SitePath;
 use super::SiteError;
 
-/// Files up to this size are kept in memory.
+/// Files up to this size are kept in memory, unless `netsh http add
+/// cacheparam type=maxcacheresponsesize` says otherwise.
 const SMALL_FILE: u64 = 2 * 1024 * 1024;
+/// What `netsh http show cacheparam` reports when no size was set.
+pub const DEFAULT_MAX_CACHE_RESPONSE_SIZE: u64 = SMALL_FILE;
 /// Memory the cached file contents may use in all.
 const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -60,6 +64,11 @@ pub enum Resolved {
 struct CacheEntry {
     resolved: Arc<Resolved>,
     checked: Instant,
+    /// When this content was first cached (kept across re-validations that
+    /// find the file unchanged), for `netsh http show cachestate`.
+    created: SystemTime,
+    /// Requests answered from this entry, for `show cachestate`.
+    hits: AtomicU64,
 }
 
 impl Resolved {
@@ -86,14 +95,21 @@ struct Cache {
 /// Resolves request paths under one canonical root.
 pub struct FileResolver {
     root: PathBuf,
-    cache: RwLock<Cache>,
+    /// Shared with [`LIVE_CACHES`] (weakly) so the control channel can list
+    /// and drop entries.
+    cache: Arc<RwLock<Cache>>,
 }
 
 impl FileResolver {
     pub fn new(root: &Path) -> io::Result<FileResolver> {
+        let cache = Arc::new(RwLock::new(Cache::default()));
+        if let Ok(mut live) = LIVE_CACHES.lock() {
+            live.retain(|c| c.strong_count() > 0);
+            live.push(Arc::downgrade(&cache));
+        }
         Ok(FileResolver {
             root: root.canonicalize()?,
-            cache: RwLock::new(Cache::default()),
+            cache,
         })
     }
 
@@ -106,6 +122,7 @@ impl FileResolver {
         if let Ok(cache) = self.cache.read() {
             if let Some(e) = cache.entries.get(&key) {
                 if e.checked.elapsed() < REVALIDATE_AFTER {
+                    e.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(e.resolved.clone());
                 }
             }
@@ -120,8 +137,15 @@ impl FileResolver {
         let resolved = Arc::new(resolved);
         if let Ok(mut cache) = self.cache.write() {
             let size = resolved.cached_bytes();
+            let mut created = SystemTime::now();
+            let mut hits = 0;
             if let Some(old) = cache.entries.remove(&key) {
                 cache.bytes -= old.resolved.cached_bytes();
+                // Unchanged file: the same cached response lives on.
+                if same_content(&old.resolved, &resolved) {
+                    created = old.created;
+                    hits = old.hits.load(Ordering::Relaxed);
+                }
             }
             // Simple and bounded: start over when full. Hot files come
             // back on their next request.
@@ -135,6 +159,8 @@ impl FileResolver {
                 CacheEntry {
                     resolved: resolved.clone(),
                     checked: Instant::now(),
+                    created,
+                    hits: AtomicU64::new(hits),
                 },
             );
         }
@@ -313,7 +339,7 @@ fn representation(path: &Path, tag: &str) -> io::Result<Representation> {
             len
         )
     };
-    let data = if len <= SMALL_FILE {
+    let data = if len <= max_cache_response_size() {
         Some(Bytes::from(std::fs::read(path)?))
     } else {
         None
@@ -339,4 +365,127 @@ fn content_type_for(path: &Path) -> HeaderValue {
         _ => mime.to_string(),
     };
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+// ---------------------------------------------------------------------------
+// The cache as `netsh http show cachestate` / `delete cache` / `add
+// cacheparam` see it, through the control channel.
+//
+// The caches are found through a process-wide list rather than through the
+// running server's state: the site is owned deep inside the server
+// (`app` → shared state → `Site`), and the control channel only needs to
+// list, drop and size entries. A server process has one site, so one
+// cache; the list allows more (tests start several).
+// ---------------------------------------------------------------------------
+
+/// Every file cache of this process (weak: a dropped site drops its cache).
+static LIVE_CACHES: Mutex<Vec<Weak<RwLock<Cache>>>> = Mutex::new(Vec::new());
+
+/// Largest file kept in memory (`maxcacheresponsesize`), process-wide, as
+/// HTTP.sys's `UriMaxUriBytes` is machine-wide.
+static MAX_CACHE_RESPONSE_SIZE: AtomicU64 = AtomicU64::new(SMALL_FILE);
+
+/// The size limit for keeping a file's content in memory now.
+pub fn max_cache_response_size() -> u64 {
+    MAX_CACHE_RESPONSE_SIZE.load(Ordering::Relaxed)
+}
+
+/// Sets the size limit (`None`: the default). Takes effect for files
+/// cached from now on; entries over the new limit are dropped at once so
+/// that lowering it frees memory now.
+pub fn set_max_cache_response_size(bytes: Option<u64>) {
+    let limit = bytes.unwrap_or(SMALL_FILE);
+    MAX_CACHE_RESPONSE_SIZE.store(limit, Ordering::Relaxed);
+    drop_cached_where(
+        |_, entry| matches!(&*entry.resolved, Resolved::File(f) if f.plain.data.is_some() && f.plain.len > limit),
+    );
+}
+
+/// One cached response, for `netsh http show cachestate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    /// The cache key: the URL path below the site's prefix, decoded, no
+    /// leading slash (`docs/a.html`, `docs/` for a directory's index).
+    pub key: String,
+    /// Length of the file as served (without compression).
+    pub content_length: u64,
+    /// Bytes of content held in memory for it (all its representations).
+    pub cached_bytes: u64,
+    pub content_type: String,
+    pub created: SystemTime,
+    pub hits: u64,
+}
+
+/// The files cached now, across this process's sites, sorted by key.
+/// Directory lookups (kept to answer redirects) are no responses and are
+/// left out.
+pub fn cached_files() -> Vec<CachedFile> {
+    let mut out = Vec::new();
+    for cache in live_caches() {
+        let Ok(cache) = cache.read() else { continue };
+        for (key, entry) in &cache.entries {
+            if let Resolved::File(f) = &*entry.resolved {
+                out.push(CachedFile {
+                    key: key.clone(),
+                    content_length: f.plain.len,
+                    cached_bytes: entry.resolved.cached_bytes() as u64,
+                    content_type: f.content_type.to_str().unwrap_or_default().to_owned(),
+                    created: entry.created,
+                    hits: entry.hits.load(Ordering::Relaxed),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// Drops the cached entries whose key `matches`; returns the keys of the
+/// files dropped (directory lookups are dropped too, but not returned).
+/// The next request for a dropped URL reads the file again.
+pub fn drop_cached(matches: impl Fn(&str) -> bool) -> Vec<String> {
+    drop_cached_where(|key, _| matches(key))
+}
+
+fn drop_cached_where(matches: impl Fn(&str, &CacheEntry) -> bool) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for cache in live_caches() {
+        let Ok(mut cache) = cache.write() else {
+            continue;
+        };
+        let keys: Vec<String> = cache
+            .entries
+            .iter()
+            .filter(|(k, e)| matches(k, e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(old) = cache.entries.remove(&key) {
+                cache.bytes -= old.resolved.cached_bytes();
+                if matches!(&*old.resolved, Resolved::File(_)) {
+                    dropped.push(key);
+                }
+            }
+        }
+    }
+    dropped.sort();
+    dropped
+}
+
+fn live_caches() -> Vec<Arc<RwLock<Cache>>> {
+    LIVE_CACHES
+        .lock()
+        .map(|live| live.iter().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a re-validated lookup found the same file content as before.
+fn same_content(old: &Resolved, new: &Resolved) -> bool {
+    match (old, new) {
+        (Resolved::File(a), Resolved::File(b)) => {
+            a.plain.path == b.plain.path && a.plain.etag == b.plain.etag
+        }
+        (Resolved::Directory, Resolved::Directory) => true,
+        _ => false,
+    }
 }

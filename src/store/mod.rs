@@ -28,10 +28,16 @@
 //! changed something. The lock file is never deleted (deleting it would let two
 //! writers lock two different inodes).
 //!
+//! Since `iplisten` and `cacheparam` the file may also hold
+//! `"iplisten": ["127.0.0.1", "::1"]` and
+//! `"cacheparam": {"max_response_size": 262144}`; both are left out while
+//! empty, so stores without them read and write as before.
+//!
 //! In short: this store holds what `netsh http` configures (SSL bindings, URL
-//! reservations, the two timeouts) plus the last daily-maintenance run; it is
-//! not [`crate::certs::CertStore`], the folder of certificate files (PEM, PFX)
-//! known by thumbprint, which a binding names by its `certhash`.
+//! reservations, the two timeouts, the IP listen list, the cache parameters)
+//! plus the last daily-maintenance run; it is not [`crate::certs::CertStore`],
+//! the folder of certificate files (PEM, PFX) known by thumbprint, which a
+//! binding names by its `certhash`.
 //!
 //! A folder because the file has four concerns, each its own file: `schema`
 //! (the serialized types), `lookup` (finding a binding or reservation),
@@ -49,8 +55,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    BindingFlags, BindingKey, MaintenanceRecord, SslBinding, StoreData, Timeouts, UrlReservation,
-    AUTOMATIC_APPIDS, DEFAULT_TIMEOUT_SECS, FIRSTRUN_APPID, STORE_VERSION,
+    BindingFlags, BindingKey, CacheParams, MaintenanceRecord, SslBinding, StoreData, Timeouts,
+    UrlReservation, AUTOMATIC_APPIDS, DEFAULT_TIMEOUT_SECS, FIRSTRUN_APPID, STORE_VERSION,
 };
 pub use validate::is_braced_guid;
 
@@ -182,6 +188,18 @@ impl Store {
             }
         };
         self.parse(&text)
+    }
+
+    /// The IP listen list (`netsh http add iplisten`): the only addresses the
+    /// server may listen on; empty means no restriction (every address the
+    /// configuration's `listen=` gives), as on HTTP.sys.
+    pub fn iplisten(&self) -> Result<Vec<std::net::IpAddr>, StoreError> {
+        Ok(self.load()?.iplisten)
+    }
+
+    /// The cache limits set with `netsh http add cacheparam`.
+    pub fn cacheparam(&self) -> Result<CacheParams, StoreError> {
+        Ok(self.load()?.cacheparam)
     }
 
     fn parse(&self, text: &[u8]) -> Result<StoreData, StoreError> {

@@ -16,11 +16,16 @@ pub const DEFAULT_TIMEOUT_SECS: u32 = 120;
 /// The appid of the bindings the first run makes (`0.0.0.0:P` and `[::]:P`).
 pub const FIRSTRUN_APPID: &str = "{5d0b5a3c-7a5e-4b2f-9c61-706f72747368}";
 
-/// The appids of bindings portshare makes by itself: the first run's, and
-/// ACME's (`crate::acme::ACME_APPID`; kept equal by a test). Such a binding
+/// The appids of bindings portshare makes by itself: the first run's,
+/// ACME's (`crate::acme::ACME_APPID`) and the development CA's
+/// (`crate::tls::devcerts::DEVCERT_APPID`; kept equal by a test). Such a binding
 /// gives way to one the user makes (`http add sslcert` replaces it), as the
 /// user's choice must win over a default.
-pub const AUTOMATIC_APPIDS: &[&str] = &[FIRSTRUN_APPID, "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}"];
+pub const AUTOMATIC_APPIDS: &[&str] = &[
+    FIRSTRUN_APPID,
+    "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}",
+    "{7a1f5a0e-ac3e-4e2d-8f01-646576636100}",
+];
 
 /// Everything the store holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +37,14 @@ pub struct StoreData {
     pub urlacl: Vec<UrlReservation>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// `netsh http add iplisten`: the addresses the server listens on (HTTP.sys's
+    /// `ListenOnlyList`); empty means every address the configuration gives.
+    /// Kept in the order added, as netsh shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iplisten: Vec<std::net::IpAddr>,
+    /// `netsh http add cacheparam`: the in-memory file cache's limits.
+    #[serde(default, skip_serializing_if = "CacheParams::is_default")]
+    pub cacheparam: CacheParams,
     /// The last daily-maintenance run, kept for `portshare maintenance status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceRecord>,
@@ -68,6 +81,8 @@ impl Default for StoreData {
             sslcert: Vec::new(),
             urlacl: Vec::new(),
             timeouts: Timeouts::default(),
+            iplisten: Vec::new(),
+            cacheparam: CacheParams::default(),
             maintenance: None,
         }
     }
@@ -302,5 +317,25 @@ impl Timeouts {
     }
     pub fn header_wait_secs(&self) -> u32 {
         self.header_wait.unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+}
+
+/// The two cache parameters `netsh http add cacheparam` sets (bytes; `None` =
+/// the built-in default). portshare applies `max_response_size` to its
+/// in-memory file cache (larger files are read from disk on every request);
+/// `range_chunk_size` is kept and shown only: ranges are cut from the cached
+/// bytes, there are no chunks to size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_chunk_size: Option<u64>,
+}
+
+impl CacheParams {
+    pub fn is_default(&self) -> bool {
+        *self == CacheParams::default()
     }
 }

@@ -71,6 +71,14 @@ impl StoreData {
                 }
             }
         }
+        for (i, ip) in self.iplisten.iter().enumerate() {
+            if self.iplisten[..i].contains(ip) {
+                return Err(format!(
+                    "iplisten entry {} ({ip}): duplicate address",
+                    i + 1
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -5,19 +5,20 @@
 //! `dotnet dev-certs` do. One trust step then covers every certificate the CA issues.
 //!
 //! A still-valid certificate made by an earlier first run (CN=localhost, SAN
-//! localhost, private key, issued by the current development CA, valid 30 more days)
-//! is reused instead of making a new one.
+//! localhost, private key, issued by the current development CA, not yet due for
+//! renewal) is reused instead of making a new one. Renewal itself is
+//! [`super::devcerts`]'s: it follows the bindings with this appid.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::certs::ca::{self, DEV_CA_NAME};
-use crate::certs::{CertStore, Certificate, Thumbprint, DEFAULT_DAYS};
+use crate::certs::{CertStore, Certificate, Thumbprint};
 use crate::store::{BindingFlags, BindingKey, SslBinding, Store, UpdateError};
 
-use super::{TlsError, PORTSHARE_APPID};
+use super::{devcerts, TlsError, PORTSHARE_APPID};
 
 /// What the first-run step did.
 pub(crate) enum FirstRun {
@@ -37,15 +38,16 @@ fn wildcard_keys(port: u16) -> [BindingKey; 2] {
     ]
 }
 
-fn reusable(c: &Certificate, dev_ca: &Certificate) -> bool {
+fn reusable(c: &Certificate, dev_ca: &Certificate, now: DateTime<Utc>) -> bool {
     let i = &c.info;
+    // Not due: one the renewal would replace at once is no use.
     c.key.is_some()
         && !i.is_ca
         && i.subject == "CN=localhost"
         && i.dns_names.iter().any(|n| n == "localhost")
         && c.chain.get(1) == dev_ca.chain.first()
-        && i.not_after > Utc::now() + Duration::days(30)
-        && i.not_before <= Utc::now()
+        && !devcerts::is_due(c, now)
+        && i.not_before <= now
 }
 
 pub(crate) fn ensure(cert_dir: &Path, port: u16) -> Result<FirstRun, TlsError> {
@@ -56,18 +58,15 @@ pub(crate) fn ensure(cert_dir: &Path, port: u16) -> Result<FirstRun, TlsError> {
         return Ok(FirstRun::NotNeeded);
     }
     let (existing, _) = CertStore::scan(cert_dir);
-    let dev_ca = match ca::dev_ca(&existing, Utc::now()) {
-        Some(c) => c.clone(),
-        None => CertStore::save(cert_dir, &ca::new_ca(DEV_CA_NAME, ca::DEFAULT_CA_DAYS)?)?,
-    };
-    let (cert, created) = match existing.into_iter().find(|c| reusable(c, &dev_ca)) {
+    let now = Utc::now();
+    let dev_ca = devcerts::ensure_dev_ca(cert_dir, &existing, now)?;
+    let (cert, created) = match existing.into_iter().find(|c| reusable(c, &dev_ca, now)) {
         Some(c) => (c, false),
         None => {
             let names = ["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
             // A leaf may not outlive its CA: near the CA's end, a shorter one.
-            let left = (dev_ca.info.not_after - Utc::now()).num_days();
-            let days = DEFAULT_DAYS.min(u32::try_from(left).unwrap_or(0)).max(1);
-            let c = ca::issue(&dev_ca, &names, days)?;
+            let lifetime = devcerts::lifetime_under(&dev_ca, devcerts::configured_lifetime(), now);
+            let c = ca::issue_lasting(&dev_ca, &names, lifetime)?;
             (CertStore::save(cert_dir, &c)?, true)
         }
     };

@@ -21,6 +21,7 @@
 
 pub mod alpn_challenge;
 mod config;
+pub mod devcerts;
 mod firstrun;
 mod snapshot;
 mod watch;

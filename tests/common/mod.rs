@@ -130,7 +130,18 @@ impl TestServer {
         s
     }
 
-    pub fn launch(mut self, env: &[(&str, &str)]) -> TestServer {
+    pub fn launch(self, env: &[(&str, &str)]) -> TestServer {
+        let addr = self.addr();
+        self.launch_with(env, addr)
+    }
+
+    /// [`TestServer::launch`] for a server that listens on `addr` (when the
+    /// store's IP listen list leaves out 127.0.0.1, say).
+    pub fn launch_on(self, addr: SocketAddr) -> TestServer {
+        self.launch_with(&[], addr)
+    }
+
+    fn launch_with(mut self, env: &[(&str, &str)], addr: SocketAddr) -> TestServer {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config")
             .arg(&self.config)
@@ -142,7 +153,6 @@ impl TestServer {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start portshare");
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         wait_for(Duration::from_secs(20), "the server to listen", || {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
