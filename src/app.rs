@@ -24,12 +24,23 @@ use crate::urlprefix::{Scheme, UrlPrefix};
 pub enum StartError {
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("{origin}: [param] public_dir {path}: {source}")]
+    #[error("{origin}: [{section}] public_dir {path}: {source}")]
     PublicDir {
         /// Where the settings came from (the file, or built-in defaults).
         origin: String,
+        /// `param` for the built-in site, `site:NAME` for the others.
+        section: String,
         path: String,
         source: std::io::Error,
+    },
+    #[error("{origin}: [{section}] {key}: {prefix} is already registered by [{holder}] (Error 183); a URL prefix belongs to one section")]
+    Conflict {
+        origin: String,
+        section: String,
+        /// `prefix`, or `host_name` for the built-in site.
+        key: &'static str,
+        prefix: String,
+        holder: String,
     },
     #[error("[app:{app}] backend: {source}")]
     Backend {
@@ -51,25 +62,37 @@ pub enum StartError {
     },
 }
 
-/// Registers the built-in site and every `[app:NAME]` from the settings,
-/// in one step (one routing-table build however many there are).
+/// Registers every site (the built-in one and each `[site:NAME]`) and every
+/// `[app:NAME]` from the settings, all or none.
 fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), StartError> {
-    let mut all = Vec::with_capacity(settings.apps.len() + 1);
-    if !settings.site_prefixes.is_empty() {
+    let sites = settings.all_sites();
+    check_sections_apart(settings, &sites)?;
+    let mut all = Vec::with_capacity(settings.apps.len() + sites.len());
+    for config in &sites {
+        let site = Site::new(config, settings).map_err(|source| StartError::PublicDir {
+            origin: settings.origin.to_string(),
+            section: config.section(),
+            path: config.public_dir.display().to_string(),
+            source,
+        })?;
+        // The built-in site keeps the owner and queue names it always had.
+        let name = if config.name == crate::config::DEFAULT_SITE {
+            "site".to_owned()
+        } else {
+            format!("site:{}", config.name)
+        };
         all.push(NewRegistration {
-            owner: Owner::Config {
-                name: "site".into(),
-            },
-            queue: "site".into(),
-            prefixes: settings.site_prefixes.clone(),
-            handler: Handler::Site,
+            owner: Owner::Config { name: name.clone() },
+            queue: name,
+            prefixes: config.prefixes.clone(),
+            handler: Handler::Site(Arc::new(site)),
         });
     }
     // Every port the server will listen on, to refuse a backend that is
     // the server itself.
-    let own_ports: Vec<u16> = settings
-        .site_prefixes
+    let own_ports: Vec<u16> = sites
         .iter()
+        .flat_map(|s| &s.prefixes)
         .chain(settings.apps.iter().flat_map(|a| &a.prefixes))
         .map(|p| p.port())
         .collect();
@@ -102,9 +125,43 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
     registry
         .register_all(all)
         .map_err(|source| StartError::Register {
-            what: "the prefixes of host_name and the [app:NAME] sections".into(),
+            what: "the prefixes of host_name and the [site:NAME] and [app:NAME] sections".into(),
             source,
         })?;
+    Ok(())
+}
+
+/// Two sections of GLOBAL.INI that name the same URL prefix: refused with
+/// both section names (the registry alone would name only the holder).
+fn check_sections_apart(
+    settings: &Settings,
+    sites: &[crate::config::SiteConfig],
+) -> Result<(), StartError> {
+    let mut table = crate::urlprefix::PrefixTable::new();
+    let sections = sites.iter().map(|s| (s.section(), &s.prefixes)).chain(
+        settings
+            .apps
+            .iter()
+            .map(|a| (format!("app:{}", a.name), &a.prefixes)),
+    );
+    for (section, prefixes) in sections {
+        for prefix in prefixes {
+            if let Err(conflict) = table.insert(prefix.clone(), section.clone()) {
+                let holder = table.get(&conflict.existing).cloned().unwrap_or_default();
+                return Err(StartError::Conflict {
+                    origin: settings.origin.to_string(),
+                    key: if section == "param" {
+                        "host_name"
+                    } else {
+                        "prefix"
+                    },
+                    section,
+                    prefix: prefix.to_string(),
+                    holder,
+                });
+            }
+        }
+    }
     Ok(())
 }
 
@@ -261,11 +318,6 @@ pub async fn run_with(
     let mut settings = settings;
     apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
-    let site = Site::new(&settings).map_err(|source| StartError::PublicDir {
-        origin: settings.origin.to_string(),
-        path: settings.public_dir.display().to_string(),
-        source,
-    })?;
     let logs = Logs::start(settings.log_dir.as_deref());
     let registry = Arc::new(Registry::new());
     register_configured(&registry, &settings)?;
@@ -280,7 +332,7 @@ pub async fn run_with(
     } else {
         None
     };
-    let shared = Arc::new(Shared::new(settings.clone(), site, registry.clone(), &logs));
+    let shared = Arc::new(Shared::new(settings.clone(), registry.clone(), &logs));
     let listen = Arc::new(ListenAddresses::new(
         settings.listen.clone(),
         &crate::store::Store::in_cert_dir(&settings.cert_dir),

@@ -1,5 +1,7 @@
-//! The response body type every handler returns, and writing a body to an
-//! HTTP/1.1 connection by hand.
+//! The response body type every handler returns, the request body type
+//! every handler reads (hyper's or HTTP/3's, one type so that dispatch has
+//! one implementation), and writing a body to an HTTP/1.1 connection by
+//! hand.
 //!
 //! An enum rather than a boxed trait object so that the common cases (empty,
 //! one buffer) cost no allocation; streams (large files, CGI output, proxied
@@ -106,4 +108,71 @@ where
         io.write_all(b"0\r\n\r\n").await?;
     }
     Ok(())
+}
+
+/// A request body as handlers read it, from whichever connection it came
+/// on: hyper's (HTTP/1.1, HTTP/2) or an HTTP/3 request stream.
+///
+/// An enum, not a boxed trait object, so that the HTTP/1 and HTTP/2 hot
+/// path keeps hyper's `Incoming` as it is (no allocation, direct calls);
+/// only the HTTP/3 body, which is a stream over a QUIC stream anyway, is
+/// boxed.
+pub enum RequestBody {
+    Hyper(hyper::body::Incoming),
+    Stream(UnsyncBoxBody<Bytes, io::Error>),
+}
+
+/// Reading a request body failed: the client's framing was bad, or its
+/// connection or stream ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error("{0}")]
+    Hyper(#[from] hyper::Error),
+    #[error("{0}")]
+    Stream(#[from] io::Error),
+}
+
+impl RequestBody {
+    /// A request body read from any stream (the HTTP/3 side's).
+    pub fn stream<B>(body: B) -> RequestBody
+    where
+        B: http_body::Body<Data = Bytes, Error = io::Error> + Send + 'static,
+    {
+        RequestBody::Stream(UnsyncBoxBody::new(body))
+    }
+}
+
+impl From<hyper::body::Incoming> for RequestBody {
+    fn from(body: hyper::body::Incoming) -> RequestBody {
+        RequestBody::Hyper(body)
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        match self.get_mut() {
+            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(RequestBodyError::Hyper),
+            RequestBody::Stream(s) => Pin::new(s).poll_frame(cx).map_err(RequestBodyError::Stream),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Hyper(b) => b.is_end_stream(),
+            RequestBody::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Hyper(b) => b.size_hint(),
+            RequestBody::Stream(s) => s.size_hint(),
+        }
+    }
 }

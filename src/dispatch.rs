@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::config::Settings;
 use crate::conn::ConnInfo;
 use crate::errors::{self, HttpSysError};
@@ -23,7 +22,6 @@ use crate::site::{Site, SiteRequest};
 /// State shared by every connection.
 pub struct Shared {
     pub settings: Arc<Settings>,
-    pub site: Site,
     pub registry: Arc<Registry>,
     pub access_log: LineSink,
     pub httperr_log: LineSink,
@@ -34,18 +32,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        settings: Arc<Settings>,
-        site: Site,
-        registry: Arc<Registry>,
-        logs: &Logs,
-    ) -> Shared {
+    pub fn new(settings: Arc<Settings>, registry: Arc<Registry>, logs: &Logs) -> Shared {
         let max = settings.limits.max_connections;
         Shared {
             connection_slots: (max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max))),
             open_connections: Arc::default(),
             settings,
-            site,
             registry,
             access_log: logs.access.clone(),
             httperr_log: logs.httperr.clone(),
@@ -100,7 +92,7 @@ impl AccessFields {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, Infallible> {
     let fields = AccessFields {
         method: req.method().clone(),
@@ -119,7 +111,7 @@ pub async fn handle(
         // The handlers' futures are boxed: inline they would make this
         // future (which hyper moves for every request) kilobytes large.
         Ok(route) => match &route.registration.handler {
-            Handler::Site => Box::pin(serve_site(&shared, &conn, &route, req)).await,
+            Handler::Site(site) => Box::pin(serve_site(site, &conn, &route, req)).await,
             Handler::Proxy(backend) => match Box::pin(backend.forward(req, &conn)).await {
                 Ok(res) => res,
                 Err(e) => proxy_failed(&shared, &conn, &logged, &e),
@@ -153,10 +145,10 @@ pub fn proxy_failed(
 }
 
 async fn serve_site(
-    shared: &Shared,
+    site: &Site,
     conn: &ConnInfo,
     route: &Route,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let prefix_segments = route
@@ -173,10 +165,12 @@ async fn serve_site(
         prefix_segments,
         conn,
     };
-    match shared.site.serve(&site_req, body).await {
+    let mut res = match site.serve(&site_req, body).await {
         Ok(res) => res,
-        Err(e) => errors::site_error_response(&e),
-    }
+        Err(e) => site.error_page(errors::site_error_response(&e)).await,
+    };
+    site.finish(&mut res, conn.https);
+    res
 }
 
 /// An ACME HTTP-01 validation request: 200 with the key authorization

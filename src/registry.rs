@@ -25,8 +25,8 @@ use crate::winerror::{ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_INVALID_P
 /// What answers requests for a registration's prefixes.
 #[derive(Debug, Clone)]
 pub enum Handler {
-    /// The built-in static site (public_dir, CGI).
-    Site,
+    /// A static site (files, CGI): the built-in one or a `[site:NAME]`.
+    Site(Arc<crate::site::Site>),
     /// A reverse-proxied application backend.
     Proxy(Arc<crate::proxy::Backend>),
     /// ACME HTTP-01 tokens (`/.well-known/acme-challenge/`), answered by

@@ -10,7 +10,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::sync::{Arc, OnceLock};
+
+use portshare::config::{Settings, SiteConfig, DEFAULT_SITE};
 use portshare::registry::{Handler, NewRegistration, Owner, Registry};
+use portshare::site::Site;
 use portshare::urlprefix::UrlPrefix;
 
 /// Counts the bytes each thread allocates (the test harness runs tests on
@@ -48,6 +52,25 @@ fn prefix(s: &str) -> UrlPrefix {
     UrlPrefix::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
+/// One site every registration points at (what it serves does not matter
+/// here, only what registering costs).
+fn site() -> Handler {
+    static SITE: OnceLock<(tempfile::TempDir, Arc<Site>)> = OnceLock::new();
+    let (_, site) = SITE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings::load_with_env(None, &[]).expect("default settings");
+        let config = SiteConfig {
+            name: DEFAULT_SITE.to_owned(),
+            prefixes: Vec::new(),
+            public_dir: dir.path().to_owned(),
+            options: Default::default(),
+        };
+        let site = Site::new(&config, &settings).expect("a site");
+        (dir, Arc::new(site))
+    });
+    Handler::Site(site.clone())
+}
+
 fn owner(i: usize) -> Owner {
     Owner::Process {
         pid: Some(i as u32),
@@ -68,7 +91,7 @@ fn registry_with(n: usize) -> Registry {
                 i % 500,
                 i / 500
             ))],
-            handler: Handler::Site,
+            handler: site(),
         })
         .collect();
     if let Err(e) = registry.register_all(batch) {
@@ -83,7 +106,7 @@ fn cost_of_one(registry: &Registry) -> (usize, usize) {
     let mut id = None;
     let register = allocated_by(|| {
         id = registry
-            .register(owner(0), "new".to_owned(), vec![p], Handler::Site)
+            .register(owner(0), "new".to_owned(), vec![p], site())
             .ok();
     });
     let Some(id) = id else {
@@ -124,7 +147,7 @@ fn a_refused_registration_leaves_the_table_as_it_was() {
         owner(1),
         "late".to_owned(),
         vec![prefix("http://fresh.test:8080/"), taken],
-        Handler::Site,
+        site(),
     );
     assert!(refused.is_err(), "a taken prefix must be refused");
     let table = registry.snapshot();

@@ -143,6 +143,7 @@ pub(super) fn read_ini(path: &Path) -> Result<Sections, ConfigError> {
     // The INI parser treats `\` as an escape (`\t` → tab) and a trailing `\`
     // as a line continuation; Windows paths (`C:\sites\top\`) need it literal.
     let text = text.replace('\\', "\\\\");
+    let text = number_repeated_keys(&text);
     // `::config` is the `config` crate, not this module.
     let cfg = ::config::Config::builder()
         .add_source(::config::File::from_str(&text, ::config::FileFormat::Ini))
@@ -176,6 +177,50 @@ pub(super) fn read_ini(path: &Path) -> Result<Sections, ConfigError> {
         }
     }
     Ok(sections)
+}
+
+/// `value` relative to `base` (the configuration file's folder), made absolute
+/// once here whether or not it exists yet: a folder created later (the log
+/// folder on the first start) must not stay relative, as CGI scripts run in
+/// another folder.
+pub(super) fn resolve(base: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    std::path::absolute(&joined).unwrap_or(joined)
+}
+
+/// Keys that may appear on several lines of one section (site options):
+/// [`read_ini`] numbers them (`redirect.0001`, `redirect.0002`…) in file
+/// order, as the INI parser keeps only a repeated key's last value.
+pub(super) const REPEATED_KEYS: &[&str] = &["redirect", "header"];
+
+/// Gives each line of a key that may repeat (`redirect=`, `header=`) a
+/// key of its own, numbered in file order within its section
+/// (`redirect.0001`, `redirect.0002`…): the INI parser keeps only the last
+/// value of a repeated key. Everything else passes through untouched.
+fn number_repeated_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            counts.clear();
+        } else if let Some((key, rest)) = trimmed.split_once('=') {
+            let key = key.trim();
+            if let Some(name) = REPEATED_KEYS.iter().find(|k| key.eq_ignore_ascii_case(k)) {
+                let n = counts.entry(name).or_insert(0);
+                *n += 1;
+                out.push_str(&format!("{name}.{n:04}={rest}"));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// UTF-8 (with or without BOM; CRLF fine) or UTF-16 with BOM, as Notepad saves.

@@ -15,6 +15,7 @@ mod env;
 mod file;
 mod sections;
 mod settings;
+mod site;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use file::{locate, DEFAULT_FILE_NAME};
 pub use settings::{
     AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
-    Settings, LETS_ENCRYPT_DIRECTORY,
+    RedirectRule, Settings, SiteConfig, SiteOptions, DEFAULT_SITE, LETS_ENCRYPT_DIRECTORY,
 };
 
 /// Raw `section → key → value` view of the file plus overrides.

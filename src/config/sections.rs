@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
-use super::file::DEFAULT_FILE_NAME;
+use super::file::{resolve, DEFAULT_FILE_NAME};
 use super::{
     AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
     Sections, Settings, LETS_ENCRYPT_DIRECTORY,
@@ -57,19 +57,23 @@ impl Settings {
         let empty = BTreeMap::new();
         let mut cgi = CgiSettings::default();
         let mut apps = Vec::new();
+        let mut sites = Vec::new();
         let mut acme = None;
         for (section, keys) in sections {
             match section.as_str() {
-                "param" => check_keys(&file, section, keys, PARAM_KEYS)?,
+                "param" => check_param_keys(&file, keys)?,
                 "http" => check_keys(&file, section, keys, HTTP_KEYS)?,
                 "cgi" => cgi = parse_cgi(&file, keys)?,
                 "acme" => acme = Some(parse_acme(&file, base_dir, keys)?),
                 s if s.starts_with("app:") => apps.push(parse_app(&file, section, keys)?),
+                s if s.starts_with("site:") => {
+                    sites.push(super::site::parse_site(&file, base_dir, section, keys)?)
+                }
                 _ => {
                     return Err(ConfigError::File {
                         file,
                         message: format!(
-                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME], [acme]"
+                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME], [site:NAME], [acme]"
                     ),
                     })
                 }
@@ -81,7 +85,13 @@ impl Settings {
         };
         let mut settings = parse_param(&param, origin, base_dir)?;
         settings.limits = parse_limits(&file, sections.get("http").unwrap_or(&empty))?;
+        settings.site = super::site::parse_site_options(
+            &file,
+            "param",
+            sections.get("param").unwrap_or(&empty),
+        )?;
         settings.apps = apps;
+        settings.sites = sites;
         settings.cgi = cgi;
         settings.acme = acme;
         Ok(settings)
@@ -158,6 +168,8 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         shutdown_grace,
         limits: Limits::default(),
         apps: Vec::new(),
+        site: Default::default(),
+        sites: Vec::new(),
         cgi: CgiSettings::default(),
         control_socket,
         acme: None,
@@ -329,20 +341,6 @@ fn default_control_socket(origin: &Origin, base_dir: &Path) -> PathBuf {
     }
 }
 
-/// `value` relative to `base` (the configuration file's folder), made absolute
-/// once here whether or not it exists yet: a folder created later (the log
-/// folder on the first start) must not stay relative, as CGI scripts run in
-/// another folder.
-fn resolve(base: &Path, value: &str) -> PathBuf {
-    let p = Path::new(value);
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    std::path::absolute(&joined).unwrap_or(joined)
-}
-
 /// `hh:mm:ss`, 24-hour clock, exactly two digits each.
 fn parse_hms(v: &str) -> Option<NaiveTime> {
     let parts: Vec<&str> = v.split(':').collect();
@@ -351,6 +349,26 @@ fn parse_hms(v: &str) -> Option<NaiveTime> {
     }
     let n = |s: &str| s.parse::<u32>().ok();
     NaiveTime::from_hms_opt(n(parts[0])?, n(parts[1])?, n(parts[2])?)
+}
+
+/// `[param]`: its own keys and the built-in site's options.
+fn check_param_keys(file: &str, keys: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    match keys
+        .keys()
+        .find(|k| !PARAM_KEYS.contains(&k.as_str()) && !super::site::is_site_option(k))
+    {
+        None => Ok(()),
+        Some(k) => Err(ConfigError::Key {
+            file: file.into(),
+            section: "param".into(),
+            key: k.clone(),
+            message: format!(
+                "unknown key; allowed keys: {}, and the site options {}",
+                PARAM_KEYS.join(", "),
+                super::site::SITE_OPTIONS_HELP
+            ),
+        }),
+    }
 }
 
 fn check_keys(

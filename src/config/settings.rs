@@ -93,6 +93,86 @@ pub struct AppConfig {
     pub timeout: Option<Duration>,
 }
 
+/// A static site: the built-in one (`[param]`, named `default`) or a
+/// `[site:NAME]` section. Each is one registration of its prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// `default`, or the NAME of `[site:NAME]`.
+    pub name: String,
+    pub prefixes: Vec<UrlPrefix>,
+    pub public_dir: PathBuf,
+    pub options: SiteOptions,
+}
+
+impl SiteConfig {
+    /// The section the site comes from, as error messages name it.
+    pub fn section(&self) -> String {
+        if self.name == DEFAULT_SITE {
+            "param".to_owned()
+        } else {
+            format!("site:{}", self.name)
+        }
+    }
+}
+
+/// The name of the built-in site (`[param]`).
+pub const DEFAULT_SITE: &str = "default";
+
+/// What a site does besides serving files: the keys every site section
+/// (and `[param]`, for the built-in site) takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteOptions {
+    /// `listing=yes`: an HTML (or JSON) listing for a folder without
+    /// `index.html`.
+    pub listing: bool,
+    /// `redirect_https=yes`: plain-HTTP requests get 308 to the site's
+    /// https prefix.
+    pub redirect_https: bool,
+    /// `redirect=FROM TO [STATUS]` lines, in file order.
+    pub redirects: Vec<RedirectRule>,
+    /// `hsts=SECONDS [includeSubDomains] [preload]`: sent on HTTPS only.
+    pub hsts: Option<String>,
+    /// `header=Name: value` lines, in file order (checked names and values).
+    pub headers: Vec<(String, String)>,
+    /// `security_headers=no` turns off `X-Content-Type-Options: nosniff` and
+    /// `Referrer-Policy: strict-origin-when-cross-origin`.
+    pub security_headers: bool,
+    /// `cache_control=`: `None` for the default policy (`no-cache` for
+    /// HTML, `max-age=3600` for other files), `Some("")` for none (`off`).
+    pub cache_control: Option<String>,
+    /// `cache_control.EXT=`: per extension (lowercase, no dot), winning
+    /// over `cache_control`.
+    pub cache_control_by_extension: BTreeMap<String, String>,
+    /// `error_page.CODE=/path`: a file of the site's folder sent with that
+    /// status when the site itself answers with it.
+    pub error_pages: BTreeMap<u16, String>,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            listing: false,
+            redirect_https: false,
+            redirects: Vec::new(),
+            hsts: None,
+            headers: Vec::new(),
+            security_headers: true,
+            cache_control: None,
+            cache_control_by_extension: BTreeMap::new(),
+            error_pages: BTreeMap::new(),
+        }
+    }
+}
+
+/// One `redirect=FROM TO [STATUS]` line. `FROM` ending in `/` matches every
+/// path under it (the rest is appended to `TO`); otherwise the path alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectRule {
+    pub from: String,
+    pub to: String,
+    pub status: u16,
+}
+
 /// How files with a given extension in `public_dir` are run as CGI scripts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgiRunner {
@@ -169,6 +249,11 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
+    /// The built-in site's options (its prefixes and folder are
+    /// `site_prefixes` and `public_dir`).
+    pub site: SiteOptions,
+    /// `[site:NAME]` sections, in file order.
+    pub sites: Vec<SiteConfig>,
     pub cgi: CgiSettings,
     /// `control_socket`: where applications register prefixes at run time
     /// (a Unix socket path; on Windows a named pipe `\\.\pipe\NAME`).
@@ -176,4 +261,21 @@ pub struct Settings {
     pub control_socket: Option<PathBuf>,
     /// `[acme]`, when the section exists.
     pub acme: Option<AcmeSettings>,
+}
+
+impl Settings {
+    /// Every site, the built-in one (when it has prefixes) first.
+    pub fn all_sites(&self) -> Vec<SiteConfig> {
+        let mut all = Vec::with_capacity(self.sites.len() + 1);
+        if !self.site_prefixes.is_empty() {
+            all.push(SiteConfig {
+                name: DEFAULT_SITE.to_owned(),
+                prefixes: self.site_prefixes.clone(),
+                public_dir: self.public_dir.clone(),
+                options: self.site.clone(),
+            });
+        }
+        all.extend(self.sites.iter().cloned());
+        all
+    }
 }

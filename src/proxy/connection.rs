@@ -18,12 +18,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::ProxyError;
+use crate::body::RequestBody;
 
 /// Time allowed to open a connection to the backend.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -196,7 +196,7 @@ pub(super) struct Upload {
 }
 
 impl Upload {
-    pub(super) fn start(writer: WriteHalf, body: Incoming, chunked: bool) -> Upload {
+    pub(super) fn start(writer: WriteHalf, body: RequestBody, chunked: bool) -> Upload {
         let client_failed = Arc::new(AtomicBool::new(false));
         let failed = client_failed.clone();
         let body = body.map_err(move |e| {

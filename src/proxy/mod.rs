@@ -67,12 +67,11 @@ use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::conn::ConnInfo;
 use crate::workers::PerWorker;
 
@@ -261,7 +260,7 @@ impl Backend {
     /// streaming. Only the response head is waited for.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
         if head::has_looped(&req.headers()) {
@@ -294,7 +293,8 @@ impl Backend {
             conn,
         );
         head.upgrade = upgrade;
-        head.join_cookies = parts.version == Version::HTTP_2;
+        // HTTP/2 and HTTP/3 may split `Cookie` into several fields.
+        head.join_cookies = matches!(parts.version, Version::HTTP_2 | Version::HTTP_3);
         head.body = framing;
         let head = head.encode();
         // A request without a body that fails on a reused connection before
@@ -349,7 +349,7 @@ impl Backend {
     async fn send(
         &self,
         head: &Bytes,
-        mut body: Option<(Incoming, bool)>,
+        mut body: Option<(RequestBody, bool)>,
         method: &Method,
         upgrade: bool,
         may_retry: bool,
@@ -444,7 +444,7 @@ type Answered = (ResponseHead, Connection, Option<Upload>);
 async fn exchange(
     mut conn: Connection,
     head: &Bytes,
-    body: Option<(Incoming, bool)>,
+    body: Option<(RequestBody, bool)>,
     method: &http::Method,
     upgrade: bool,
     deadline: Deadline,
@@ -574,7 +574,7 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: Connection) {
 }
 
 /// An HTTP/1.1 request with `Upgrade` and `Connection: upgrade`.
-fn wants_upgrade(req: &Request<Incoming>) -> bool {
+fn wants_upgrade(req: &Request<RequestBody>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req

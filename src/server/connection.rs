@@ -27,6 +27,7 @@ use super::activity::Activity;
 use super::direct::{self, Served};
 use super::drain::Drained;
 use super::guard::{GuardContext, Guarded, Park};
+use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, Shared};
 use crate::tls::Tls;
@@ -160,7 +161,7 @@ async fn serve_round<S>(
     let activity = activity.clone();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let tracker = activity.enter();
-        let response = dispatch::handle(shared.clone(), info.clone(), req);
+        let response = dispatch::handle(shared.clone(), info.clone(), req.map(RequestBody::Hyper));
         async move {
             let res = match response.await {
                 Ok(res) => res,

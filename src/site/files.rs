@@ -168,6 +168,28 @@ impl FileResolver {
     }
 }
 
+impl FileResolver {
+    /// The canonical folder `path` names, for a directory listing: inside
+    /// the root after following symlinks (the same check as [`resolve`]),
+    /// or `NotFound`. Not cached: a listing reads the folder anyway.
+    ///
+    /// [`resolve`]: FileResolver::resolve
+    pub(super) async fn directory(&self, path: &SitePath) -> Result<PathBuf, SiteError> {
+        let mut dir = self.root.clone();
+        dir.extend(&path.segments);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let real = dir.canonicalize().map_err(not_found_or)?;
+            if !real.starts_with(&root) || !real.is_dir() {
+                return Err(SiteError::NotFound);
+            }
+            Ok(real)
+        })
+        .await
+        .map_err(|e| SiteError::Io(io::Error::other(e)))?
+    }
+}
+
 /// A script found by [`FileResolver::find_script`].
 #[derive(Debug)]
 pub struct FoundScript {

@@ -1,13 +1,22 @@
-//! The built-in site: static files from `public_dir` (and, through `cgi`,
-//! scripts in it).
+//! A static site: files from its folder (the built-in site's `public_dir`,
+//! or a `[site:NAME]`'s) and, through `cgi`, scripts in it. Each site is one
+//! registration of its URL prefixes, so HTTP.sys's precedence decides
+//! between sites and applications.
 //!
-//! The handler is a straight chain: decode the path → a CGI script on the
-//! path? run it (see `cgi`) → resolve the file → method → conditional
-//! request → range → body.
+//! The handler is a straight chain: redirects (`redirects`) → decode the
+//! path → a CGI script on the path? run it (see `cgi`) → resolve the file
+//! (a folder without `index.html`: `listing`) → method → conditional
+//! request → range → body; a failure becomes the error answer (with the
+//! site's own page, `error_pages`); every answer gets the site's headers
+//! (`headers`).
 
 pub mod cgi;
+mod error_pages;
 pub mod files;
+mod headers;
+mod listing;
 pub mod path;
+mod redirects;
 
 use std::io;
 use std::path::Path;
@@ -21,10 +30,8 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use hyper::body::Incoming;
-
-use crate::body::Body;
-use crate::config::Settings;
+use crate::body::{Body, RequestBody};
+use crate::config::{Settings, SiteConfig};
 use crate::conn::ConnInfo;
 use crate::headers::SERVER;
 use cgi::{Cgi, CgiError, ScriptTarget};
@@ -71,36 +78,90 @@ pub struct SiteRequest<'a> {
 }
 
 pub struct Site {
+    name: String,
     files: FileResolver,
     cgi: Cgi,
+    listing: bool,
+    redirects: redirects::Redirects,
+    headers: headers::SiteHeaders,
+    error_pages: error_pages::ErrorPages,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site")
+            .field("name", &self.name)
+            .field("root", &self.files.root())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Site {
-    /// The site of `settings.public_dir`, running scripts as `[cgi]` says.
-    pub fn new(settings: &Settings) -> io::Result<Site> {
+    /// The site `config` describes, running scripts as `[cgi]` says.
+    pub fn new(config: &SiteConfig, settings: &Settings) -> io::Result<Site> {
         // Checked here, where the folder is needed: the store's commands
         // load the same settings and must work without it.
-        if !settings.public_dir.is_dir() {
+        if !config.public_dir.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                // The caller's message names public_dir and the path.
+                // The caller's message names the key and the path.
                 "the folder does not exist; create it or point public_dir at your site's folder",
             ));
         }
-        let files = FileResolver::new(&settings.public_dir)?;
+        let files = FileResolver::new(&config.public_dir)?;
         let cgi = Cgi::new(settings, files.root());
-        Ok(Site { files, cgi })
+        let options = &config.options;
+        Ok(Site {
+            name: config.name.clone(),
+            cgi,
+            listing: options.listing,
+            redirects: redirects::Redirects::new(options, &config.prefixes),
+            headers: headers::SiteHeaders::new(options),
+            error_pages: error_pages::ErrorPages::new(&options.error_pages),
+            files,
+        })
     }
 
     pub fn root(&self) -> &Path {
         self.files.root()
     }
 
-    /// Answers a request. The body is only read by scripts (CGI).
+    /// The site's name (`default` for the built-in one).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Answers a request, or says why it cannot: the caller turns the
+    /// error into the answer (the one module that does, `crate::errors`)
+    /// and gives it to [`Site::error_page`]. The body is only read by
+    /// scripts (CGI).
     pub async fn serve(
         &self,
         req: &SiteRequest<'_>,
-        body: Incoming,
+        body: RequestBody,
+    ) -> Result<Response<Body>, SiteError> {
+        match self.redirects.answer(req) {
+            Some(res) => Ok(res),
+            None => self.serve_path(req, body).await,
+        }
+    }
+
+    /// An error answer of this site with the site's own page for its
+    /// status (`error_page.CODE`), when it has one.
+    pub async fn error_page(&self, res: Response<Body>) -> Response<Body> {
+        self.error_pages.apply(res, &self.files).await
+    }
+
+    /// Adds the site's headers to one of its answers (`https`: it goes out
+    /// over HTTPS, where HSTS belongs).
+    pub fn finish(&self, res: &mut Response<Body>, https: bool) {
+        self.headers.apply(res, https);
+    }
+
+    async fn serve_path(
+        &self,
+        req: &SiteRequest<'_>,
+        body: RequestBody,
     ) -> Result<Response<Body>, SiteError> {
         let path = SitePath::parse(req.raw_path, req.prefix_segments)?;
         if let Some(script) = self.find_script(req, &path).await? {
@@ -108,6 +169,9 @@ impl Site {
         }
         let resolved = self.files.resolve(&path).await?;
         let file = match &*resolved {
+            Resolved::Directory if path.trailing_slash && self.listing => {
+                return listing::answer(&self.files, &self.cgi, &path, req).await
+            }
             Resolved::Directory if path.trailing_slash => return Err(SiteError::NotFound),
             Resolved::Directory => return Ok(redirect_to_slash(req)),
             Resolved::File(file) => file,
@@ -141,6 +205,10 @@ impl Site {
         h.insert(header::LAST_MODIFIED, repr.last_modified.clone());
         if has_variants {
             h.insert(header::VARY, VARY_AE.clone());
+        }
+        // On 304 too: it must carry what the 200 would (RFC 9111 §4.3.4).
+        if let Some(policy) = self.headers.cache_control(extension, content_type) {
+            h.insert(header::CACHE_CONTROL, policy);
         }
         if not_modified(req.headers, repr) {
             *res.status_mut() = StatusCode::NOT_MODIFIED;

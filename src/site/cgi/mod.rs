@@ -80,13 +80,12 @@ use std::time::Duration;
 use http::header;
 use http::{Method, Response};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::SiteRequest;
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::config::{CgiRunner, Settings};
 use crate::headers::SERVER;
 use group::{own_group, Script};
@@ -201,7 +200,7 @@ impl Cgi {
         &self,
         req: &SiteRequest<'_>,
         target: &ScriptTarget,
-        body: Incoming,
+        body: RequestBody,
     ) -> Result<Response<Body>, CgiError> {
         let script = target.script_name.clone();
         let argv = self

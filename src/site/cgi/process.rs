@@ -9,7 +9,6 @@ use std::io;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 use tokio::sync::oneshot;
@@ -17,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::group::Script;
+use crate::body::RequestBody;
 
 /// How much of a script's stderr is logged.
 const STDERR_LOGGED: usize = 4 * 1024;
@@ -61,7 +61,7 @@ pub(super) async fn read_output<T>(script: &mut Script, read: impl Future<Output
 
 /// Copies the request body to the script's stdin; closing stdin at the end
 /// tells the script the body is complete.
-pub(super) async fn feed_stdin(mut body: Incoming, mut stdin: ChildStdin) {
+pub(super) async fn feed_stdin(mut body: RequestBody, mut stdin: ChildStdin) {
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
