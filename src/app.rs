@@ -318,7 +318,7 @@ pub async fn run_with(
     let mut settings = settings;
     apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
-    let logs = Logs::start(settings.log_dir.as_deref());
+    let logs = Logs::for_settings(&settings);
     let registry = Arc::new(Registry::new());
     register_configured(&registry, &settings)?;
     let acme = plan_acme(&registry, &settings);

@@ -7,6 +7,12 @@
 //! a fraction of a second and a busy server pays no wake-up per line. If the disk can't keep up and the channel is
 //! full, lines are dropped and counted rather than queued without bound or
 //! stalling requests; the writer reports how many.
+//!
+//! The files do not grow for ever: `access.log` and `httperr.log` roll over
+//! at local midnight and at a size limit (`file.rs`), old ones are deleted
+//! after `log_keep_days`, and `SIGUSR1` reopens every file for an external
+//! logrotate (`reopen.rs`). The writer thread owns its file, so a rollover
+//! falls between two lines.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -18,6 +24,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Local, Utc};
+
+mod file;
+#[cfg(unix)]
+mod reopen;
+
+pub use file::Rotation;
+use file::{Clock, Header, LogFile};
 
 /// Lines a log may have waiting before new ones are dropped.
 const QUEUE_LINES: usize = 16_384;
@@ -57,8 +70,12 @@ impl LineSink {
 
 enum Target {
     File {
-        path: PathBuf,
-        header: Option<fn(DateTime<Utc>) -> String>,
+        dir: PathBuf,
+        /// The file name without `.log`: `access`, `httperr`, `maintenance`.
+        stem: &'static str,
+        header: Option<Header>,
+        rotation: Option<Rotation>,
+        clock: Clock,
     },
     Stdout,
 }
@@ -66,8 +83,98 @@ enum Target {
 impl Target {
     fn name(&self) -> String {
         match self {
-            Target::File { path, .. } => path.display().to_string(),
+            Target::File { dir, stem, .. } => dir.join(format!("{stem}.log")).display().to_string(),
             Target::Stdout => "stdout".to_owned(),
+        }
+    }
+}
+
+/// Where a writer's lines go now: its file, or stdout when the file could
+/// not be opened (a reopen tries the file again).
+enum Output {
+    File(LogFile),
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+}
+
+impl Output {
+    fn open(target: &Target) -> Output {
+        match target {
+            Target::Stdout => Output::stdout(),
+            Target::File {
+                dir,
+                stem,
+                header,
+                rotation,
+                clock,
+            } => match LogFile::open(dir, stem, *header, *rotation, clock.clone()) {
+                Ok(f) => Output::File(f),
+                Err(e) => {
+                    tracing::error!(file = %target.name(), error = %e, "cannot open log file; its lines go to stdout");
+                    Output::stdout()
+                }
+            },
+        }
+    }
+
+    fn stdout() -> Output {
+        Output::Stdout(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ))
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::File(f) => f.write_line(line),
+            Output::Stdout(out) => out.write_all(line),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File(f) => f.flush(),
+            Output::Stdout(out) => out.flush(),
+        }
+    }
+
+    /// Between batches: the midnight rollover.
+    fn tick(&mut self) {
+        if let Output::File(f) = self {
+            f.tick();
+        }
+    }
+
+    /// `SIGUSR1`: the file again by its name.
+    fn reopen(&mut self, target: &Target) {
+        match self {
+            Output::File(f) => {
+                if let Err(e) = f.reopen() {
+                    tracing::error!(file = %f.path().display(), error = %e, "cannot reopen the log file; the next line tries again");
+                }
+            }
+            Output::Stdout(_) if matches!(target, Target::File { .. }) => {
+                let _ = self.flush();
+                *self = Output::open(target);
+            }
+            Output::Stdout(_) => {}
+        }
+    }
+}
+
+/// Asks every writer to close its file and open it again by its name
+/// (`SIGUSR1`, after an external logrotate renamed the files). Cloning is cheap.
+#[derive(Clone)]
+pub struct Reopener {
+    /// Bumped once per request; each writer reopens when it sees a new value.
+    generation: Arc<AtomicU64>,
+    threads: Vec<std::thread::Thread>,
+}
+
+impl Reopener {
+    pub fn reopen(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for t in &self.threads {
+            t.unpark();
         }
     }
 }
@@ -125,7 +232,7 @@ impl LogFlusher {
     }
 }
 
-fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
+fn spawn_writer(target: Target, reopen: Arc<AtomicU64>) -> (LineSink, Option<Writer>) {
     let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
@@ -137,14 +244,8 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
     let thread = std::thread::Builder::new()
         .name("portshare-log".into())
         .spawn(move || {
-            let out: Box<dyn std::io::Write + Send> = match open(&target) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(file = %target.name(), error = %e, "cannot open log file; its lines go to stdout");
-                    Box::new(std::io::stdout())
-                }
-            };
-            let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+            let mut out = Output::open(&target);
+            let mut reopened = reopen.load(Ordering::Acquire);
             // The writer polls instead of blocking in `recv`: a receiver
             // parked in `recv` must be woken (a futex call and a context
             // switch) for every line, which cost a busy server more than the
@@ -158,12 +259,19 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
                 // Likewise for a flush request: the lines sent before it are
                 // drained in this round.
                 let flush_wanted = flush_requested.load(Ordering::Acquire);
+                // Lines drained after a SIGUSR1 go to the file of that name.
+                let generation = reopen.load(Ordering::Acquire);
+                if generation != reopened {
+                    reopened = generation;
+                    out.reopen(&target);
+                }
+                out.tick();
                 let mut ok = true;
                 let mut wrote = false;
                 let disconnected = loop {
                     match rx.try_recv() {
                         Ok(line) => {
-                            ok &= out.write_all(line.as_bytes()).is_ok();
+                            ok &= out.write_line(line.as_bytes()).is_ok();
                             wrote = true;
                         }
                         Err(mpsc::TryRecvError::Empty) => break false,
@@ -214,65 +322,132 @@ fn spawn_writer(target: Target) -> (LineSink, Option<Writer>) {
     }
 }
 
-fn open(target: &Target) -> std::io::Result<Box<dyn std::io::Write + Send>> {
-    match target {
-        Target::Stdout => Ok(Box::new(std::io::stdout())),
-        Target::File { path, header } => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            if let Some(header) = header {
-                if file.metadata()?.len() == 0 {
-                    file.write_all(header(Utc::now()).as_bytes())?;
-                }
-            }
-            Ok(Box::new(file))
-        }
-    }
-}
-
 /// The server's logs. Dropping every clone of the sinks lets the writers end.
 pub struct Logs {
     pub access: LineSink,
     pub httperr: LineSink,
     pub maintenance: LineSink,
     writers: Vec<Option<Writer>>,
+    reopener: Reopener,
+    /// The `SIGUSR1` listener, ended by `finish`.
+    signal_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How the files in `log_dir` roll over: `[param] log_rollover`,
+/// `log_keep_days`, `log_max_size` and `[http] ErrorLogFileTruncateSize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPolicy {
+    pub access: Rotation,
+    pub httperr: Rotation,
+    /// `log_rollover=external`: the files are never rolled over nor deleted
+    /// here; an external logrotate renames them and sends `SIGUSR1`.
+    pub external: bool,
+}
+
+impl LogPolicy {
+    pub fn from_settings(settings: &crate::config::Settings) -> LogPolicy {
+        let l = &settings.logs;
+        LogPolicy {
+            access: Rotation {
+                max_size: l.access_max_size,
+                keep_days: l.keep_days,
+            },
+            httperr: Rotation {
+                max_size: l.error_max_size,
+                keep_days: l.keep_days,
+            },
+            external: l.external_rollover,
+        }
+    }
+}
+
+impl Default for LogPolicy {
+    /// The keys' defaults: kept 30 days; access.log only at midnight,
+    /// httperr.log also at HTTP.sys's 1 MiB.
+    fn default() -> Self {
+        LogPolicy {
+            access: Rotation {
+                max_size: 0,
+                keep_days: 30,
+            },
+            httperr: Rotation {
+                max_size: 1024 * 1024,
+                keep_days: 30,
+            },
+            external: false,
+        }
+    }
 }
 
 impl Logs {
     /// `log_dir = None`: access lines go to stdout, httperr lines too.
+    /// The files roll over as the keys' defaults say.
     pub fn start(log_dir: Option<&Path>) -> Logs {
-        let (access, a) = spawn_writer(match log_dir {
-            Some(d) => Target::File {
-                path: d.join("access.log"),
-                header: None,
-            },
-            None => Target::Stdout,
-        });
-        let (httperr, h) = spawn_writer(match log_dir {
-            Some(d) => Target::File {
-                path: d.join("httperr.log"),
-                header: Some(httperr_header),
-            },
-            None => Target::Stdout,
-        });
-        let (maintenance, m) = spawn_writer(match log_dir {
-            Some(d) => Target::File {
-                path: d.join("maintenance.log"),
-                header: None,
-            },
-            None => Target::Stdout,
-        });
+        Logs::start_with(log_dir, LogPolicy::default(), file::system_clock())
+    }
+
+    /// The server's logs as `settings` configure them.
+    pub fn for_settings(settings: &crate::config::Settings) -> Logs {
+        Logs::start_with(
+            settings.log_dir.as_deref(),
+            LogPolicy::from_settings(settings),
+            file::system_clock(),
+        )
+    }
+
+    fn start_with(log_dir: Option<&Path>, policy: LogPolicy, clock: Clock) -> Logs {
+        let target = |stem: &'static str, header: Option<Header>, rotation: Option<Rotation>| {
+            match log_dir {
+                Some(d) => Target::File {
+                    dir: d.to_owned(),
+                    stem,
+                    header,
+                    rotation,
+                    clock: clock.clone(),
+                },
+                None => Target::Stdout,
+            }
+        };
+        let own = |r: Rotation| (!policy.external).then_some(r);
+        let generation = Arc::new(AtomicU64::new(0));
+        let (access, a) = spawn_writer(
+            target("access", None, own(policy.access)),
+            generation.clone(),
+        );
+        let (httperr, h) = spawn_writer(
+            target("httperr", Some(httperr_header), own(policy.httperr)),
+            generation.clone(),
+        );
+        // A line a day: maintenance.log never rolls over (the maintenance
+        // script's history stays in one file), but SIGUSR1 reopens it.
+        let (maintenance, m) = spawn_writer(target("maintenance", None, None), generation.clone());
+        let writers = vec![a, h, m];
+        let reopener = Reopener {
+            generation,
+            threads: writers
+                .iter()
+                .flatten()
+                .map(|w| w.thread.thread().clone())
+                .collect(),
+        };
+        // Also without files: a stray SIGUSR1 must not end the server.
+        #[cfg(unix)]
+        let signal_task = reopen::listen(reopener.clone());
+        #[cfg(not(unix))]
+        let signal_task = None;
         Logs {
             access,
             httperr,
             maintenance,
-            writers: vec![a, h, m],
+            writers,
+            reopener,
+            signal_task,
         }
+    }
+
+    /// What `SIGUSR1` does: every file is closed and opened again by its name.
+    pub fn reopener(&self) -> Reopener {
+        self.reopener.clone()
     }
 
     /// What `netsh http flush logbuffer` uses to write the logs out now.
@@ -292,6 +467,9 @@ impl Logs {
     /// exist (TLS and the maintenance keep theirs until the very end), and
     /// lines sent after this are lost.
     pub async fn finish(self) {
+        if let Some(task) = self.signal_task {
+            task.abort();
+        }
         drop(self.access);
         drop(self.httperr);
         drop(self.maintenance);

@@ -58,11 +58,13 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match serve_with(
-        settings,
-        portshare::server::signals::shutdown_requested(),
-        || {},
-    ) {
+    // systemd (Type=notify): READY=1 once the listeners are up, STOPPING=1
+    // as soon as the stop is asked for, before the grace period runs.
+    let shutdown = async {
+        portshare::server::signals::shutdown_requested().await;
+        systemd::notify_stopping();
+    };
+    match serve_with(settings, shutdown, systemd::notify_ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portshare: {e}");
@@ -114,6 +116,40 @@ fn serve_with(
     // Connections still open after the grace period are abandoned here.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// sd_notify(3) messages to systemd for `Type=notify` units
+/// (contrib/systemd/portshare.service). Without `NOTIFY_SOCKET` in the
+/// environment (not started by systemd) nothing is sent.
+#[cfg(target_os = "linux")]
+mod systemd {
+    use sd_notify::NotifyState;
+
+    pub fn notify_ready() {
+        send(
+            &[NotifyState::Ready, NotifyState::Status("serving")],
+            "READY=1",
+        );
+    }
+
+    pub fn notify_stopping() {
+        send(&[NotifyState::Stopping], "STOPPING=1");
+    }
+
+    fn send(state: &[NotifyState], what: &str) {
+        // A failure is logged, not fatal: systemd then reports the unit as
+        // failed to start after TimeoutStartSec, which the log explains.
+        if let Err(e) = sd_notify::notify(state) {
+            tracing::warn!(error = %e, message = what, "cannot notify systemd (NOTIFY_SOCKET)");
+        }
+    }
+}
+
+/// Elsewhere there is no systemd to tell.
+#[cfg(not(target_os = "linux"))]
+mod systemd {
+    pub fn notify_ready() {}
+    pub fn notify_stopping() {}
 }
 
 // mimalloc keeps allocations of different sizes apart and hands freed pages

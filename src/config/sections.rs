@@ -27,6 +27,10 @@ pub(super) const PARAM_KEYS: &[&str] = &[
     "maintenance_time",
     "shutdown_grace",
     "control_socket",
+    "http3",
+    "log_rollover",
+    "log_keep_days",
+    "log_max_size",
 ];
 
 const ACME_KEYS: &[&str] = &["email", "directory", "ca_root", "names", "challenge"];
@@ -42,6 +46,7 @@ const HTTP_KEYS: &[&str] = &[
     "entitybodytimeout",
     "minsendrate",
     "minsendratewindow",
+    "errorlogfiletruncatesize",
 ];
 
 impl Settings {
@@ -94,6 +99,7 @@ impl Settings {
         settings.sites = sites;
         settings.cgi = cgi;
         settings.acme = acme;
+        settings.logs = parse_log_settings(&param, sections.get("http").unwrap_or(&empty))?;
         Ok(settings)
     }
 }
@@ -148,6 +154,7 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
     };
     let (daily_maintenance, maintenance_time) = parse_maintenance(p)?;
     let shutdown_grace = parse_shutdown_grace(p)?;
+    let http3 = parse_http3(p)?;
     let control_socket = match p.get("control_socket") {
         Some("") => None,
         Some(v) => Some(control_socket_path(base_dir, v)),
@@ -166,6 +173,7 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         daily_maintenance,
         maintenance_time,
         shutdown_grace,
+        http3,
         limits: Limits::default(),
         apps: Vec::new(),
         site: Default::default(),
@@ -173,7 +181,21 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         cgi: CgiSettings::default(),
         control_socket,
         acme: None,
+        logs: Default::default(),
     })
+}
+
+/// `http3`: yes (the default, as Caddy and HTTP.sys on Windows Server
+/// 2022 do) or no.
+fn parse_http3(p: &ParamKeys) -> Result<bool, ConfigError> {
+    match p.get("http3").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("yes" | "true" | "on" | "1") => Ok(true),
+        Some("no" | "false" | "off" | "0") => Ok(false),
+        Some(v) => Err(p.err(
+            "http3",
+            format!("'{v}' is not yes or no (HTTP/3 on every HTTPS port, or not)"),
+        )),
+    }
 }
 
 /// `host_name`: one or more entries, comma- or space-separated.
@@ -665,4 +687,79 @@ fn acme_name(n: &str) -> Result<String, &'static str> {
         return Err("is not a valid host name (letters, digits, hyphens and dots)");
     }
     Ok(ascii)
+}
+
+/// `[param] log_rollover`, `log_keep_days` and `log_max_size`, and `[http]
+/// ErrorLogFileTruncateSize` (HTTP.sys's name; `parse_limits` has checked
+/// that it is a whole number): when `crate::logs` rolls the files over.
+fn parse_log_settings(
+    p: &ParamKeys,
+    http: &BTreeMap<String, String>,
+) -> Result<super::settings::LogSettings, ConfigError> {
+    use super::settings::{LogSettings, ERROR_LOG_TRUNCATE_SIZE_MIN};
+    let mut logs = LogSettings::default();
+    match p.get("log_rollover") {
+        None | Some("daily") => {}
+        Some("external") => logs.external_rollover = true,
+        Some(v) => {
+            return Err(p.err(
+                "log_rollover",
+                format!("'{v}' is not allowed; use daily (portshare rolls the files over at midnight and at their size limits) or external (logrotate renames them and sends SIGUSR1)"),
+            ))
+        }
+    }
+    if let Some(v) = p.get("log_keep_days") {
+        // 100 years: a bound that keeps the arithmetic on dates safe.
+        logs.keep_days = v.parse().ok().filter(|d| *d <= 36_500).ok_or_else(|| {
+            p.err(
+                "log_keep_days",
+                format!("'{v}' is not a number of days; use 0 (keep for ever) to 36500"),
+            )
+        })?;
+    }
+    if let Some(v) = p.get("log_max_size") {
+        logs.access_max_size = parse_size(v).ok_or_else(|| {
+            p.err(
+                "log_max_size",
+                format!("'{v}' is not a size; use bytes, optionally with K, M or G (1024-based), or 0 (roll over only at midnight)"),
+            )
+        })?;
+    }
+    if let Some(v) = http.get("errorlogfiletruncatesize") {
+        let v = v.trim();
+        match v.parse::<u64>() {
+            Ok(n) if (ERROR_LOG_TRUNCATE_SIZE_MIN..=u64::from(u32::MAX)).contains(&n) => {
+                logs.error_max_size = n
+            }
+            _ => {
+                return Err(ConfigError::Key {
+                    file: p.file.to_owned(),
+                    section: "http".into(),
+                    key: "errorlogfiletruncatesize".into(),
+                    message: format!(
+                        "{v} is out of range; allowed: {ERROR_LOG_TRUNCATE_SIZE_MIN}-{} bytes (HTTP.sys allows no less than 1 MiB)",
+                        u32::MAX
+                    ),
+                })
+            }
+        }
+    }
+    Ok(logs)
+}
+
+/// `123`, `64K`, `100M`, `1G` (1024-based, case-insensitive) → bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let (digits, unit) = match v.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_uppercase()),
+        _ => (v, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return None,
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(1u64 << shift)
 }

@@ -247,6 +247,8 @@ pub struct Settings {
     pub daily_maintenance: Option<String>,
     pub maintenance_time: NaiveTime,
     pub shutdown_grace: Duration,
+    /// `http3`: every HTTPS port also serves HTTP/3 over QUIC (UDP).
+    pub http3: bool,
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
     /// The built-in site's options (its prefixes and folder are
@@ -261,6 +263,38 @@ pub struct Settings {
     pub control_socket: Option<PathBuf>,
     /// `[acme]`, when the section exists.
     pub acme: Option<AcmeSettings>,
+    /// How the files in `log_dir` roll over and how long old ones are kept.
+    pub logs: LogSettings,
+}
+
+/// When the log files roll over (`crate::logs`) and how long the rolled-over
+/// ones stay: `[param] log_rollover`, `log_keep_days` and `log_max_size`, and HTTP.sys's
+/// `[http] ErrorLogFileTruncateSize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Days a rolled-over file is kept; 0 keeps them for ever.
+    pub keep_days: u32,
+    /// Bytes after which `access.log` rolls over; 0: only at midnight.
+    pub access_max_size: u64,
+    /// Bytes after which `httperr.log` rolls over (HTTP.sys: 1 MiB and up).
+    pub error_max_size: u64,
+    /// `log_rollover=external`: portshare neither rolls over nor deletes;
+    /// an external logrotate renames the files and sends `SIGUSR1`.
+    pub external_rollover: bool,
+}
+
+/// HTTP.sys's `ErrorLogFileTruncateSize` default, also its smallest value.
+pub const ERROR_LOG_TRUNCATE_SIZE_MIN: u64 = 1024 * 1024;
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            keep_days: 30,
+            access_max_size: 0,
+            error_max_size: ERROR_LOG_TRUNCATE_SIZE_MIN,
+            external_rollover: false,
+        }
+    }
 }
 
 impl Settings {

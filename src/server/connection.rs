@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use http::header::{HeaderValue, ALT_SVC};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -30,7 +31,7 @@ use super::guard::{GuardContext, Guarded, Park};
 use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, Shared};
-use crate::tls::Tls;
+use crate::tls::{QuicTls, Tls};
 
 /// What every connection accepted on one listener shares.
 pub(super) struct ListenerContext {
@@ -40,6 +41,16 @@ pub(super) struct ListenerContext {
     /// Becomes `true` at shutdown: finish what is in flight, then close.
     /// The server waits until every connection has dropped its receiver.
     pub drain: watch::Receiver<bool>,
+    /// HTTP/3 is served on this listener's address and port: what its
+    /// HTTPS responses say about it.
+    pub alt_svc: Option<AltSvc>,
+}
+
+/// `Alt-Svc: h3=":PORT"; ma=86400`, for connections whose binding also
+/// serves QUIC (not one with `disablequic`).
+pub(super) struct AltSvc {
+    pub value: HeaderValue,
+    pub quic: Arc<QuicTls>,
 }
 
 impl ListenerContext {
@@ -85,12 +96,22 @@ async fn serve_tls(
     let Some(stream) = tls.accept(stream, info.local, info.peer).await else {
         return;
     };
+    // Advertised per connection: whether QUIC would serve it depends on
+    // the binding its SNI name selects.
+    let alt_svc = ctx
+        .alt_svc
+        .as_ref()
+        .filter(|a| {
+            a.quic
+                .advertised(info.local, stream.get_ref().1.server_name())
+        })
+        .map(|a| a.value.clone());
     let mut io = Guarded::new(stream, ctx.guard_context(info, activity));
     // As on plain HTTP, but in a single round (an HTTPS connection is not
     // parked).
-    match direct::serve(&mut io, &ctx.shared, info, drain).await {
+    match direct::serve(&mut io, &ctx.shared, info, drain, alt_svc.as_ref()).await {
         Served::Ended => {}
-        Served::ToHyper => serve_round(ctx, info, io, activity, drain).await,
+        Served::ToHyper => serve_round(ctx, info, io, activity, drain, alt_svc).await,
     }
 }
 
@@ -110,10 +131,10 @@ async fn serve_plain(
         });
         // Boxed, so that the state of a round is freed while the
         // connection is parked rather than kept inline in this task.
-        let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain)).await;
+        let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain, None)).await;
         match served {
             Served::Ended => drop(round),
-            Served::ToHyper => Box::pin(serve_round(ctx, info, round, activity, drain)).await,
+            Served::ToHyper => Box::pin(serve_round(ctx, info, round, activity, drain, None)).await,
         }
         let Ok(parked) = handed_back.try_recv() else {
             return; // closed for good: by the client, an error or a timer
@@ -153,6 +174,7 @@ async fn serve_round<S>(
     io: Guarded<S>,
     activity: &Arc<Activity>,
     drain: &mut watch::Receiver<bool>,
+    alt_svc: Option<HeaderValue>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -162,11 +184,15 @@ async fn serve_round<S>(
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let tracker = activity.enter();
         let response = dispatch::handle(shared.clone(), info.clone(), req.map(RequestBody::Hyper));
+        let alt_svc = alt_svc.clone();
         async move {
-            let res = match response.await {
+            let mut res = match response.await {
                 Ok(res) => res,
                 Err(never) => match never {},
             };
+            if let Some(value) = alt_svc {
+                res.headers_mut().insert(ALT_SVC, value);
+            }
             Ok::<_, Infallible>(res.map(|body| tracker.into_body(body)))
         }
     });
@@ -194,10 +220,10 @@ async fn drained(drain: &mut watch::Receiver<bool>) {
 
 /// One count in a counter until dropped: an open connection, or a request
 /// in flight until its response body is done with.
-struct Counted(Arc<AtomicUsize>);
+pub(super) struct Counted(Arc<AtomicUsize>);
 
 impl Counted {
-    fn enter(count: &Arc<AtomicUsize>) -> Counted {
+    pub(super) fn enter(count: &Arc<AtomicUsize>) -> Counted {
         count.fetch_add(1, Ordering::Relaxed);
         Counted(count.clone())
     }

@@ -18,6 +18,7 @@ mod connection;
 mod direct;
 mod drain;
 mod guard;
+mod http3;
 mod listener;
 pub mod signals;
 
@@ -40,6 +41,7 @@ use crate::urlprefix::Scheme;
 use crate::workers::Workers;
 pub use addresses::ListenAddresses;
 pub use guard::{GuardContext, Guarded};
+pub use http3::Http3Error;
 pub use listener::bind_port;
 
 /// Failures of the listening side at start-up.
@@ -81,10 +83,12 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (drain_tx, drain_rx) = watch::channel(false);
         let workers = Arc::new(Workers::per_core().map_err(ServerError::Workers)?);
+        let http3 = http3_for(&shared, tls.as_deref(), &drain_rx);
         let mut listeners = Listeners {
             shared: shared.clone(),
             workers: workers.clone(),
             tls,
+            http3,
             drain: drain_rx,
             stop: stop_rx,
             addrs: addrs.borrow_and_update().clone(),
@@ -150,12 +154,34 @@ impl Server {
     }
 }
 
+/// HTTP/3's shared state, when `http3=yes` and TLS is available; a QUIC
+/// setup that cannot be made leaves the server on TCP alone (and says why).
+fn http3_for(
+    shared: &Arc<Shared>,
+    tls: Option<&Tls>,
+    drain: &watch::Receiver<bool>,
+) -> Option<Arc<http3::Http3>> {
+    let tls = tls.filter(|_| shared.settings.http3)?;
+    let quic = tls
+        .quic()
+        .map_err(|e| http3::Http3Error::Tls(e.to_string()))
+        .and_then(|quic| http3::Http3::new(shared.clone(), Arc::new(quic), drain.clone()));
+    match quic {
+        Ok(h3) => Some(Arc::new(h3)),
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP/3 is off");
+            None
+        }
+    }
+}
+
 /// The open listening sockets: per (scheme, port), one accept loop per
-/// listening address.
+/// listening address (and for HTTPS, a QUIC endpoint on the same address).
 struct Listeners {
     shared: Arc<Shared>,
     workers: Arc<Workers>,
     tls: Option<Arc<Tls>>,
+    http3: Option<Arc<http3::Http3>>,
     drain: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     /// The addresses every port is served on.
@@ -235,14 +261,36 @@ impl Listeners {
                     tracing::info!("listening on {}://{addr}", scheme.as_str());
                 }
                 let (stop, stop_rx) = watch::channel(false);
+                // HTTP/3 on the same address and port; it stops with the
+                // TCP listener (the same switches).
+                let alt_svc = match (&self.http3, scheme) {
+                    (Some(h3), Scheme::Https) => {
+                        match h3.open(ip, port, self.stop.clone(), stop_rx.clone()) {
+                            Ok(value) => Some(connection::AltSvc {
+                                value,
+                                quic: h3.tls.clone(),
+                            }),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "HTTP/3 is not served here");
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                let ctx = Arc::new(connection::ListenerContext {
+                    shared: self.shared.clone(),
+                    builder: connection_builder(),
+                    tls: tls.clone(),
+                    drain: self.drain.clone(),
+                    alt_svc,
+                });
                 let task = tokio::spawn(accept_loop(
                     l,
-                    tls.clone(),
-                    self.shared.clone(),
+                    ctx,
                     self.workers.clone(),
                     self.stop.clone(),
                     stop_rx,
-                    self.drain.clone(),
                 ));
                 open.insert(ip, Accepting { stop, task });
             }
@@ -349,19 +397,12 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<Arc<Tls>>,
-    shared: Arc<Shared>,
+    ctx: Arc<connection::ListenerContext>,
     workers: Arc<Workers>,
     mut stop_all: watch::Receiver<bool>,
     mut stop_this: watch::Receiver<bool>,
-    drain: watch::Receiver<bool>,
 ) {
-    let ctx = Arc::new(connection::ListenerContext {
-        shared: shared.clone(),
-        builder: connection_builder(),
-        tls,
-        drain,
-    });
+    let shared = ctx.shared.clone();
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop_all.changed() => break,

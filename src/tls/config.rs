@@ -16,6 +16,8 @@ use crate::store::BindingFlags;
 /// ALPN protocol ids, server preference order.
 pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// HTTP/3 over QUIC (RFC 9114), the only protocol a QUIC handshake offers.
+pub const ALPN_H3: &[u8] = b"h3";
 
 /// The one crypto provider: ring, with rustls's default (modern) cipher suites and
 /// key exchange groups.
@@ -71,6 +73,25 @@ pub fn server_config(cert: &Certificate, flags: &BindingFlags) -> Result<ServerC
     } else {
         vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]
     };
+    Ok(config)
+}
+
+/// The rustls config of QUIC handshakes: TLS 1.3 only (QUIC has no other),
+/// ALPN `h3`, no early data (0-RTT requests could be replayed, and a
+/// replayed POST to an application is not harmless), and the certificate
+/// from `resolver`, which picks it per handshake from the bindings as a TCP
+/// handshake does (`super::quic`). Client certificates are not asked for:
+/// `clientcertnegotiation` bindings are served over TCP only.
+pub fn quic_server_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<ServerConfig, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.ignore_client_order = true;
+    config.alpn_protocols = vec![ALPN_H3.to_vec()];
+    config.max_early_data_size = 0;
     Ok(config)
 }
 

@@ -23,6 +23,7 @@ pub mod alpn_challenge;
 mod config;
 pub mod devcerts;
 mod firstrun;
+mod quic;
 mod snapshot;
 mod watch;
 
@@ -44,6 +45,7 @@ use crate::logs::{HttpErrRecord, LineSink};
 use snapshot::Selection;
 use watch::Reloader;
 
+pub use quic::QuicTls;
 pub use watch::{DEBOUNCE, POLL_INTERVAL};
 
 /// The application id portshare puts on the bindings it creates itself (first run).

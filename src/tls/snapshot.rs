@@ -34,6 +34,11 @@ pub(crate) struct Served {
 }
 
 impl Served {
+    /// The binding's flags (QUIC asks for `disablequic` and `disabletls13`).
+    pub(crate) fn flags(&self) -> &BindingFlags {
+        &self.flags
+    }
+
     fn reusable(&self, cert: &Certificate, flags: &BindingFlags) -> bool {
         self.thumbprint == cert.thumbprint && self.chain == cert.chain && self.flags == *flags
     }

@@ -27,6 +27,7 @@ use std::future::poll_fn;
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
+use http::header::HeaderValue;
 use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
@@ -63,6 +64,7 @@ pub(super) async fn serve<S>(
     shared: &Shared,
     conn: &ConnInfo,
     drain: &watch::Receiver<bool>,
+    alt_svc: Option<&HeaderValue>,
 ) -> Served
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -81,7 +83,7 @@ where
             Ok(Next::End) | Err(_) => return Served::Ended,
         };
         let closing = drained.fired();
-        match answer(io, &head, shared, conn, closing, &mut out).await {
+        match answer(io, &head, shared, conn, closing, alt_svc, &mut out).await {
             Answered::KeepAlive => {}
             Answered::Close => {
                 let _ = io.shutdown().await;
@@ -114,6 +116,7 @@ async fn answer<S>(
     shared: &Shared,
     conn: &ConnInfo,
     closing: bool,
+    alt_svc: Option<&HeaderValue>,
     out: &mut Vec<u8>,
 ) -> Answered
 where
@@ -170,7 +173,11 @@ where
         res = forwarded => res,
         () = poll_fn(|cx| io.poll_client_gone(cx)) => return Answered::Failed,
     };
-    let res = res.unwrap_or_else(|e| dispatch::proxy_failed(shared, conn, &logged, &e));
+    let mut res = res.unwrap_or_else(|e| dispatch::proxy_failed(shared, conn, &logged, &e));
+    if let Some(value) = alt_svc {
+        res.headers_mut()
+            .insert(http::header::ALT_SVC, value.clone());
+    }
     dispatch::log_access(shared, conn, &logged, &res);
     let closing = closing || req.close;
     match write_response(io, res, req.method == Method::HEAD, closing, out).await {
