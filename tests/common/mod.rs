@@ -161,9 +161,10 @@ impl TestServer {
                 }
                 panic!("portshare exited early with {status}: {err}");
             }
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                .ok()
-                .map(|_| ())
+            // Both ports when there are two: a test may start with either.
+            let https: SocketAddr = (addr.ip(), self.https_port).into();
+            let up = |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200));
+            (up(&addr).is_ok() && (self.https_port == 0 || up(&https).is_ok())).then_some(())
         });
         self.child = Some(child);
         self
