@@ -295,6 +295,7 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+    ${NGINX_HTTP_EXTRA:-}
     $upstream
     server {
         listen 127.0.0.1:$port backlog=4096;

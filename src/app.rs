@@ -3,6 +3,8 @@
 //! [`Server`], until shutdown. The one place that knows every part; `server` itself only
 //! listens, accepts, serves connections and shuts down.
 
+mod reload;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -18,12 +20,15 @@ use crate::server::{ListenAddresses, Server, ServerError};
 use crate::site::Site;
 use crate::tls::Tls;
 use crate::urlprefix::{Scheme, UrlPrefix};
+pub use reload::{ReloadError, Reloader};
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("{origin}: [{section}] public_dir {path}: {source}")]
     PublicDir {
         /// Where the settings came from (the file, or built-in defaults).
@@ -63,8 +68,28 @@ pub enum StartError {
 }
 
 /// Registers every site (the built-in one and each `[site:NAME]`) and every
-/// `[app:NAME]` from the settings, all or none.
-fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), StartError> {
+/// `[app:NAME]` from the settings, all or none; their ids are what a
+/// reload replaces.
+fn register_configured(
+    registry: &Registry,
+    settings: &Settings,
+) -> Result<Vec<crate::registry::RegistrationId>, StartError> {
+    let all = configured_registrations(registry, settings)?;
+    registry
+        .register_all(all)
+        .map_err(|source| StartError::Register {
+            what: "the prefixes of host_name and the [site:NAME] and [app:NAME] sections".into(),
+            source,
+        })
+}
+
+/// The registrations GLOBAL.INI makes (sites, applications, `metrics=`
+/// and `health=`), checked (folders exist, backends parse, no section
+/// claims another's prefix) but not yet registered.
+fn configured_registrations(
+    registry: &Registry,
+    settings: &Settings,
+) -> Result<Vec<NewRegistration>, StartError> {
     let sites = settings.all_sites();
     check_sections_apart(settings, &sites)?;
     let mut all = Vec::with_capacity(settings.apps.len() + sites.len());
@@ -113,6 +138,7 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
         if let Some(timeout) = app.timeout {
             backend.set_timeout(timeout);
         }
+        backend.set_compress(app.compress.clone());
         all.push(NewRegistration {
             owner: Owner::Config {
                 name: format!("app:{}", app.name),
@@ -122,13 +148,8 @@ fn register_configured(registry: &Registry, settings: &Settings) -> Result<(), S
             handler: Handler::Proxy(Arc::new(backend)),
         });
     }
-    registry
-        .register_all(all)
-        .map_err(|source| StartError::Register {
-            what: "the prefixes of host_name and the [site:NAME] and [app:NAME] sections".into(),
-            source,
-        })?;
-    Ok(())
+    all.extend(crate::health::configured(registry, settings));
+    Ok(all)
 }
 
 /// Two sections of GLOBAL.INI that name the same URL prefix: refused with
@@ -301,6 +322,8 @@ pub struct Running {
     pub log_flush: crate::logs::LogFlusher,
     /// The listening addresses, which follow the store's IP listen list.
     pub listen: Arc<ListenAddresses>,
+    /// Re-reads GLOBAL.INI (`portshare reload`).
+    pub reload: Arc<Reloader>,
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections for
@@ -320,7 +343,7 @@ pub async fn run_with(
     let settings = Arc::new(settings);
     let logs = Logs::for_settings(&settings);
     let registry = Arc::new(Registry::new());
-    register_configured(&registry, &settings)?;
+    let configured = register_configured(&registry, &settings)?;
     let acme = plan_acme(&registry, &settings);
     let needs_tls = registry
         .ports()
@@ -332,12 +355,18 @@ pub async fn run_with(
     } else {
         None
     };
-    let shared = Arc::new(Shared::new(settings.clone(), registry.clone(), &logs));
+    let auth = Arc::new(crate::auth::Auth::new(&settings.auth)?);
+    let shared = Arc::new(Shared::new(settings.clone(), registry.clone(), &logs).with_auth(auth));
     let listen = Arc::new(ListenAddresses::new(
         settings.listen.clone(),
         &crate::store::Store::in_cert_dir(&settings.cert_dir),
     ));
-    let server = Server::start(shared, tls.clone(), registry.ports(), listen.subscribe())?;
+    let server = Server::start(
+        shared.clone(),
+        tls.clone(),
+        registry.ports(),
+        listen.subscribe(),
+    )?;
     if let Some(tls) = &tls {
         // Certificates for the private names the prefixes name; before ACME starts,
         // so that a name ACME now looks after is handed over first.
@@ -385,7 +414,20 @@ pub async fn run_with(
                 "no registered URL prefix serves this path over plain HTTP; the maintenance run will fail"
             );
         }
-        tokio::spawn(maintenance.clone().schedule(server.stopping()));
+    }
+    // Always: a reload may set daily_maintenance later.
+    tokio::spawn(maintenance.clone().schedule(server.stopping()));
+    let reloader = Arc::new(Reloader::new(
+        settings.clone(),
+        configured,
+        registry.clone(),
+        shared.clone(),
+        listen.clone(),
+        maintenance.clone(),
+    ));
+    tokio::spawn(reloader.clone().on_hangup(server.stopping()));
+    if settings.watch_config {
+        tokio::spawn(reloader.clone().watch(server.stopping()));
     }
     started(&Running {
         registry: registry.clone(),
@@ -394,6 +436,7 @@ pub async fn run_with(
         acme: acme_handle,
         log_flush: logs.flusher(),
         listen: listen.clone(),
+        reload: reloader.clone(),
     });
 
     shutdown.await;

@@ -5,6 +5,7 @@
 //! Malformed request heads never get here: `server::guard` answers them.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -29,6 +30,13 @@ pub struct Shared {
     pub connection_slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Client connections open now, on every listener.
     pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The password-protected prefixes (`[auth:NAME]`).
+    pub auth: Arc<crate::auth::Auth>,
+    /// The `[http]` limits for new connections (a configuration reload
+    /// replaces them; connections keep the ones they started with).
+    limits: arc_swap::ArcSwap<crate::config::Limits>,
+    /// Shutdown has begun: `health=` answers 503 from then on.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -37,11 +45,29 @@ impl Shared {
         Shared {
             connection_slots: (max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max))),
             open_connections: Arc::default(),
+            limits: arc_swap::ArcSwap::from_pointee(settings.limits.clone()),
             settings,
             registry,
             access_log: logs.access.clone(),
             httperr_log: logs.httperr.clone(),
+            auth: Arc::default(),
+            stopping: Default::default(),
         }
+    }
+
+    /// The `[http]` limits a new connection gets.
+    pub fn limits(&self) -> Arc<crate::config::Limits> {
+        self.limits.load_full()
+    }
+
+    /// Puts reloaded `[http]` limits in force for new connections.
+    pub fn set_limits(&self, limits: crate::config::Limits) {
+        self.limits.store(Arc::new(limits));
+    }
+
+    /// The same, with the protected prefixes.
+    pub fn with_auth(self, auth: Arc<crate::auth::Auth>) -> Shared {
+        Shared { auth, ..self }
     }
 }
 
@@ -65,6 +91,8 @@ pub struct LoggedRequest<'a> {
     pub version: &'static str,
     pub referer: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The authenticated user (`crate::auth`), the access log's `%u`.
+    pub user: Option<&'a str>,
 }
 
 /// The fields the access log needs, taken before the request is consumed.
@@ -74,6 +102,7 @@ struct AccessFields {
     version: Version,
     referer: Option<HeaderValue>,
     user_agent: Option<HeaderValue>,
+    user: Option<crate::auth::AuthUser>,
 }
 
 impl AccessFields {
@@ -85,6 +114,7 @@ impl AccessFields {
             version: version_str(self.version),
             referer: self.referer.as_ref().and_then(|v| v.to_str().ok()),
             user_agent: self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            user: self.user.as_ref().map(|u| &*u.0),
         }
     }
 }
@@ -92,32 +122,70 @@ impl AccessFields {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
 ) -> Result<Response<Body>, Infallible> {
-    let fields = AccessFields {
+    let started = std::time::Instant::now();
+    // The body's declared length (Content-Length): no header lookup.
+    let bytes_in = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
+    let mut fields = AccessFields {
         method: req.method().clone(),
         uri: req.uri().clone(),
         version: req.version(),
         referer: req.headers().get(header::REFERER).cloned(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        user: None,
     };
-    let logged = fields.logged();
     let routed = route(&shared.registry.snapshot(), &conn, req.uri(), req.headers());
-    let res = match routed {
+    // Password-protected prefixes, before any handler sees the request;
+    // ACME HTTP-01 tokens stay reachable for the CA.
+    let acme = |r: &Arc<Route>| matches!(r.registration.handler, Handler::AcmeChallenge(_));
+    if routed.as_ref().is_ok_and(|r| !acme(r)) {
+        match shared.auth.check(&conn, &mut req).await {
+            Ok(user) => fields.user = user,
+            Err(denied) => {
+                let logged = fields.logged();
+                let res = errors::auth_response(&denied);
+                if let Some(reason) = denied.reason() {
+                    log_httperr_reason(&shared, &conn, &logged, res.status().as_u16(), reason);
+                }
+                log_access(&shared, &conn, &logged, &res);
+                count(routed.as_ref().ok(), bytes_in, &res, started);
+                return Ok(res);
+            }
+        }
+    }
+    let logged = fields.logged();
+    // A place in the registration's request queue (RequestQueueLimit),
+    // held until the response head is ready.
+    let place = routed.as_ref().ok().map(|r| r.registration.stats.enter());
+    let res = match &routed {
         Err(err) => {
-            log_httperr(&shared, &conn, &logged, err);
+            log_httperr(&shared, &conn, &logged, *err);
             err.response()
+        }
+        Ok(route) if matches!(place, Some(None)) => {
+            queue_full(&shared, &conn, &logged, &route.registration)
         }
         // The handlers' futures are boxed: inline they would make this
         // future (which hyper moves for every request) kilobytes large.
         Ok(route) => match &route.registration.handler {
-            Handler::Site(site) => Box::pin(serve_site(site, &conn, &route, req)).await,
+            Handler::Site(site) => Box::pin(serve_site(site, &conn, route, req)).await,
             Handler::Proxy(backend) => match Box::pin(backend.forward(req, &conn)).await {
                 Ok(res) => res,
-                Err(e) => proxy_failed(&shared, &conn, &logged, &e),
+                Err(e) => {
+                    route.registration.stats.proxy_error();
+                    proxy_failed(&shared, &conn, &logged, &e)
+                }
             },
+            Handler::Metrics => crate::health::metrics(
+                req.method(),
+                shared.open_connections.load(Ordering::Relaxed),
+            ),
+            Handler::Health => {
+                crate::health::health(req.method(), shared.stopping.load(Ordering::Relaxed))
+            }
             Handler::AcmeChallenge(tokens) => {
-                let res = acme_challenge(tokens, &route, req.method(), req.uri().path());
+                let res = acme_challenge(tokens, route, req.method(), req.uri().path());
                 if res.status() == http::StatusCode::NOT_FOUND {
                     log_httperr(&shared, &conn, &logged, HttpSysError::NotFound);
                 }
@@ -125,8 +193,57 @@ pub async fn handle(
             }
         },
     };
+    drop(place);
     log_access(&shared, &conn, &logged, &res);
+    count(routed.as_ref().ok(), bytes_in, &res, started);
     Ok(res)
+}
+
+/// Counts an answered request for `metrics=`: under its registration's
+/// queue, or as one HTTP.sys answered itself.
+pub fn count(
+    route: Option<&Arc<Route>>,
+    bytes_in: u64,
+    res: &Response<Body>,
+    started: std::time::Instant,
+) {
+    let status = res.status().as_u16();
+    let bytes_out = http_body::Body::size_hint(res.body()).exact().unwrap_or(0);
+    match route {
+        Some(r) => r
+            .registration
+            .stats
+            .record(status, bytes_in, bytes_out, started),
+        None => crate::metrics::record_unrouted(status, bytes_in, bytes_out, started),
+    }
+}
+
+/// HTTP.sys's 503 for a request whose queue is full (`RequestQueueLimit`),
+/// with an httperr line naming the queue.
+pub fn queue_full(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &LoggedRequest<'_>,
+    registration: &crate::registry::Registration,
+) -> Response<Body> {
+    let err = HttpSysError::QueueFull;
+    tracing::debug!(
+        queue = %registration.queue,
+        limit = registration.stats.limit(),
+        "request queue full"
+    );
+    let record = HttpErrRecord {
+        client: conn.peer,
+        server: conn.local,
+        version: Some(req.version),
+        method: Some(req.method),
+        uri: Some(req.path),
+        status: Some(err.status().as_u16()),
+        reason: err.reason(),
+        queue: Some(registration.stats.name()),
+    };
+    shared.httperr_log.send(record.line());
+    err.response()
 }
 
 /// The answer to a request the proxy could not forward; HTTP.sys's 503
@@ -164,6 +281,10 @@ async fn serve_site(
         headers: &parts.headers,
         prefix_segments,
         conn,
+        remote_user: parts
+            .extensions
+            .get::<crate::auth::AuthUser>()
+            .map(|u| &*u.0),
     };
     let mut res = match site.serve(&site_req, body).await {
         Ok(res) => res,
@@ -203,14 +324,25 @@ fn acme_challenge(
 }
 
 fn log_httperr(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, err: HttpSysError) {
+    log_httperr_reason(shared, conn, req, err.status().as_u16(), err.reason());
+}
+
+/// An httperr.log line.
+fn log_httperr_reason(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &LoggedRequest<'_>,
+    status: u16,
+    reason: &str,
+) {
     let record = HttpErrRecord {
         client: conn.peer,
         server: conn.local,
         version: Some(req.version),
         method: Some(req.method),
         uri: Some(req.path),
-        status: Some(err.status().as_u16()),
-        reason: err.reason(),
+        status: Some(status),
+        reason,
         queue: None,
     };
     shared.httperr_log.send(record.line());
@@ -232,6 +364,7 @@ pub fn log_access(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, res
         bytes: if req.method == "HEAD" { Some(0) } else { bytes },
         referer: req.referer,
         user_agent: req.user_agent,
+        user: req.user,
     };
     shared.access_log.send(record.line());
 }

@@ -42,6 +42,10 @@ pub enum HttpSysError {
     UrlTooLong,
     #[error("the application that registered the URL has gone")]
     ServiceUnavailable,
+    /// The registration's request queue holds `RequestQueueLimit` requests
+    /// already (HTTP.sys's 503, httperr reason `QueueFull`).
+    #[error("the application's request queue is full")]
+    QueueFull,
 }
 
 struct Page {
@@ -93,7 +97,7 @@ impl HttpSysError {
                 heading: "Request URL Too Long",
                 text: "The request URL is too long.",
             },
-            ServiceUnavailable => Page {
+            ServiceUnavailable | QueueFull => Page {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 title: "Service Unavailable",
                 heading: "Service Unavailable",
@@ -120,6 +124,7 @@ impl HttpSysError {
             NotFound => "NotFound",
             UrlTooLong => "URL_Length",
             ServiceUnavailable => "AppOffline",
+            QueueFull => "QueueFull",
         }
     }
 
@@ -287,5 +292,54 @@ pub fn proxy_error_response(err: &crate::proxy::ProxyError) -> Response<Body> {
         | ProxyError::Gone(_)
         | ProxyError::BadBackend(_)
         | ProxyError::Invalid { .. } => HttpSysError::ServiceUnavailable.response(),
+    }
+}
+
+/// A request under a password-protected prefix (`crate::auth`) that may not
+/// go on: `401` with the Basic challenge (also for wrong credentials, so
+/// the browser asks again), `403` over plain HTTP, `429` with `Retry-After`
+/// for an address that failed too often, `503` when the password checks
+/// are swamped.
+pub fn auth_response(denied: &crate::auth::AuthDenied) -> Response<Body> {
+    use crate::auth::AuthDenied;
+    match denied {
+        AuthDenied::Missing { realm } | AuthDenied::Failed { realm } => {
+            let mut res = own_page(
+                StatusCode::UNAUTHORIZED,
+                "This folder is password-protected: give a user name and password.",
+            );
+            // The realm was checked when the configuration was read (no
+            // quote, backslash or control character).
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+            {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            res
+        }
+        AuthDenied::HttpsRequired => own_page(
+            StatusCode::FORBIDDEN,
+            "This folder is password-protected and passwords are not accepted over plain HTTP, \
+             where anyone on the way could read them. Use HTTPS: the same address with https://.",
+        ),
+        AuthDenied::Throttled { retry_after } => {
+            let mut res = own_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong passwords from this address; try again later.",
+            );
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            res
+        }
+        AuthDenied::Busy => {
+            let mut res = own_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking passwords; try again in a moment.",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
     }
 }

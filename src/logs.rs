@@ -497,6 +497,8 @@ pub struct AccessRecord<'a> {
     pub bytes: Option<u64>,
     pub referer: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The authenticated user (`%u`), `-` when there is none.
+    pub user: Option<&'a str>,
 }
 
 impl AccessRecord<'_> {
@@ -511,7 +513,14 @@ impl AccessRecord<'_> {
                 + self.user_agent.map_or(0, str::len),
         );
         s.push_str(self.client);
-        s.push_str(" - - [");
+        s.push_str(" - ");
+        match self.user {
+            // Names are checked when added (`portshare user add`); escaped
+            // all the same, and a space too, which would split the field.
+            Some(user) if !user.is_empty() => push_escaped_field(&mut s, user),
+            _ => s.push('-'),
+        }
+        s.push_str(" [");
         push_clf_time(&mut s);
         s.push_str("] \"");
         s.push_str(self.method);
@@ -583,6 +592,16 @@ fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
+/// [`push_escaped`] for an unquoted field: a space becomes `\x20`.
+fn push_escaped_field(out: &mut String, s: &str) {
+    for (i, part) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push_str("\\x20");
+        }
+        push_escaped(out, part);
+    }
+}
+
 /// One line of the httperr log.
 pub struct HttpErrRecord<'a> {
     pub client: SocketAddr,
@@ -647,7 +666,21 @@ mod tests {
             bytes: Some(1234),
             referer: None,
             user_agent,
+            user: None,
         }
+    }
+
+    #[test]
+    fn access_user_field() {
+        let mut r = record("/", None);
+        r.user = Some("ann");
+        assert!(r.line().starts_with("192.0.2.7 - ann ["));
+        r.user = Some("a b\"c");
+        assert!(
+            r.line().starts_with("192.0.2.7 - a\\x20b\\\"c ["),
+            "{}",
+            r.line()
+        );
     }
 
     /// Everything but the time, which is checked for its shape.

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Http { args } => cli::http(cli.config.as_deref(), &args),
         Command::Maintenance { action } => cli::maintenance(cli.config.as_deref(), action),
+        Command::Reload => cli::reload(cli.config.as_deref()),
         Command::Acme { action } => cli::acme(cli.config.as_deref(), &action),
         Command::Cert { command } => cli::cert(cli.config.as_deref(), &command),
         Command::Register { prefixes, backend } => {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         }
         Command::Run { prefixes, command } => cli::run(cli.config.as_deref(), &prefixes, &command),
         Command::Service { action } => service::command(cli.config.as_deref(), action),
+        Command::User { action } => cli::user(&action),
     }
 }
 

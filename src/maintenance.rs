@@ -137,7 +137,10 @@ pub fn status_report(settings: &Settings, next: Option<DateTime<Local>>) -> Stri
 }
 
 pub struct Maintenance {
-    settings: Arc<Settings>,
+    /// Swapped by a configuration reload ([`Maintenance::reconfigure`]).
+    settings: arc_swap::ArcSwap<Settings>,
+    /// Wakes the schedule to recompute the next run after a reload.
+    reconfigured: watch::Sender<u64>,
     log: LineSink,
     running: AtomicBool,
 }
@@ -145,7 +148,8 @@ pub struct Maintenance {
 impl Maintenance {
     pub fn new(settings: Arc<Settings>, log: LineSink) -> Maintenance {
         Maintenance {
-            settings,
+            settings: arc_swap::ArcSwap::new(settings),
+            reconfigured: watch::channel(0).0,
             log,
             running: AtomicBool::new(false),
         }
@@ -154,7 +158,7 @@ impl Maintenance {
     /// Where the call goes: loopback address, port and Host header, from the
     /// first plain-HTTP prefix of the built-in site (or `http_port`).
     fn target(&self) -> Option<(SocketAddr, String)> {
-        let s = &self.settings;
+        let s = self.settings.load();
         let prefix = s.site_prefixes.iter().find(|p| p.scheme() == Scheme::Http);
         let port = prefix
             .map(|p| p.port())
@@ -186,18 +190,19 @@ impl Maintenance {
 
     /// `portshare maintenance status`, answered by the running server.
     pub fn status(&self) -> String {
-        let next = self
-            .settings
+        let s = self.settings.load();
+        let next = s
             .daily_maintenance
             .as_ref()
-            .map(|_| next_run(self.settings.maintenance_time, &Local::now()));
-        status_report(&self.settings, next)
+            .map(|_| next_run(s.maintenance_time, &Local::now()));
+        status_report(&s, next)
     }
 
     /// Whether the router would serve the maintenance call: the same lookup
     /// a real run's request gets (address, Host and path).
     pub fn is_routed(&self, table: &crate::registry::RouteTable) -> bool {
-        let Some(url) = &self.settings.daily_maintenance else {
+        let settings = self.settings.load();
+        let Some(url) = &settings.daily_maintenance else {
             return true;
         };
         let Some((local, host)) = self.target() else {
@@ -216,7 +221,7 @@ impl Maintenance {
 
     /// Runs the maintenance call now, unless one is already running.
     pub async fn run_now(&self) -> RunOutcome {
-        let Some(url) = self.settings.daily_maintenance.clone() else {
+        let Some(url) = self.settings.load().daily_maintenance.clone() else {
             return RunOutcome::NotConfigured;
         };
         if self.running.swap(true, Ordering::AcqRel) {
@@ -262,6 +267,7 @@ impl Maintenance {
                 .map_or(String::new(), |f| format!("FAILED ({f}): ")),
             record.summary
         ));
+        crate::metrics::maintenance_run(record.succeeded());
         if record.succeeded() {
             tracing::info!(url = %record.url, status = ?record.status, "maintenance run finished")
         } else {
@@ -272,7 +278,7 @@ impl Maintenance {
                 "maintenance run failed"
             )
         }
-        let store = Store::in_cert_dir(&self.settings.cert_dir);
+        let store = Store::in_cert_dir(&self.settings.load().cert_dir);
         let saved = record.clone();
         if let Err(e) = store.update(move |d| {
             d.maintenance = Some(saved);
@@ -289,7 +295,7 @@ impl Maintenance {
         let (addr, host) = self
             .target()
             .ok_or("no plain-HTTP port to call the maintenance URL on (set http_port)")?;
-        let timeout = self.settings.cgi.timeout + Duration::from_secs(5);
+        let timeout = self.settings.load().cgi.timeout + Duration::from_secs(5);
         let call = async {
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
@@ -339,9 +345,17 @@ impl Maintenance {
             .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
     }
 
-    /// Runs the daily schedule until `stop` changes.
+    /// Puts reloaded settings in force: the URL and time of the daily
+    /// call (the schedule recomputes its next run at once).
+    pub fn reconfigure(&self, settings: Arc<Settings>) {
+        self.settings.store(settings);
+        self.reconfigured.send_modify(|n| *n += 1);
+    }
+
+    /// Runs the daily schedule until `stop` changes. With no
+    /// `daily_maintenance` it waits for a reload that sets one.
     pub async fn schedule(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let at = self.settings.maintenance_time;
+        let mut reconfigured = self.reconfigured.subscribe();
         let scheduler = match tokio_cron_scheduler::JobScheduler::new().await {
             Ok(s) => s,
             Err(e) => {
@@ -357,6 +371,14 @@ impl Maintenance {
         // counting from the last target keeps that from running twice.
         let mut last_target: Option<DateTime<Local>> = None;
         loop {
+            let settings = self.settings.load_full();
+            if settings.daily_maintenance.is_none() {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    Ok(()) = reconfigured.changed() => continue,
+                }
+            }
+            let at = settings.maintenance_time;
             let now = Local::now();
             let base = match last_target {
                 Some(t) if t > now => t,
@@ -384,6 +406,11 @@ impl Maintenance {
             }
             tokio::select! {
                 _ = stop.changed() => break,
+                // A reload: the time may have changed. The job already
+                // scheduled fires into a dropped channel, harmlessly.
+                Ok(()) = reconfigured.changed() => {
+                    last_target = None;
+                }
                 fired = rx => {
                     if fired.is_err() { break; }
                     if let Ok(early) = (next - Local::now()).to_std() {

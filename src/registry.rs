@@ -32,6 +32,11 @@ pub enum Handler {
     /// ACME HTTP-01 tokens (`/.well-known/acme-challenge/`), answered by
     /// the server itself while `[acme]` orders certificates.
     AcmeChallenge(Arc<crate::acme::challenge::Http01Tokens>),
+    /// `metrics=PREFIX`: the Prometheus text page (`crate::metrics`).
+    Metrics,
+    /// `health=PREFIX`: 200 while the server accepts requests, 503 while
+    /// it shuts down.
+    Health,
 }
 
 /// Who made a registration (shown by `show servicestate`).
@@ -56,6 +61,9 @@ pub struct Registration {
     pub queue: String,
     pub prefixes: Vec<UrlPrefix>,
     pub handler: Handler,
+    /// The request queue: requests in flight for it (checked against its
+    /// limit, as HTTP.sys's `RequestQueueLimit`) and its counters.
+    pub stats: Arc<crate::metrics::QueueStats>,
 }
 
 /// One routing entry: the prefix and its registration.
@@ -110,8 +118,35 @@ pub struct NewRegistration {
     pub handler: Handler,
 }
 
+/// `RequestQueueLimit` as HTTP.sys has it by default.
+pub const DEFAULT_QUEUE_LIMIT: usize = 1000;
+
+/// The request-queue limits: `RequestQueueLimit` and per-queue overrides
+/// (`queue_limit=` of an `[app:NAME]`, whose queue is NAME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub default: usize,
+    pub by_queue: std::collections::HashMap<String, usize>,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            default: DEFAULT_QUEUE_LIMIT,
+            by_queue: Default::default(),
+        }
+    }
+}
+
+impl QueueLimits {
+    fn of(&self, queue: &str) -> usize {
+        self.by_queue.get(queue).copied().unwrap_or(self.default)
+    }
+}
+
 pub struct Registry {
     current: ArcSwap<RouteTable>,
+    queue_limits: Mutex<QueueLimits>,
     registrations: Mutex<BTreeMap<RegistrationId, Arc<Registration>>>,
     next_id: AtomicU64,
     ports: watch::Sender<PortSet>,
@@ -130,6 +165,7 @@ impl Registry {
     pub fn new() -> Registry {
         Registry {
             current: ArcSwap::from_pointee(RouteTable::default()),
+            queue_limits: Mutex::default(),
             registrations: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             ports: watch::channel(PortSet::new()).0,
@@ -166,6 +202,33 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Sets the request-queue limits, for the registrations made from now
+    /// on and for the queues already there.
+    pub fn set_queue_limits(&self, limits: QueueLimits) {
+        let regs = self.lock();
+        for r in regs.values() {
+            r.stats.set_limit(limits.of(&r.queue));
+        }
+        *self
+            .queue_limits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+    }
+
+    /// The request queue of a new registration, with its limit.
+    fn queue_stats(&self, id: RegistrationId, queue: &str) -> Arc<crate::metrics::QueueStats> {
+        let limits = self
+            .queue_limits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if queue.is_empty() {
+            // An unnamed queue is the registration's own.
+            crate::metrics::queue(&format!("unnamed-{id}"), limits.default)
+        } else {
+            crate::metrics::queue(queue, limits.of(queue))
+        }
+    }
+
     /// Registers all `prefixes` for one owner, or none of them.
     pub fn register(
         &self,
@@ -193,24 +256,46 @@ impl Registry {
         &self,
         new: Vec<NewRegistration>,
     ) -> Result<Vec<RegistrationId>, RegisterError> {
-        if new.iter().any(|n| n.prefixes.is_empty()) {
+        self.replace(&[], new)
+    }
+
+    /// Replaces the registrations `remove` with `add` in one step (a
+    /// configuration reload): requests see the old set or the new one,
+    /// never a mix or a gap, and on any conflict nothing changes.
+    /// Registrations not named in `remove` (those made at run time) stay.
+    pub fn replace(
+        &self,
+        remove: &[RegistrationId],
+        add: Vec<NewRegistration>,
+    ) -> Result<Vec<RegistrationId>, RegisterError> {
+        if add.iter().any(|n| n.prefixes.is_empty()) {
             return Err(RegisterError::NoPrefixes);
         }
         let mut regs = self.lock();
         // Writers hold `regs`, so the published table is the latest one.
         let mut table = RouteTable::clone(&self.current.load());
-        let mut added = Vec::with_capacity(new.len());
-        for n in new {
+        for id in remove {
+            if let Some(registration) = regs.get(id) {
+                remove_routes(&mut table, registration);
+            }
+        }
+        let mut added = Vec::with_capacity(add.len());
+        for n in add {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let stats = self.queue_stats(id, &n.queue);
             let registration = Arc::new(Registration {
                 id,
                 owner: n.owner,
                 queue: n.queue,
                 prefixes: n.prefixes,
                 handler: n.handler,
+                stats,
             });
             add_routes(&mut table, &registration)?;
             added.push(registration);
+        }
+        for id in remove {
+            regs.remove(id);
         }
         let ids = added.iter().map(|r| r.id).collect();
         for registration in added {
@@ -227,17 +312,7 @@ impl Registry {
             return false;
         };
         let mut table = RouteTable::clone(&self.current.load());
-        for prefix in &registration.prefixes {
-            // Only this registration's own route: an equal prefix cannot be
-            // registered twice, but be exact rather than assume it.
-            if table
-                .prefixes
-                .get(prefix)
-                .is_some_and(|route| route.registration.id == id)
-            {
-                table.prefixes.remove(prefix);
-            }
-        }
+        remove_routes(&mut table, &registration);
         self.publish(table);
         true
     }
@@ -262,6 +337,21 @@ fn holder_name(owner: &Owner) -> String {
         Owner::Config { name } => format!("'{name}' in the configuration"),
         Owner::Process { pid: Some(pid), .. } => format!("process {pid}"),
         Owner::Process { pid: None, .. } => "another process".to_owned(),
+    }
+}
+
+/// Removes the routes of `registration` from `table` (only its own: an
+/// equal prefix cannot be registered twice, but be exact rather than
+/// assume it).
+fn remove_routes(table: &mut RouteTable, registration: &Registration) {
+    for prefix in &registration.prefixes {
+        if table
+            .prefixes
+            .get(prefix)
+            .is_some_and(|route| route.registration.id == registration.id)
+        {
+            table.prefixes.remove(prefix);
+        }
     }
 }
 

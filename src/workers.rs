@@ -52,6 +52,15 @@ impl<T> PerWorker<T> {
             .unwrap_or(&self.other);
         slot.get_or_init(|| (self.make)())
     }
+
+    /// Every `T` made so far (the workers' and the other threads'), for
+    /// summing per-worker counters.
+    pub fn each(&self) -> impl Iterator<Item = &T> {
+        self.slots
+            .iter()
+            .chain(std::iter::once(&self.other))
+            .filter_map(OnceLock::get)
+    }
 }
 
 /// The worker runtimes. Dropping it stops them (without waiting);

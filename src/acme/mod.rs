@@ -447,6 +447,15 @@ impl Manager {
         };
         let outcome = match result {
             Ok(looked) => {
+                match looked.last {
+                    LastResult::Issued => {
+                        crate::metrics::acme_renewal(crate::metrics::AcmeRenewal::Issued)
+                    }
+                    LastResult::PickedUp => {
+                        crate::metrics::acme_renewal(crate::metrics::AcmeRenewal::PickedUp)
+                    }
+                    _ => {}
+                }
                 states[i].backoff.succeeded();
                 states[i].next = Instant::now() + looked.wait;
                 let text = match (&looked.last, &seen) {
@@ -471,6 +480,7 @@ impl Manager {
                 text
             }
             Err(Failure::Account(e)) => {
+                crate::metrics::acme_renewal(crate::metrics::AcmeRenewal::Failed);
                 let wait = account_backoff.failed();
                 tracing::error!("ACME: {e}; trying again in {}", human(wait));
                 // The account is every name's: all of them wait.
@@ -487,6 +497,7 @@ impl Manager {
                 Err(e.to_string())
             }
             Err(Failure::Name(e)) => {
+                crate::metrics::acme_renewal(crate::metrics::AcmeRenewal::Failed);
                 let backoff = states[i].backoff.failed();
                 let wait = renew::retry_wait(backoff, e.retry_after());
                 let asked = if wait > backoff {

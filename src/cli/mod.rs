@@ -14,8 +14,10 @@ use crate::store::Store;
 
 mod acme;
 mod register;
+mod user;
 
 pub use acme::{acme, AcmeAction};
+pub use user::{user, UserAction};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +56,9 @@ pub enum Command {
         #[command(subcommand)]
         action: MaintenanceAction,
     },
+    /// Re-read GLOBAL.INI in the running server and put it in force (as SIGHUP
+    /// does); prints the outcome, or the error and exits non-zero
+    Reload,
     /// Certificates ordered with ACME ([acme] in GLOBAL.INI): show their status, or renew now
     Acme {
         #[command(subcommand)]
@@ -78,6 +83,11 @@ pub enum Command {
         /// The command and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Users of password-protected prefixes ([auth:NAME] users=FILE): add|delete|list
+    User {
+        #[command(subcommand)]
+        action: UserAction,
     },
     /// Windows service: install|uninstall|start|stop (installs `service run --config FILE`)
     Service {
@@ -542,6 +552,38 @@ pub(crate) fn print_answer(text: &str) -> ExitCode {
         println!();
     }
     ExitCode::SUCCESS
+}
+
+/// `portshare reload`: asks the running server to re-read GLOBAL.INI.
+pub fn reload(config: Option<&Path>) -> ExitCode {
+    use crate::control::client::{self, ClientError};
+    let (settings, path, rt) = match server_session(config) {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    match rt.block_on(client::reload(&path)) {
+        Ok(text) => print_answer(&text),
+        Err(e @ ClientError::NotRunning(_)) => {
+            eprintln!("portshare: {e}");
+            eprintln!(
+                "portshare: no server runs for {}; it reads the file when it starts",
+                settings.origin
+            );
+            ExitCode::FAILURE
+        }
+        Err(ClientError::Refused { code, message }) => {
+            eprintln!("portshare: reload: {message}");
+            exit_code(code as i32)
+        }
+        Err(e @ ClientError::Denied { .. }) => {
+            print!("{}", register::error_text(e.code(), &e.to_string()));
+            exit_code(e.code() as i32)
+        }
+        Err(e) => {
+            eprintln!("portshare: reload failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `portshare maintenance run|status`: asks the running server.

@@ -129,6 +129,30 @@ pub fn default_system_config_dir() -> Option<PathBuf> {
         .map(|d| PathBuf::from(d).join("portshare"))
 }
 
+/// What identifies a file's content without reading it: size,
+/// modification time and (on Unix) inode — a Kubernetes ConfigMap swaps a
+/// symlink, an editor renames a new file into place.
+pub fn stamp(file: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(file).ok()?;
+    #[cfg(unix)]
+    let id = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let id = 0;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok()?,
+        id,
+    })
+}
+
+/// See [`stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+    id: u64,
+}
+
 /// Reads the INI file with the `config` crate into lowercase sections/keys.
 pub(super) fn read_ini(path: &Path) -> Result<Sections, ConfigError> {
     let file = path.display().to_string();

@@ -20,10 +20,11 @@ mod site;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use file::{locate, DEFAULT_FILE_NAME};
+pub use file::{locate, stamp, FileStamp, DEFAULT_FILE_NAME};
 pub use settings::{
-    AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
-    RedirectRule, Settings, SiteConfig, SiteOptions, DEFAULT_SITE, LETS_ENCRYPT_DIRECTORY,
+    AcmeChallenges, AcmeSettings, AppConfig, AuthConfig, CgiRunner, CgiSettings, ConfigError,
+    Limits, Origin, RedirectRule, Settings, SiteConfig, SiteOptions, DEFAULT_SITE,
+    LETS_ENCRYPT_DIRECTORY,
 };
 
 /// Raw `section → key → value` view of the file plus overrides.
@@ -42,6 +43,8 @@ impl Settings {
         file: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Settings, ConfigError> {
+        // Before reading: a change after this is seen by `watch_config`.
+        let stamp = file.and_then(file::stamp);
         let (origin, base_dir, mut sections) = match file {
             Some(path) => {
                 let sections = file::read_ini(path)?;
@@ -55,6 +58,8 @@ impl Settings {
             None => (Origin::Defaults, PathBuf::from("."), Sections::new()),
         };
         env::apply_env(&mut sections, env)?;
-        Settings::from_sections(origin, &base_dir, &sections)
+        let mut settings = Settings::from_sections(origin, &base_dir, &sections)?;
+        settings.file_stamp = stamp;
+        Ok(settings)
     }
 }

@@ -27,10 +27,13 @@ pub(super) const PARAM_KEYS: &[&str] = &[
     "maintenance_time",
     "shutdown_grace",
     "control_socket",
+    "watch_config",
     "http3",
     "log_rollover",
     "log_keep_days",
     "log_max_size",
+    "metrics",
+    "health",
 ];
 
 const ACME_KEYS: &[&str] = &["email", "directory", "ca_root", "names", "challenge"];
@@ -47,6 +50,7 @@ const HTTP_KEYS: &[&str] = &[
     "minsendrate",
     "minsendratewindow",
     "errorlogfiletruncatesize",
+    "requestqueuelimit",
 ];
 
 impl Settings {
@@ -64,6 +68,7 @@ impl Settings {
         let mut apps = Vec::new();
         let mut sites = Vec::new();
         let mut acme = None;
+        let mut auth = Vec::new();
         for (section, keys) in sections {
             match section.as_str() {
                 "param" => check_param_keys(&file, keys)?,
@@ -71,6 +76,7 @@ impl Settings {
                 "cgi" => cgi = parse_cgi(&file, keys)?,
                 "acme" => acme = Some(parse_acme(&file, base_dir, keys)?),
                 s if s.starts_with("app:") => apps.push(parse_app(&file, section, keys)?),
+                s if s.starts_with("auth:") => auth.push(parse_auth(&file, base_dir, section, keys)?),
                 s if s.starts_with("site:") => {
                     sites.push(super::site::parse_site(&file, base_dir, section, keys)?)
                 }
@@ -78,7 +84,7 @@ impl Settings {
                     return Err(ConfigError::File {
                         file,
                         message: format!(
-                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME], [site:NAME], [acme]"
+                        "unknown section [{section}]; allowed: [param], [http], [cgi], [app:NAME], [site:NAME], [auth:NAME], [acme]"
                     ),
                     })
                 }
@@ -99,6 +105,7 @@ impl Settings {
         settings.sites = sites;
         settings.cgi = cgi;
         settings.acme = acme;
+        settings.auth = auth;
         settings.logs = parse_log_settings(&param, sections.get("http").unwrap_or(&empty))?;
         Ok(settings)
     }
@@ -155,6 +162,8 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
     let (daily_maintenance, maintenance_time) = parse_maintenance(p)?;
     let shutdown_grace = parse_shutdown_grace(p)?;
     let http3 = parse_http3(p)?;
+    let metrics = parse_endpoint(p, "metrics", "http://127.0.0.1:9090/metrics/")?;
+    let health = parse_endpoint(p, "health", "http://+:8080/healthz/")?;
     let control_socket = match p.get("control_socket") {
         Some("") => None,
         Some(v) => Some(control_socket_path(base_dir, v)),
@@ -174,6 +183,8 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         maintenance_time,
         shutdown_grace,
         http3,
+        metrics,
+        health,
         limits: Limits::default(),
         apps: Vec::new(),
         site: Default::default(),
@@ -181,8 +192,45 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         cgi: CgiSettings::default(),
         control_socket,
         acme: None,
+        watch_config: parse_watch_config(p)?,
+        file_stamp: None,
         logs: Default::default(),
+        auth: Vec::new(),
     })
+}
+
+/// `metrics=` / `health=`: a URL prefix served by the server itself, or
+/// none (absent or empty).
+fn parse_endpoint(
+    p: &ParamKeys,
+    key: &str,
+    example: &str,
+) -> Result<Option<UrlPrefix>, ConfigError> {
+    match p.get(key).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => UrlPrefix::parse(v).map(Some).map_err(|e| {
+            p.err(
+                key,
+                format!("'{v}' is not a valid URL prefix: {e}; e.g. {key}={example}"),
+            )
+        }),
+    }
+}
+
+/// `watch_config`: reload when the file changes (default no).
+fn parse_watch_config(p: &ParamKeys) -> Result<bool, ConfigError> {
+    match p
+        .get("watch_config")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("no" | "false" | "off" | "0") => Ok(false),
+        Some("yes" | "true" | "on" | "1") => Ok(true),
+        Some(v) => Err(p.err(
+            "watch_config",
+            format!("'{v}' is not yes or no (reload when this file changes, or not)"),
+        )),
+    }
 }
 
 /// `http3`: yes (the default, as Caddy and HTTP.sys on Windows Server
@@ -451,6 +499,8 @@ fn parse_limits(file: &str, keys: &BTreeMap<String, String>) -> Result<Limits, C
             "entitybodytimeout" => limits.entity_body_timeout = secs()?,
             "minsendrate" => limits.min_send_rate = sized(1, 4_294_967_295)? as u64,
             "minsendratewindow" => limits.min_send_rate_window = secs()?,
+            // HTTP.sys's range for HttpServerQueueLengthProperty.
+            "requestqueuelimit" => limits.request_queue_limit = sized(1, 65535)?,
             _ => {} // check_keys has rejected anything else
         }
     }
@@ -509,7 +559,19 @@ fn parse_app(
         key: key.into(),
         message,
     };
-    check_keys(file, section, keys, &["prefix", "backend", "timeout"])?;
+    check_keys(
+        file,
+        section,
+        keys,
+        &[
+            "prefix",
+            "backend",
+            "timeout",
+            "compress",
+            "compress_level",
+            "queue_limit",
+        ],
+    )?;
     let prefixes: Vec<UrlPrefix> = keys
         .get("prefix")
         .map(|v| {
@@ -549,11 +611,24 @@ fn parse_app(
             )),
         })
         .transpose()?;
+    let compress = super::site::parse_compress(keys).map_err(|(key, m)| err(key, m))?;
+    let queue_limit = keys
+        .get("queue_limit")
+        .map(|v| match v.trim().parse::<usize>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(n),
+            _ => Err(err(
+                "queue_limit",
+                format!("'{v}' is not a number of requests from 1 to 65535"),
+            )),
+        })
+        .transpose()?;
     Ok(AppConfig {
+        queue_limit,
         name,
         prefixes,
         backend,
         timeout,
+        compress,
     })
 }
 
@@ -762,4 +837,96 @@ fn parse_size(v: &str) -> Option<u64> {
     };
     let n: u64 = digits.trim().parse().ok()?;
     n.checked_mul(1u64 << shift)
+}
+
+/// `[auth:NAME]`: `prefix` (one or more), `users` (an htpasswd file, relative
+/// to GLOBAL.INI's folder), `realm` (default: NAME), `allow_http` and
+/// `forward_auth` (default no). The users file itself is read when the
+/// server starts (`crate::auth`), so that its errors name its lines.
+fn parse_auth(
+    file: &str,
+    base_dir: &Path,
+    section: &str,
+    keys: &BTreeMap<String, String>,
+) -> Result<super::AuthConfig, ConfigError> {
+    let name = section.trim_start_matches("auth:").trim().to_owned();
+    let err = |key: &str, message: String| ConfigError::Key {
+        file: file.into(),
+        section: section.into(),
+        key: key.into(),
+        message,
+    };
+    check_keys(
+        file,
+        section,
+        keys,
+        &["prefix", "realm", "users", "allow_http", "forward_auth"],
+    )?;
+    let prefixes: Vec<UrlPrefix> = keys
+        .get("prefix")
+        .map(|v| {
+            v.split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(|p| {
+                    UrlPrefix::parse(p)
+                        .map_err(|e| err("prefix", format!("'{p}' is not a valid URL prefix: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    if prefixes.is_empty() {
+        return Err(err(
+            "prefix",
+            "is missing; give one or more URL prefixes to protect, e.g. https://+:443/private/"
+                .into(),
+        ));
+    }
+    let users = keys
+        .get("users")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| resolve(base_dir, v))
+        .ok_or_else(|| {
+            err(
+                "users",
+                "is missing; give an htpasswd file, made with 'portshare user add --file FILE NAME'"
+                    .into(),
+            )
+        })?;
+    let realm = keys
+        .get("realm")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| name.clone());
+    // The realm goes into a quoted header parameter: no quote, backslash or
+    // control character can be represented there safely.
+    if realm
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(err(
+            "realm",
+            format!("'{realm}' contains a quote, a backslash or a control character"),
+        ));
+    }
+    let flag = |key: &str| -> Result<bool, ConfigError> {
+        match keys
+            .get(key)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("no" | "false" | "off" | "0") => Ok(false),
+            Some("yes" | "true" | "on" | "1") => Ok(true),
+            Some(v) => Err(err(key, format!("'{v}' is not yes or no"))),
+        }
+    };
+    Ok(super::AuthConfig {
+        name,
+        prefixes,
+        realm,
+        users,
+        allow_http: flag("allow_http")?,
+        forward_auth: flag("forward_auth")?,
+    })
 }

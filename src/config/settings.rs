@@ -63,6 +63,9 @@ pub struct Limits {
     /// How long the send rate is measured over before it is judged
     /// (portshare's own key, `MinSendRateWindow`; HTTP.sys has no setting).
     pub min_send_rate_window: Duration,
+    /// `RequestQueueLimit`: requests one request queue may hold at once;
+    /// more get HTTP.sys's 503 (httperr reason `QueueFull`).
+    pub request_queue_limit: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             entity_body_timeout: Duration::from_secs(120),
             min_send_rate: 150,
             min_send_rate_window: Duration::from_secs(10),
+            request_queue_limit: 1000,
         }
     }
 }
@@ -91,6 +95,12 @@ pub struct AppConfig {
     /// `timeout=` seconds for the backend's response head (None: the
     /// proxy's default).
     pub timeout: Option<Duration>,
+    /// `compress=` / `compress_level=`: compression of the application's
+    /// answers (on by default, as for run-time registrations).
+    pub compress: crate::compression::CompressConfig,
+    /// `queue_limit=`: this application's request-queue limit (None:
+    /// `[http] RequestQueueLimit`).
+    pub queue_limit: Option<usize>,
 }
 
 /// A static site: the built-in one (`[param]`, named `default`) or a
@@ -146,6 +156,9 @@ pub struct SiteOptions {
     /// `error_page.CODE=/path`: a file of the site's folder sent with that
     /// status when the site itself answers with it.
     pub error_pages: BTreeMap<u16, String>,
+    /// `compress=` / `compress_level=`: on-the-fly compression (zstd, br,
+    /// gzip at fast levels unless set; `off` for none).
+    pub compress: crate::compression::CompressConfig,
 }
 
 impl Default for SiteOptions {
@@ -160,6 +173,7 @@ impl Default for SiteOptions {
             cache_control: None,
             cache_control_by_extension: BTreeMap::new(),
             error_pages: BTreeMap::new(),
+            compress: crate::compression::CompressConfig::default(),
         }
     }
 }
@@ -247,8 +261,17 @@ pub struct Settings {
     pub daily_maintenance: Option<String>,
     pub maintenance_time: NaiveTime,
     pub shutdown_grace: Duration,
+    /// `watch_config`: reload the configuration when the file changes.
+    pub watch_config: bool,
+    /// The file as it was when these settings were read (for
+    /// `watch_config`).
+    pub file_stamp: Option<super::file::FileStamp>,
     /// `http3`: every HTTPS port also serves HTTP/3 over QUIC (UDP).
     pub http3: bool,
+    /// `metrics=PREFIX`: the Prometheus metrics page, if any.
+    pub metrics: Option<UrlPrefix>,
+    /// `health=PREFIX`: the health check, if any.
+    pub health: Option<UrlPrefix>,
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
     /// The built-in site's options (its prefixes and folder are
@@ -265,6 +288,25 @@ pub struct Settings {
     pub acme: Option<AcmeSettings>,
     /// How the files in `log_dir` roll over and how long old ones are kept.
     pub logs: LogSettings,
+    /// `[auth:NAME]` sections, in file order.
+    pub auth: Vec<AuthConfig>,
+}
+
+/// An `[auth:NAME]` section: URL prefixes that need a user name and
+/// password (HTTP Basic), checked against an htpasswd file (`crate::auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub name: String,
+    /// Matched against requests with HTTP.sys's precedence rules.
+    pub prefixes: Vec<UrlPrefix>,
+    /// The `realm` of `WWW-Authenticate` (what the browser's dialog shows).
+    pub realm: String,
+    /// The htpasswd file (absolute).
+    pub users: PathBuf,
+    /// `allow_http=yes`: credentials accepted over plain HTTP (loopback use).
+    pub allow_http: bool,
+    /// `forward_auth=yes`: the `Authorization` header reaches the handler.
+    pub forward_auth: bool,
 }
 
 /// When the log files roll over (`crate::logs`) and how long the rolled-over

@@ -18,6 +18,8 @@ pub(super) const SITE_OPTION_KEYS: &[&str] = &[
     "hsts",
     "security_headers",
     "cache_control",
+    "compress",
+    "compress_level",
 ];
 
 /// The codes `error_page.CODE` takes: those the site itself answers with.
@@ -36,7 +38,7 @@ pub(super) fn is_site_option(key: &str) -> bool {
 }
 
 /// What the allowed-keys message lists for site options.
-pub(super) const SITE_OPTIONS_HELP: &str = "listing, redirect_https, redirect, hsts, header, security_headers, cache_control, cache_control.EXT, error_page.CODE";
+pub(super) const SITE_OPTIONS_HELP: &str = "listing, redirect_https, redirect, hsts, header, security_headers, cache_control, cache_control.EXT, error_page.CODE, compress, compress_level";
 
 /// The error for `key` of `section`.
 fn err(file: &str, section: &str, key: &str, message: String) -> ConfigError {
@@ -156,6 +158,7 @@ pub(super) fn parse_site_options(
             check_header_value(v).map_err(|m| err(file, section, "cache_control", m))?
         });
     }
+    o.compress = parse_compress(keys).map_err(|(key, m)| err(file, section, key, m))?;
     for (key, value) in keys {
         if let Some(ext) = key.strip_prefix("cache_control.") {
             if ext.is_empty() || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -207,6 +210,19 @@ pub(super) fn parse_site_options(
         }
     }
     Ok(o)
+}
+
+/// `compress=` and `compress_level=` (of a site or an `[app:]`); the error
+/// names the key it is about.
+pub(super) fn parse_compress(
+    keys: &BTreeMap<String, String>,
+) -> Result<crate::compression::CompressConfig, (&'static str, String)> {
+    use crate::compression::CompressConfig;
+    let compress = keys.get("compress").map(String::as_str);
+    // Checked alone first, so that the message names the key at fault.
+    CompressConfig::parse(compress, None).map_err(|e| ("compress", e.to_string()))?;
+    CompressConfig::parse(compress, keys.get("compress_level").map(String::as_str))
+        .map_err(|e| ("compress_level", e.to_string()))
 }
 
 /// `redirect` itself, or one of its numbered lines (`redirect.0002`).

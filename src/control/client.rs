@@ -150,6 +150,12 @@ pub async fn acme_status(path: &Path) -> Result<String, ClientError> {
 
 /// Asks the server at `path` to renew `names` (every ACME name when
 /// empty) now; the outcome per name.
+/// Asks the server at `path` to reload its configuration; the outcome.
+pub async fn reload(path: &Path) -> Result<String, ClientError> {
+    let body = request_once(path, &Request::Reload {}).await?;
+    Ok(body.output.unwrap_or_default())
+}
+
 pub async fn acme_renew(path: &Path, names: Vec<String>) -> Result<String, ClientError> {
     let body = request_once(path, &Request::AcmeRenew { names }).await?;
     Ok(body.output.unwrap_or_default())

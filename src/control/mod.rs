@@ -139,6 +139,7 @@ impl ControlServer {
             pids: Mutex::new(HashMap::new()),
             hooks,
             listen: running.listen.clone(),
+            reload: Some(running.reload.clone()),
         });
         if let Some((path, _)) = &self.cleanup {
             tracing::info!(path = %path.display(), "control socket ready");
@@ -181,6 +182,8 @@ struct State {
     /// Processes attached to control registrations, for `show servicestate`.
     pids: Mutex<HashMap<RegistrationId, Vec<u32>>>,
     hooks: ControlHooks,
+    /// Re-reads GLOBAL.INI (`portshare reload`).
+    reload: Option<Arc<crate::app::Reloader>>,
     /// The listening addresses (they follow the store's IP listen list).
     listen: Arc<crate::server::ListenAddresses>,
 }
@@ -364,6 +367,22 @@ async fn handle(req: Request, peer: &platform::Peer, state: &State, owned: &mut 
         // the other read-only requests.
         Request::FlushLogs {} => run_hook(&state.hooks.flush_logs, "flush logbuffer").await,
         // An order counts against the ACME server's rate limits: administrative.
+        Request::Reload {} if !state.privileged(peer) => {
+            not_privileged(peer, state, "reload the configuration")
+        }
+        Request::Reload {} => match &state.reload {
+            None => Response::error(ERROR_NOT_SUPPORTED, "this server cannot reload"),
+            Some(reload) => match reload.reload("portshare reload").await {
+                Ok(outcome) => Response::Ok(OkBody {
+                    output: Some(format!("Configuration reloaded: {outcome}\n")),
+                    ..OkBody::default()
+                }),
+                Err(e) => Response::error(
+                    ERROR_INVALID_PARAMETER,
+                    format!("the configuration was not reloaded (the running one stays): {e}"),
+                ),
+            },
+        },
         Request::AcmeRenew { .. } if !state.privileged(peer) => {
             not_privileged(peer, state, "renew ACME certificates")
         }
@@ -670,6 +689,8 @@ fn service_state(state: &State) -> Result<WireServiceState, String> {
                     .unwrap_or_else(|| pid.iter().copied().collect()),
             },
             queue_name: Some(reg.queue.clone()).filter(|q| !q.is_empty()),
+            queue_length: reg.stats.length() as u64,
+            queue_limit: reg.stats.limit() as u64,
         })
         .collect();
     Ok(WireServiceState {
@@ -957,6 +978,7 @@ mod tests {
                 settings.listen.clone(),
                 &Store::in_cert_dir(dir.path()),
             )),
+            reload: None,
         };
         // Registers `path` on the port as user `uid`/`name`: 0 or the error number.
         let register_as = |path: &str, uid: u32, name: &str| {

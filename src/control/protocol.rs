@@ -55,6 +55,8 @@ pub enum Request {
     AcmeStatus {},
     /// Writes the access and httperr logs out now (`netsh http flush logbuffer`).
     FlushLogs {},
+    /// Re-reads GLOBAL.INI and puts it in force (`portshare reload`).
+    Reload {},
     /// Renews the named ACME certificates now (every one when empty).
     AcmeRenew {
         #[serde(default)]
@@ -196,6 +198,16 @@ pub struct WireRegistration {
     pub pids: Vec<u32>,
     #[serde(default)]
     pub queue_name: Option<String>,
+    /// Requests in the queue now (absent from an older server: 0).
+    #[serde(default)]
+    pub queue_length: u64,
+    /// The queue's limit (absent from an older server: HTTP.sys's 1000).
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: u64,
+}
+
+fn default_queue_limit() -> u64 {
+    1000
 }
 
 impl From<WireServiceState> for ServiceStateSnapshot {
@@ -209,6 +221,8 @@ impl From<WireServiceState> for ServiceStateSnapshot {
                     urls: r.urls,
                     pids: r.pids,
                     queue_name: r.queue_name,
+                    queue_length: r.queue_length,
+                    queue_limit: r.queue_limit,
                 })
                 .collect(),
         }

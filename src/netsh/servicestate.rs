@@ -10,7 +10,9 @@
 //! fixed 120 s / 150 bytes/s defaults otherwise).
 //!
 //! `view=requestq` shows the same registrations queue first: each request
-//! queue with its processes and the URL group it serves, then the server
+//! queue with its limit (`Max requests`, `RequestQueueLimit` or the
+//! application's `queue_limit=`), the requests in it now, its processes and
+//! the URL group it serves, then the server
 //! sessions with their properties. Layout as netsh prints it on Windows
 //! 10/11, from memory, unverified.
 //!
@@ -34,7 +36,7 @@ pub struct ServiceStateSnapshot {
 }
 
 /// One registration: its URL prefixes and the processes serving them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationState {
     /// URL prefixes as registered; printed uppercased.
     pub urls: Vec<String>,
@@ -42,6 +44,23 @@ pub struct RegistrationState {
     pub pids: Vec<u32>,
     /// Request queue name; `None` prints `Request queue is unnamed.`.
     pub queue_name: Option<String>,
+    /// Requests in the queue now (`view=requestq`).
+    pub queue_length: u64,
+    /// The queue's limit, `Max requests` (`RequestQueueLimit`, 1000 by
+    /// default as in HTTP.sys).
+    pub queue_limit: u64,
+}
+
+impl Default for RegistrationState {
+    fn default() -> Self {
+        RegistrationState {
+            urls: Vec::new(),
+            pids: Vec::new(),
+            queue_name: None,
+            queue_length: 0,
+            queue_limit: 1000,
+        }
+    }
 }
 
 /// Supplies the live snapshot (implemented by whoever talks to the server).
@@ -146,7 +165,7 @@ pub fn format_request_queue_view(snapshot: &ServiceStateSnapshot) -> String {
     );
     for (i, reg) in snapshot.registrations.iter().enumerate() {
         let n = i as u64 + 1;
-        out.push_str(&request_queue(reg, ""));
+        out.push_str(&request_queue(reg, "", true));
         out.push_str("    URL groups:\n");
         out.push_str(&url_group(reg, n, "    "));
         out.push('\n');
@@ -205,17 +224,26 @@ fn url_group(reg: &RegistrationState, n: u64, indent: &str) -> String {
     out.lines().map(|l| format!("{indent}{l}\n")).collect()
 }
 
-/// `Request queue name: …` with its processes, each line after `indent`.
-fn request_queue(reg: &RegistrationState, indent: &str) -> String {
+/// `Request queue name: …` with its processes, each line after `indent`;
+/// with `length`, the requests in the queue now after its maximum (HTTP.sys's
+/// `CurrentQueueSize` performance counter, which the queue view shows).
+fn request_queue(reg: &RegistrationState, indent: &str, length: bool) -> String {
     let queue = reg.queue_name.as_deref().unwrap_or(UNNAMED);
+    let current = if length {
+        format!("    Current requests in queue: {}\n", reg.queue_length)
+    } else {
+        String::new()
+    };
     let mut out = format!(
         "Request queue name: {queue}\n\
          \x20   Version: 2.0\n\
          \x20   State: Active\n\
          \x20   Request queue 503 verbosity level: Basic\n\
-         \x20   Max requests: 1000\n\
+         \x20   Max requests: {}\n\
+         {current}\
          \x20   Number of active processes attached: {}\n\
          \x20   Process IDs:\n",
+        reg.queue_limit,
         reg.pids.len()
     );
     for pid in &reg.pids {
@@ -240,7 +268,7 @@ pub fn format_service_state(snapshot: &ServiceStateSnapshot) -> String {
     if !snapshot.registrations.is_empty() {
         out.push_str("Request queues:\n");
         for reg in &snapshot.registrations {
-            out.push_str(&request_queue(reg, "    "));
+            out.push_str(&request_queue(reg, "    ", false));
             out.push('\n');
         }
     }
@@ -309,6 +337,7 @@ Request queues:
                 urls: vec!["http://+:80/api/".into()],
                 pids: vec![1234],
                 queue_name: None,
+                ..Default::default()
             }],
         }
     }
@@ -329,6 +358,7 @@ Request queues:
             ],
             pids: vec![7, 8],
             queue_name: Some("dash".into()),
+            ..Default::default()
         });
         let out = format_service_state(&s);
         assert!(out.contains("            Idle connection timeout (secs): 60\n"));
@@ -392,6 +422,7 @@ Request queue name: Request queue is unnamed.
     State: Active
     Request queue 503 verbosity level: Basic
     Max requests: 1000
+    Current requests in queue: 0
     Number of active processes attached: 1
     Process IDs:
         1234

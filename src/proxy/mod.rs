@@ -72,6 +72,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
 use crate::body::{Body, RequestBody};
+use crate::compression::{self, CompressConfig, RequestFacts};
 use crate::conn::ConnInfo;
 use crate::workers::PerWorker;
 
@@ -133,6 +134,9 @@ pub struct Backend {
     own_host: Bytes,
     pools: PerWorker<Arc<Pool>>,
     timeout: Duration,
+    /// Compression of the application's answers (`[app:]`'s `compress=`;
+    /// on by default, so run-time registrations get it too).
+    compress: CompressConfig,
 }
 
 impl fmt::Debug for Backend {
@@ -230,6 +234,7 @@ impl Backend {
             own_host,
             pools: PerWorker::new(Arc::default),
             timeout: DEFAULT_TIMEOUT,
+            compress: CompressConfig::default(),
         })
     }
 
@@ -254,6 +259,11 @@ impl Backend {
 
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// How the application's answers are compressed (`compress=off`: not).
+    pub fn set_compress(&mut self, compress: CompressConfig) {
+        self.compress = compress;
     }
 
     /// Forwards one request and returns the backend's response, its body
@@ -302,6 +312,10 @@ impl Backend {
         // closed; it goes again on a new one, unless it could have had an
         // effect that must not happen twice.
         let may_retry = !has_body && parts.method.is_idempotent();
+        let facts = self
+            .compress
+            .enabled()
+            .then(|| RequestFacts::from_headers(&parts.headers, parts.method == Method::HEAD));
         let body = has_body.then_some((body, chunked));
         let (response, exchange) = self
             .send(&head, body, &parts.method, upgrade, may_retry)
@@ -313,7 +327,11 @@ impl Backend {
             tokio::spawn(tunnel(client_upgrade, exchange.conn));
             return Ok(client_response(response, Body::empty()));
         }
-        Ok(self.respond(response, exchange))
+        let mut res = self.respond(response, exchange);
+        if let Some(facts) = &facts {
+            compression::compress_response(&self.compress, facts, &mut res);
+        }
+        Ok(res)
     }
 
     /// Forwards a request that has no body and asks for no protocol
@@ -341,7 +359,15 @@ impl Backend {
         if response.status == StatusCode::SWITCHING_PROTOCOLS {
             return Err(no_upgrade_asked());
         }
-        Ok(self.respond(response, exchange))
+        let mut res = self.respond(response, exchange);
+        // The same hook as `forward`'s: `server::direct` writes whatever
+        // body comes back (chunked when its length is unknown), so
+        // compressed answers need no detour through hyper.
+        if self.compress.enabled() {
+            let facts = RequestFacts::from_fields(fields, *method == Method::HEAD);
+            compression::compress_response(&self.compress, &facts, &mut res);
+        }
+        Ok(res)
     }
 
     /// Sends `head` (and the body) on a pooled or new connection, retried

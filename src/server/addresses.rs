@@ -14,7 +14,9 @@ use crate::store::Store;
 
 /// The current listening addresses, and where they come from.
 pub struct ListenAddresses {
-    configured: Vec<IpAddr>,
+    /// `listen=` (a reload may change it).
+    configured: std::sync::Mutex<Vec<IpAddr>>,
+    store: std::sync::Mutex<Option<Store>>,
     current: watch::Sender<Vec<IpAddr>>,
 }
 
@@ -23,7 +25,8 @@ impl ListenAddresses {
     pub fn new(configured: Vec<IpAddr>, store: &Store) -> ListenAddresses {
         let this = ListenAddresses {
             current: watch::channel(configured.clone()).0,
-            configured,
+            configured: std::sync::Mutex::new(configured),
+            store: std::sync::Mutex::new(None),
         };
         this.follow(store);
         this
@@ -33,8 +36,14 @@ impl ListenAddresses {
     /// A store that cannot be read leaves the addresses as they are (and
     /// says so in the log).
     pub fn follow(&self, store: &Store) {
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store.clone());
+        let configured = self
+            .configured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let wanted = match store.iplisten() {
-            Ok(list) if list.is_empty() => self.configured.clone(),
+            Ok(list) if list.is_empty() => configured,
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!(error = %e, "the IP listen list was not read; listening addresses unchanged");
@@ -49,6 +58,16 @@ impl ListenAddresses {
                 true
             }
         });
+    }
+
+    /// A reloaded `listen=`; in force unless the IP listen list names
+    /// addresses.
+    pub fn set_configured(&self, configured: Vec<IpAddr>) {
+        *self.configured.lock().unwrap_or_else(|p| p.into_inner()) = configured;
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(store) = store {
+            self.follow(&store);
+        }
     }
 
     /// The addresses in use now.

@@ -56,7 +56,7 @@ pub(super) struct AltSvc {
 impl ListenerContext {
     fn guard_context(&self, conn: &ConnInfo, activity: &Arc<Activity>) -> GuardContext {
         GuardContext {
-            limits: self.shared.settings.limits.clone(),
+            limits: (*self.shared.limits()).clone(),
             peer: conn.peer,
             local: conn.local,
             httperr: self.shared.httperr_log.clone(),
@@ -143,6 +143,7 @@ async fn serve_plain(
         // otherwise invisible to the client, by design).
         tracing::debug!(target: "portshare::park", peer = %info.peer, "connection parked");
         drop(handed_back); // its allocation, while the connection waits
+        let _parked = crate::metrics::ParkedConnection::enter();
 
         tokio::select! {
             ready = parked.stream.readable() => {

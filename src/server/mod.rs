@@ -140,6 +140,9 @@ impl Server {
             grace_secs = grace.as_secs(),
             "shutting down: no new connections, finishing requests in flight"
         );
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.stop.send(true);
         let _ = self.follower.await;
         let _ = self.drain.send(true);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -30,7 +30,8 @@ const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
 const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 4096;
 
-/// One representation of a file: the file itself or a `.br`/`.gz` sibling.
+/// One representation of a file: the file itself or a `.zst`/`.br`/`.gz`
+/// sibling.
 #[derive(Debug)]
 pub struct Representation {
     pub path: PathBuf,
@@ -49,8 +50,21 @@ pub struct FileEntry {
     pub content_type: HeaderValue,
     /// File extension, lowercase, without the dot.
     pub extension: String,
+    pub zstd: Option<Representation>,
     pub brotli: Option<Representation>,
     pub gzip: Option<Representation>,
+    /// A small file compressed on the fly, per coding
+    /// ([`crate::compression::Encoding::index`]): made at the first request
+    /// that asks for it and kept while this entry is cached, within the
+    /// cache's byte budget ([`FileResolver::keep_compressed`]).
+    pub compressed: [OnceLock<Compressed>; 3],
+}
+
+/// A file's content compressed on the fly, kept in the cache.
+#[derive(Debug)]
+pub struct Compressed {
+    pub data: Bytes,
+    pub etag: HeaderValue,
 }
 
 #[derive(Debug)]
@@ -76,11 +90,24 @@ impl Resolved {
     fn cached_bytes(&self) -> usize {
         match self {
             Resolved::Directory => 0,
-            Resolved::File(f) => [Some(&f.plain), f.brotli.as_ref(), f.gzip.as_ref()]
+            Resolved::File(f) => {
+                let siblings: usize = [
+                    Some(&f.plain),
+                    f.zstd.as_ref(),
+                    f.brotli.as_ref(),
+                    f.gzip.as_ref(),
+                ]
                 .into_iter()
                 .flatten()
                 .filter_map(|r| r.data.as_ref().map(Bytes::len))
-                .sum(),
+                .sum();
+                let compressed: usize = f
+                    .compressed
+                    .iter()
+                    .filter_map(|c| c.get().map(|c| c.data.len()))
+                    .sum();
+                siblings + compressed
+            }
         }
     }
 }
@@ -169,6 +196,41 @@ impl FileResolver {
 }
 
 impl FileResolver {
+    /// Keeps `compressed` (the coding `index`) with the cached entry of
+    /// `key`, if `resolved` is still what the cache holds for it and the
+    /// cache's byte budget allows; otherwise the caller just sends it
+    /// (and the next request compresses again). Under the cache's lock so
+    /// that its byte count stays the sum of its entries' bytes.
+    pub fn keep_compressed(
+        &self,
+        key: &str,
+        resolved: &Arc<Resolved>,
+        index: usize,
+        compressed: Compressed,
+    ) {
+        let Ok(mut cache) = self.cache.write() else {
+            return;
+        };
+        let len = compressed.data.len();
+        if cache.bytes + len > MAX_CACHED_BYTES {
+            return;
+        }
+        let current = cache
+            .entries
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.resolved, resolved));
+        let Resolved::File(file) = &**resolved else {
+            return;
+        };
+        if current {
+            if let Some(slot) = file.compressed.get(index) {
+                if slot.set(compressed).is_ok() {
+                    cache.bytes += len;
+                }
+            }
+        }
+    }
+
     /// The canonical folder `path` names, for a directory listing: inside
     /// the root after following symlinks (the same check as [`resolve`]),
     /// or `NotFound`. Not cached: a listing reads the folder anyway.
@@ -331,11 +393,13 @@ fn resolve_blocking(
         }
     };
     Ok(Resolved::File(Box::new(FileEntry {
+        zstd: sibling(".zst", "zst"),
         brotli: sibling(".br", "br"),
         gzip: sibling(".gz", "gz"),
         plain,
         content_type,
         extension,
+        compressed: Default::default(),
     })))
 }
 

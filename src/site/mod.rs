@@ -11,6 +11,7 @@
 //! (`headers`).
 
 pub mod cgi;
+mod compressed;
 mod error_pages;
 pub mod files;
 mod headers;
@@ -31,10 +32,12 @@ use http_body_util::StreamBody;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::body::{Body, RequestBody};
+use crate::compression::CompressConfig;
 use crate::config::{Settings, SiteConfig};
 use crate::conn::ConnInfo;
 use crate::headers::SERVER;
 use cgi::{Cgi, CgiError, ScriptTarget};
+use compressed::Coding;
 use files::{FileEntry, FileResolver, Representation, Resolved};
 use path::SitePath;
 
@@ -75,6 +78,8 @@ pub struct SiteRequest<'a> {
     /// Segments of the registered prefix's path, dropped before the lookup.
     pub prefix_segments: usize,
     pub conn: &'a ConnInfo,
+    /// The user a password-protected prefix let through (`REMOTE_USER`).
+    pub remote_user: Option<&'a str>,
 }
 
 pub struct Site {
@@ -85,6 +90,8 @@ pub struct Site {
     redirects: redirects::Redirects,
     headers: headers::SiteHeaders,
     error_pages: error_pages::ErrorPages,
+    /// `compress=` / `compress_level=` (see `compressed`).
+    compress: CompressConfig,
 }
 
 impl std::fmt::Debug for Site {
@@ -118,6 +125,7 @@ impl Site {
             redirects: redirects::Redirects::new(options, &config.prefixes),
             headers: headers::SiteHeaders::new(options),
             error_pages: error_pages::ErrorPages::new(&options.error_pages),
+            compress: options.compress.clone(),
             files,
         })
     }
@@ -165,12 +173,16 @@ impl Site {
     ) -> Result<Response<Body>, SiteError> {
         let path = SitePath::parse(req.raw_path, req.prefix_segments)?;
         if let Some(script) = self.find_script(req, &path).await? {
-            return Ok(self.cgi.run(req, &script, body).await?);
+            let mut res = self.cgi.run(req, &script, body).await?;
+            self.compress_answer(req, &mut res);
+            return Ok(res);
         }
         let resolved = self.files.resolve(&path).await?;
         let file = match &*resolved {
             Resolved::Directory if path.trailing_slash && self.listing => {
-                return listing::answer(&self.files, &self.cgi, &path, req).await
+                let mut res = listing::answer(&self.files, &self.cgi, &path, req).await?;
+                self.compress_answer(req, &mut res);
+                return Ok(res);
             }
             Resolved::Directory if path.trailing_slash => return Err(SiteError::NotFound),
             Resolved::Directory => return Ok(redirect_to_slash(req)),
@@ -180,8 +192,7 @@ impl Site {
             plain,
             content_type,
             extension,
-            brotli,
-            gzip,
+            ..
         } = &**file;
         if SCRIPT_EXTENSIONS.contains(&extension.as_str()) {
             return Err(SiteError::NotFound);
@@ -191,11 +202,16 @@ impl Site {
             Method::HEAD => true,
             _ => return Err(SiteError::MethodNotAllowed { allow: "GET, HEAD" }),
         };
-        let has_variants = brotli.is_some() || gzip.is_some();
-        let chosen = choose_encoding(req.headers, brotli.as_ref(), gzip.as_ref());
-        let (repr, encoding) = match chosen {
-            Some((r, enc)) => (r, Some(enc)),
-            None => (plain, None),
+        let policy = self.headers.cache_control(extension, content_type);
+        let chosen = self.choose_encoding(req.headers, file, policy.as_ref());
+        let (repr, encoding) = match chosen.coding {
+            Coding::Identity => (plain, None),
+            Coding::Sibling(r, enc) => (r, Some(enc)),
+            Coding::OnTheFly(enc) => {
+                return self
+                    .serve_compressed(req, &path, &resolved, file, enc, policy, head)
+                    .await
+            }
         };
 
         let mut res = Response::new(Body::empty());
@@ -203,14 +219,14 @@ impl Site {
         h.insert(header::SERVER, SERVER.clone());
         h.insert(header::ETAG, repr.etag.clone());
         h.insert(header::LAST_MODIFIED, repr.last_modified.clone());
-        if has_variants {
+        if chosen.vary {
             h.insert(header::VARY, VARY_AE.clone());
         }
         // On 304 too: it must carry what the 200 would (RFC 9111 §4.3.4).
-        if let Some(policy) = self.headers.cache_control(extension, content_type) {
+        if let Some(policy) = policy {
             h.insert(header::CACHE_CONTROL, policy);
         }
-        if not_modified(req.headers, repr) {
+        if not_modified(req.headers, &repr.etag, repr.modified) {
             *res.status_mut() = StatusCode::NOT_MODIFIED;
             return Ok(res);
         }
@@ -325,34 +341,6 @@ fn redirect_to_slash(req: &SiteRequest<'_>) -> Response<Body> {
     res
 }
 
-/// Picks a precompressed sibling the client accepts (brotli first).
-fn choose_encoding<'r>(
-    headers: &HeaderMap,
-    brotli: Option<&'r Representation>,
-    gzip: Option<&'r Representation>,
-) -> Option<(&'r Representation, &'static str)> {
-    if brotli.is_none() && gzip.is_none() {
-        return None;
-    }
-    let accepts = |coding: &str| {
-        headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
-            v.to_str().unwrap_or("").split(',').any(|item| {
-                let mut parts = item.split(';');
-                let name = parts.next().unwrap_or("").trim();
-                let q = parts
-                    .find_map(|p| p.trim().strip_prefix("q="))
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .unwrap_or(1.0);
-                name.eq_ignore_ascii_case(coding) && q > 0.0
-            })
-        })
-    };
-    if let Some(b) = brotli.filter(|_| accepts("br")) {
-        return Some((b, "br"));
-    }
-    gzip.filter(|_| accepts("gzip")).map(|g| (g, "gzip"))
-}
-
 fn etag_matches(list: &str, etag: &HeaderValue) -> bool {
     let ours = etag.to_str().unwrap_or("");
     list.split(',')
@@ -360,9 +348,9 @@ fn etag_matches(list: &str, etag: &HeaderValue) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours)
 }
 
-fn not_modified(headers: &HeaderMap, repr: &Representation) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: SystemTime) -> bool {
     if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
-        return etag_matches(inm.to_str().unwrap_or(""), &repr.etag);
+        return etag_matches(inm.to_str().unwrap_or(""), etag);
     }
     let Some(ims) = headers
         .get(header::IF_MODIFIED_SINCE)
@@ -371,7 +359,7 @@ fn not_modified(headers: &HeaderMap, repr: &Representation) -> bool {
     else {
         return false;
     };
-    whole_seconds(repr.modified) <= whole_seconds(ims)
+    whole_seconds(modified) <= whole_seconds(ims)
 }
 
 fn whole_seconds(t: SystemTime) -> u64 {

@@ -176,6 +176,7 @@ mod tests {
             headers: &headers,
             prefix_segments: 0,
             conn: &conn,
+            remote_user: None,
         };
         let res = redirects.answer(&req)?;
         assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);

@@ -134,6 +134,7 @@ impl Tls {
         // its message); later reloads keep the last good snapshot instead.
         let first = snapshot::build(&cert_dir, &snapshot::Snapshot::default())?;
         tracing::info!(bindings = ?first.describe(), "SSL bindings loaded");
+        crate::metrics::set_bound_certificates(first.bound_certificates());
         let reloader = Arc::new(Reloader::new(cert_dir.clone(), first));
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let watcher = watch::watcher(&cert_dir, reload_tx.clone());
@@ -232,7 +233,13 @@ impl Tls {
             tracing::debug!(%peer, %local, sni = ?sni, reason, "TLS handshake refused");
         }
         match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
-            Ok(Ok(stream)) if refused.is_none() => Some(stream),
+            Ok(Ok(stream)) if refused.is_none() => {
+                crate::metrics::tls_handshake(match stream.get_ref().1.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => crate::metrics::Handshake::Resumed,
+                    _ => crate::metrics::Handshake::Full,
+                });
+                Some(stream)
+            }
             Ok(Ok(_)) => None,
             Ok(Err(e)) => {
                 if refused.is_none() {

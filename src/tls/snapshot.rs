@@ -152,6 +152,37 @@ impl Snapshot {
         })
     }
 
+    /// The certificate each binding serves, with its expiry, for the
+    /// `metrics=` expiry gauge (published at every reload).
+    pub(crate) fn bound_certificates(&self) -> Vec<crate::metrics::BoundCertificate> {
+        let not_after = |served: &Served| {
+            self.certs
+                .values()
+                .find(|c| c.thumbprint == served.thumbprint)
+                .map(|c| c.info.not_after.timestamp())
+        };
+        let mut out = Vec::new();
+        for (key, entry) in &self.entries {
+            let served: Vec<&Arc<Served>> = match entry {
+                Entry::Cert(s) => vec![s],
+                Entry::Ccs(t) => t.all().collect(),
+                Entry::Reject | Entry::Broken(_) => continue,
+            };
+            for s in served {
+                if let Some(not_after) = not_after(s) {
+                    out.push(crate::metrics::BoundCertificate {
+                        binding: format!("{}={key}", key.param_name()),
+                        thumbprint: s.thumbprint.to_string().to_ascii_lowercase(),
+                        not_after,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.binding, &a.thumbprint).cmp(&(&b.binding, &b.thumbprint)));
+        out.dedup();
+        out
+    }
+
     /// Thumbprints served per binding, for logs and tests.
     pub(crate) fn describe(&self) -> Vec<String> {
         let mut out: Vec<String> = self

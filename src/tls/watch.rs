@@ -53,6 +53,7 @@ impl Reloader {
                 if before != after {
                     tracing::info!(reason = why, bindings = ?after, "SSL bindings reloaded");
                 }
+                crate::metrics::set_bound_certificates(new.bound_certificates());
                 self.snapshot.store(Arc::new(new));
                 self.failing
                     .store(false, std::sync::atomic::Ordering::Relaxed);

@@ -151,6 +151,11 @@ where
     let Handler::Proxy(backend) = &route.registration.handler else {
         return Answered::NotMine;
     };
+    let started = std::time::Instant::now();
+    // A password-protected prefix is checked by the dispatcher (hyper's path).
+    if !shared.auth.is_empty() && shared.auth.covers_path(conn, req.target.path(), host) {
+        return Answered::NotMine;
+    }
     let logged = LoggedRequest {
         method: req.method.as_str(),
         path: req.target.path(),
@@ -158,27 +163,39 @@ where
         version: "HTTP/1.1",
         referer: req.referer.and_then(visible),
         user_agent: req.user_agent.and_then(visible),
+        user: None,
     };
-    let forwarded = backend.forward_bodiless(
-        &req.method,
-        req.target.as_str(),
-        parsed.headers,
-        req.host,
-        conn,
-    );
-    // A client that closes the connection meanwhile cancels the request,
-    // as it does through hyper.
-    let res = tokio::select! {
-        biased;
-        res = forwarded => res,
-        () = poll_fn(|cx| io.poll_client_gone(cx)) => return Answered::Failed,
+    let stats = &route.registration.stats;
+    let mut res = match stats.enter() {
+        None => dispatch::queue_full(shared, conn, &logged, &route.registration),
+        // The queue place is held until the backend's answer has come.
+        Some(_place) => {
+            let forwarded = backend.forward_bodiless(
+                &req.method,
+                req.target.as_str(),
+                parsed.headers,
+                req.host,
+                conn,
+            );
+            // A client that closes the connection meanwhile cancels the request,
+            // as it does through hyper.
+            let res = tokio::select! {
+                biased;
+                res = forwarded => res,
+                () = poll_fn(|cx| io.poll_client_gone(cx)) => return Answered::Failed,
+            };
+            res.unwrap_or_else(|e| {
+                stats.proxy_error();
+                dispatch::proxy_failed(shared, conn, &logged, &e)
+            })
+        }
     };
-    let mut res = res.unwrap_or_else(|e| dispatch::proxy_failed(shared, conn, &logged, &e));
     if let Some(value) = alt_svc {
         res.headers_mut()
             .insert(http::header::ALT_SVC, value.clone());
     }
     dispatch::log_access(shared, conn, &logged, &res);
+    dispatch::count(Some(&route), 0, &res, started);
     let closing = closing || req.close;
     match write_response(io, res, req.method == Method::HEAD, closing, out).await {
         Ok(true) => Answered::KeepAlive,

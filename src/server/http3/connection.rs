@@ -53,7 +53,7 @@ pub(super) async fn serve(
     // Held until the connection is done: shutdown waits for it.
     let drain = ctx.drain.clone();
     let mut drained = Drained::new(&drain);
-    let limits = &ctx.shared.settings.limits;
+    let limits = ctx.shared.limits();
     let handshake_timeout = crate::tls::HANDSHAKE_TIMEOUT.min(limits.header_wait_timeout);
     let conn = tokio::select! {
         biased;
@@ -153,7 +153,7 @@ async fn serve_request(
     };
     let (mut send, recv) = stream.split();
     let head = req.method() == Method::HEAD;
-    let res = match check_head(&req, &shared.settings.limits) {
+    let res = match check_head(&req, &shared.limits()) {
         Ok(content_length) => {
             let (parts, ()) = req.into_parts();
             let body = RequestBody::stream(H3Body::new(recv, content_length));

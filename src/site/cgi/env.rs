@@ -99,6 +99,11 @@ impl Cgi {
         if conn.https {
             set("HTTPS", "on".into());
         }
+        // RFC 3875 4.1.1 and 4.1.11: the scheme and user the server checked.
+        if let Some(user) = req.remote_user {
+            set("AUTH_TYPE", "Basic".into());
+            set("REMOTE_USER", user.into());
+        }
         if let Some(v) = req.headers.get(header::CONTENT_LENGTH) {
             set("CONTENT_LENGTH", env_value(v.as_bytes()));
         }

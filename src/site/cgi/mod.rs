@@ -175,6 +175,7 @@ impl Cgi {
 
     /// The script ran out of `[cgi] timeout`.
     fn timed_out(&self, script: &str) -> CgiError {
+        crate::metrics::cgi_timeout();
         CgiError::Timeout {
             script: script.to_owned(),
             secs: self.timeout.as_secs(),
@@ -244,6 +245,7 @@ impl Cgi {
             program,
             source,
         })?;
+        crate::metrics::cgi_run();
         let deadline = Instant::now() + self.timeout;
         let stdin_task = child
             .stdin
@@ -290,10 +292,7 @@ impl Cgi {
                         Ok(Err(source)) => CgiError::Io { script, source },
                         Err(_) => {
                             stop(&mut child, None).await;
-                            CgiError::Timeout {
-                                script,
-                                secs: self.timeout.as_secs(),
-                            }
+                            self.timed_out(&script)
                         }
                     },
                 );
