@@ -9,10 +9,17 @@
 //! only a flood of distinct valid logins gets there). Cleared whenever the
 //! users file changes, so a changed or deleted password stops working at
 //! once.
+//!
+//! Each worker thread also keeps the last few hits of its own (a browser's
+//! connection stays on one worker and repeats one header), so most
+//! protected requests touch no shared lock; a generation number, bumped by
+//! [`CredentialCache::clear`], makes those stale at once too.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -21,6 +28,17 @@ use sha2::{Digest, Sha256};
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
 /// Logins remembered at most (per realm).
 const MAX_ENTRIES: usize = 4096;
+/// Hits each worker thread keeps of its own.
+const RECENT: usize = 8;
+
+/// Tells caches apart in the per-thread list.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (cache id, generation, key, expiry) of this thread's latest hits.
+    static RECENT_HITS: RefCell<Vec<(u64, u64, Key, Instant)>> =
+        const { RefCell::new(Vec::new()) };
+}
 
 pub type Key = [u8; 32];
 
@@ -28,7 +46,12 @@ pub type Key = [u8; 32];
 pub struct CredentialCache {
     /// Random per process, so the keys are not the password's plain hash.
     salt: [u8; 32],
-    entries: Mutex<HashMap<Key, Instant>>,
+    /// Read on every protected request by every worker, written only on a
+    /// miss: a read-write lock lets the hits run side by side.
+    entries: RwLock<HashMap<Key, Instant>>,
+    id: u64,
+    /// Bumped by `clear`: per-thread hits of an older generation are void.
+    generation: AtomicU64,
 }
 
 impl CredentialCache {
@@ -44,13 +67,15 @@ impl CredentialCache {
         }
         CredentialCache {
             salt,
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Instant>> {
+    fn lock(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, Instant>> {
         // Single inserts and removes only: a poisoned map is consistent.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn key(&self, user: &str, password: &str) -> Key {
@@ -63,16 +88,39 @@ impl CredentialCache {
         h.finalize().into()
     }
 
+    /// Whether `key` was checked within the TTL. An expired entry stays
+    /// until the next insert's sweep (or is overwritten by its re-check).
     pub fn hit(&self, key: &Key, now: Instant) -> bool {
-        let mut entries = self.lock();
-        match entries.get(key) {
-            Some(expires) if *expires > now => true,
-            Some(_) => {
-                entries.remove(key);
-                false
+        let generation = self.generation.load(Ordering::Acquire);
+        let mine = RECENT_HITS.with_borrow(|recent| {
+            recent.iter().any(|(id, g, k, expires)| {
+                *id == self.id && *g == generation && k == key && *expires > now
+            })
+        });
+        if mine {
+            return true;
+        }
+        let expires = {
+            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            entries.get(key).copied().filter(|expires| *expires > now)
+        };
+        match expires {
+            Some(expires) => {
+                self.remember_here(generation, *key, expires);
+                true
             }
             None => false,
         }
+    }
+
+    /// Keeps a hit in this thread's own short list (the oldest goes).
+    fn remember_here(&self, generation: u64, key: Key, expires: Instant) {
+        RECENT_HITS.with_borrow_mut(|recent| {
+            if recent.len() >= RECENT {
+                recent.remove(0);
+            }
+            recent.push((self.id, generation, key, expires));
+        });
     }
 
     pub fn insert(&self, key: Key, now: Instant) {
@@ -84,10 +132,18 @@ impl CredentialCache {
             }
         }
         entries.insert(key, now + CACHE_TTL);
+        drop(entries);
+        self.remember_here(
+            self.generation.load(Ordering::Acquire),
+            key,
+            now + CACHE_TTL,
+        );
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
     }
 }
 

@@ -34,6 +34,10 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Throttle {
     entries: Mutex<HashMap<IpAddr, Entry>>,
+    /// Whether any address has ever been blocked: until one is, a request
+    /// with credentials asks nothing of the shared map (every worker would
+    /// otherwise take its lock on every protected request).
+    any_blocked: std::sync::atomic::AtomicBool,
 }
 
 /// The key an address is counted under.
@@ -57,6 +61,9 @@ impl Throttle {
 
     /// How long `ip` is still blocked, if it is.
     pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if !self.any_blocked.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let entries = self.lock();
         let until = entries.get(&key(ip))?.blocked_until?;
         (until > now).then(|| until - now)
@@ -80,6 +87,8 @@ impl Throttle {
         e.failures += 1;
         if e.failures >= MAX_FAILURES {
             e.blocked_until = Some(now + BLOCK);
+            self.any_blocked
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             // A new window starts when the block ends.
             e.failures = 0;
             e.window_start = now + BLOCK;
