@@ -27,6 +27,39 @@ pub use settings::{
     LETS_ENCRYPT_DIRECTORY,
 };
 
+/// A section's `prefix=`: one or more URL prefixes, comma- or
+/// space-separated, each checked; `example` completes the message when the
+/// key is missing or empty. (`[app:]`, `[site:]` and `[auth:]` share it.)
+fn prefix_list(
+    file: &str,
+    section: &str,
+    keys: &BTreeMap<String, String>,
+    example: &str,
+) -> Result<Vec<crate::urlprefix::UrlPrefix>, ConfigError> {
+    let err = |message: String| ConfigError::Key {
+        file: file.into(),
+        section: section.into(),
+        key: "prefix".into(),
+        message,
+    };
+    let prefixes = keys
+        .get("prefix")
+        .map_or("", String::as_str)
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|p| {
+            crate::urlprefix::UrlPrefix::parse(p)
+                .map_err(|e| err(format!("'{p}' is not a valid URL prefix: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if prefixes.is_empty() {
+        return Err(err(format!(
+            "is missing; give one or more URL prefixes{example}"
+        )));
+    }
+    Ok(prefixes)
+}
+
 /// Raw `section → key → value` view of the file plus overrides.
 type Sections = BTreeMap<String, BTreeMap<String, String>>;
 

@@ -572,25 +572,7 @@ fn parse_app(
             "queue_limit",
         ],
     )?;
-    let prefixes: Vec<UrlPrefix> = keys
-        .get("prefix")
-        .map(|v| {
-            v.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(|p| {
-                    UrlPrefix::parse(p)
-                        .map_err(|e| err("prefix", format!("'{p}' is not a valid URL prefix: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    if prefixes.is_empty() {
-        return Err(err(
-            "prefix",
-            "is missing; give one or more URL prefixes, e.g. http://+:8080/api/".into(),
-        ));
-    }
+    let prefixes = super::prefix_list(file, section, keys, ", e.g. http://+:8080/api/")?;
     let backend = keys
         .get("backend")
         .map(|v| v.trim().to_owned())
@@ -862,26 +844,12 @@ fn parse_auth(
         keys,
         &["prefix", "realm", "users", "allow_http", "forward_auth"],
     )?;
-    let prefixes: Vec<UrlPrefix> = keys
-        .get("prefix")
-        .map(|v| {
-            v.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(|p| {
-                    UrlPrefix::parse(p)
-                        .map_err(|e| err("prefix", format!("'{p}' is not a valid URL prefix: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    if prefixes.is_empty() {
-        return Err(err(
-            "prefix",
-            "is missing; give one or more URL prefixes to protect, e.g. https://+:443/private/"
-                .into(),
-        ));
-    }
+    let prefixes = super::prefix_list(
+        file,
+        section,
+        keys,
+        " to protect, e.g. https://+:443/private/",
+    )?;
     let users = keys
         .get("users")
         .map(|v| v.trim())

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use super::file::{resolve, REPEATED_KEYS};
 use super::{ConfigError, RedirectRule, SiteConfig, SiteOptions};
-use crate::urlprefix::UrlPrefix;
 
 /// The option keys of every site (besides the families and repeated keys).
 pub(super) const SITE_OPTION_KEYS: &[&str] = &[
@@ -78,33 +77,12 @@ pub(super) fn parse_site(
             format!("unknown key; allowed keys: prefix, public_dir, {SITE_OPTIONS_HELP}"),
         ));
     }
-    let prefixes: Vec<UrlPrefix> = keys
-        .get("prefix")
-        .map(|v| {
-            v.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(|p| {
-                    UrlPrefix::parse(p).map_err(|e| {
-                        err(
-                            file,
-                            section,
-                            "prefix",
-                            format!("'{p}' is not a valid URL prefix: {e}"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    if prefixes.is_empty() {
-        return Err(err(
-            file,
-            section,
-            "prefix",
-            "is missing; give one or more URL prefixes, e.g. http://blog.home.test:8080/ https://blog.home.test:8443/".into(),
-        ));
-    }
+    let prefixes = super::prefix_list(
+        file,
+        section,
+        keys,
+        ", e.g. http://blog.home.test:8080/ https://blog.home.test:8443/",
+    )?;
     let public_dir = match keys.get("public_dir").map(|v| v.trim()) {
         Some(v) if !v.is_empty() => resolve(base_dir, v),
         _ => {
