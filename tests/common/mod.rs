@@ -3,6 +3,8 @@
 //! sockets. Every wait polls with a deadline; nothing sleeps a fixed time.
 #![allow(dead_code)]
 
+pub mod accept_all;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
