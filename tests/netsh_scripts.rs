@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use common::{TestServer, BIN};
 
@@ -50,21 +48,7 @@ impl Netsh {
 
     /// `netsh ARGS…` with `input` on standard input.
     fn run(&self, args: &[&str], input: &str) -> Output {
-        let mut child = Command::new(&self.link)
-            .args(args)
-            .current_dir(self.dir())
-            .env("PORTSHARE_CONFIG", &self.server.config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start netsh");
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).expect("write stdin");
-            // Dropped here: the end of input ends the session.
-        }
-        common::wait_output(child, Duration::from_secs(20))
+        common::run_as_netsh(&self.link, &self.server.config, args, input)
     }
 
     fn script(&self, name: &str, text: &str) -> PathBuf {

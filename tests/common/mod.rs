@@ -220,6 +220,26 @@ impl Drop for TestServer {
     }
 }
 
+/// `netsh ARGS…` through `link` (the binary under the name netsh), in the
+/// link's folder, with `input` on standard input (its end ends the
+/// session) and GLOBAL.INI named by `PORTSHARE_CONFIG`.
+pub fn run_as_netsh(link: &Path, config: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(link)
+        .args(args)
+        .current_dir(link.parent().unwrap_or(Path::new(".")))
+        .env("PORTSHARE_CONFIG", config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netsh");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+    }
+    wait_output(child, Duration::from_secs(20))
+}
+
 /// `portshare --config CONFIG ARGS…`, output piped, not started.
 pub fn cli(config: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
