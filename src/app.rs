@@ -3,14 +3,14 @@
 //! [`Server`], until shutdown. The one place that knows every part; `server` itself only
 //! listens, accepts, serves connections and shuts down.
 
+mod acme;
 mod reload;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
-use crate::acme::challenge::{Http01Tokens, CHALLENGE_PATH};
-use crate::acme::names::Target;
-use crate::config::{AcmeSettings, Settings};
+use crate::config::Settings;
 use crate::dispatch::Shared;
 use crate::logs::Logs;
 use crate::maintenance::Maintenance;
@@ -19,8 +19,9 @@ use crate::registry::{Handler, NewRegistration, Owner, Registry};
 use crate::server::{ListenAddresses, Server, ServerError};
 use crate::site::Site;
 use crate::tls::Tls;
-use crate::urlprefix::{Scheme, UrlPrefix};
-pub use reload::{ReloadError, Reloader};
+use crate::urlprefix::Scheme;
+pub use acme::AcmeRunner;
+pub use reload::{Hangups, ReloadError, Reloader};
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -186,106 +187,6 @@ fn check_sections_apart(
     Ok(())
 }
 
-/// What ACME will look after, once its challenge prefix is registered.
-struct AcmePlan {
-    acme: AcmeSettings,
-    targets: Vec<Target>,
-    /// HTTP-01 answers, when allowed and plain HTTP is served.
-    tokens: Option<Arc<Http01Tokens>>,
-    /// Whether TLS-ALPN-01 is allowed (the names are HTTPS names, so the
-    /// TLS acceptor runs).
-    tls_alpn01: bool,
-}
-
-/// `[acme]`: chooses the names (listing those skipped, with why) and, for
-/// HTTP-01, registers `http://+:{http_port}/.well-known/acme-challenge/`.
-/// `None`, with one log line saying why, when ACME cannot run; the server
-/// starts all the same.
-fn plan_acme(registry: &Registry, settings: &Settings) -> Option<AcmePlan> {
-    let acme = settings.acme.clone()?;
-    let (targets, skipped) = crate::acme::names::select(settings, &acme);
-    for s in &skipped {
-        tracing::info!(name = %s.name, "ACME: skipped: {}", s.why);
-    }
-    let tls_alpn01 = acme.challenge.tls_alpn01;
-    if acme.challenge.http01 && settings.http_port == 0 {
-        if tls_alpn01 {
-            tracing::info!(
-                "ACME: [param] http_port is 0, so HTTP-01 cannot be answered; only TLS-ALPN-01 is (port 443 from the Internet must reach https_port)"
-            );
-        } else {
-            tracing::error!(
-                "ACME: the HTTP-01 challenge needs plain HTTP, but [param] http_port is 0; set http_port (port 80 from the Internet must reach it) or allow tls-alpn-01 in [acme] challenge=; no certificates are ordered"
-            );
-            return None;
-        }
-    }
-    if targets.is_empty() {
-        tracing::warn!(
-            "ACME: no name to order a certificate for; give the https prefixes public host names (host_name, [app:NAME] prefix) or list them in [acme] names="
-        );
-        return None;
-    }
-    let mut tokens = None;
-    let mut answered = Vec::new();
-    if acme.challenge.http01 && settings.http_port != 0 {
-        let text = format!("http://+:{}{CHALLENGE_PATH}", settings.http_port);
-        let registered = UrlPrefix::parse(&text)
-            .map_err(|e| e.to_string())
-            .and_then(|prefix| {
-                let t = Arc::new(Http01Tokens::new(&settings.cert_dir));
-                registry
-                    .register(
-                        Owner::Config {
-                            name: "acme".into(),
-                        },
-                        "acme".into(),
-                        vec![prefix],
-                        Handler::AcmeChallenge(t.clone()),
-                    )
-                    .map(|_| t)
-                    .map_err(|e| e.to_string())
-            });
-        match registered {
-            Ok(t) => {
-                tokens = Some(t);
-                answered.push(format!("HTTP-01 at {text}"));
-            }
-            Err(e) if tls_alpn01 => tracing::error!(
-                "ACME: cannot register {text} for the HTTP-01 challenge: {e}; only TLS-ALPN-01 is answered"
-            ),
-            Err(e) => {
-                tracing::error!(
-                    "ACME: cannot register {text} for the HTTP-01 challenge: {e}; no certificates are ordered"
-                );
-                return None;
-            }
-        }
-    }
-    if tls_alpn01 {
-        answered.push("TLS-ALPN-01 on the HTTPS ports".into());
-    }
-    let names: Vec<String> = targets
-        .iter()
-        .map(|t| {
-            let ports: Vec<String> = t.ports.iter().map(u16::to_string).collect();
-            format!("{} (port {})", t.name, ports.join(", "))
-        })
-        .collect();
-    tracing::info!(
-        directory = %acme.directory,
-        "ACME: keeping certificates for {}; answering {}",
-        names.join(", "),
-        answered.join(" and ")
-    );
-    Some(AcmePlan {
-        acme,
-        targets,
-        tokens,
-        tls_alpn01,
-    })
-}
-
 /// Whether `host` names this machine as the server listens on it: a
 /// loopback or unspecified address (IPv4-mapped ones too), `localhost`, or
 /// one of the `listen` addresses.
@@ -316,8 +217,8 @@ pub struct Running {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub maintenance: Arc<Maintenance>,
-    /// The ACME manager, when `[acme]` orders certificates.
-    pub acme: Option<Arc<crate::acme::status::AcmeHandle>>,
+    /// The ACME manager in force, when `[acme]` orders certificates.
+    pub acme: Arc<AcmeRunner>,
     /// Writes the access and httperr logs out now (`netsh http flush logbuffer`).
     pub log_flush: crate::logs::LogFlusher,
     /// The listening addresses, which follow the store's IP listen list.
@@ -338,13 +239,21 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     started: impl FnOnce(&Running),
 ) -> Result<(), StartError> {
+    // The signals are caught before the listeners open: until a handler is
+    // installed, SIGTERM or SIGHUP end the process at once, and a service
+    // manager may send them as soon as the port answers. `shutdown` installs
+    // its own at its first poll.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stop_at_once =
+        std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
+    let hangups = Hangups::catch();
     let mut settings = settings;
     apply_netsh_timeouts(&mut settings);
     let settings = Arc::new(settings);
     let logs = Logs::for_settings(&settings);
     let registry = Arc::new(Registry::new());
     let configured = register_configured(&registry, &settings)?;
-    let acme = plan_acme(&registry, &settings);
+    let acme = AcmeRunner::plan(registry.clone(), &settings);
     let needs_tls = registry
         .ports()
         .borrow()
@@ -370,13 +279,10 @@ pub async fn run_with(
     if let Some(tls) = &tls {
         // Certificates for the private names the prefixes name; before ACME starts,
         // so that a name ACME now looks after is handed over first.
-        let acme_names = acme.as_ref().map_or_else(Vec::new, |p| {
-            p.targets.iter().map(|t| t.name.clone()).collect()
-        });
         let (names_of, reload) = (registry.clone(), tls.clone());
         let manager = crate::tls::devcerts::DevCertManager::new(
             settings.cert_dir.clone(),
-            acme_names,
+            acme.names(),
             Box::new(move || {
                 crate::tls::devcerts::wanted(names_of.snapshot().prefixes.iter().map(|(p, _)| p))
             }),
@@ -384,26 +290,9 @@ pub async fn run_with(
         );
         tokio::spawn(manager.run(registry.changes(), server.stopping()));
     }
-    let mut acme_handle = None;
-    if let Some(plan) = acme {
-        // After the listeners: the HTTP-01 validation may come at once.
-        let manager = crate::acme::Manager::new(
-            plan.acme,
-            settings.cert_dir.clone(),
-            plan.targets,
-            plan.tokens,
-            tls.as_ref()
-                .filter(|_| plan.tls_alpn01)
-                .map(|t| t.alpn_challenges()),
-            Box::new(move || {
-                if let Some(tls) = &tls {
-                    tls.reload();
-                }
-            }),
-        );
-        acme_handle = Some(manager.handle());
-        tokio::spawn(manager.run(server.stopping()));
-    }
+    // After the listeners: the HTTP-01 validation may come at once.
+    let acme = Arc::new(acme.with_tls(tls.clone()));
+    acme.start(&server.stopping()).await;
     let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
     if let Some(url) = &settings.daily_maintenance {
         // Still start: an application may register the URL later.
@@ -420,12 +309,16 @@ pub async fn run_with(
     let reloader = Arc::new(Reloader::new(
         settings.clone(),
         configured,
-        registry.clone(),
-        shared.clone(),
-        listen.clone(),
-        maintenance.clone(),
+        reload::Targets {
+            registry: registry.clone(),
+            shared: shared.clone(),
+            listen: listen.clone(),
+            maintenance: maintenance.clone(),
+            acme: acme.clone(),
+        },
+        server.stopping(),
     ));
-    tokio::spawn(reloader.clone().on_hangup(server.stopping()));
+    tokio::spawn(reloader.clone().on_hangup(hangups, server.stopping()));
     if settings.watch_config {
         tokio::spawn(reloader.clone().watch(server.stopping()));
     }
@@ -433,13 +326,15 @@ pub async fn run_with(
         registry: registry.clone(),
         settings: settings.clone(),
         maintenance: maintenance.clone(),
-        acme: acme_handle,
+        acme: acme.clone(),
         log_flush: logs.flusher(),
         listen: listen.clone(),
         reload: reloader.clone(),
     });
 
-    shutdown.await;
+    if !stop_at_once {
+        shutdown.await;
+    }
     server.shutdown(settings.shutdown_grace).await;
     // Connections cut at the end of the grace period may still hold log
     // senders; what they sent is written already, so don't wait for them.

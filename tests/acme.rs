@@ -997,3 +997,37 @@ fn tls_alpn01_challenge_is_answered_by_the_other_server_sharing_cert_dir() {
     });
     assert_eq!(body, b"shared alpn\n");
 }
+
+#[test]
+fn a_reload_starts_and_stops_acme() {
+    let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
+        std::fs::write(public.join("index.html"), "later\n").expect("index");
+    });
+    let pebble = Pebble::start(s.port, s.https_port);
+    let base = std::fs::read_to_string(&s.config).expect("read config");
+    let s = s.launch(&[]);
+    let none = cli(&s, &["acme", "status"]);
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr).into_owned();
+    assert!(err.contains("does not order certificates"), "{err}");
+
+    append(&s, &acme_section(&pebble));
+    let reload = cli(&s, &["reload"]);
+    let out = stdout(&reload);
+    assert!(reload.status.success(), "{out}");
+    assert!(out.contains(&format!("ACME restarted for {NAME}")), "{out}");
+    acme_certhash(&s, s.https_port, Duration::from_secs(45));
+    let status = cli(&s, &["acme", "status"]);
+    assert!(status.status.success());
+    assert!(stdout(&status).contains(NAME));
+
+    // Reloading the same file leaves the manager alone.
+    let again = stdout(&cli(&s, &["reload"]));
+    assert!(!again.contains("ACME"), "{again}");
+
+    std::fs::write(&s.config, &base).expect("write config");
+    let out = stdout(&cli(&s, &["reload"]));
+    assert!(out.contains("ACME stopped"), "{out}");
+    let none = cli(&s, &["acme", "status"]);
+    assert!(!none.status.success());
+}

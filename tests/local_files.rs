@@ -340,13 +340,20 @@ fn control_socket_is_private_from_the_start_under_umask_000() {
         "the socket's mode was changed after it had its name: {socket_events:?}"
     );
 
-    // The private folder it was bound in is gone.
-    let left: Vec<String> = std::fs::read_dir(&dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".ps"))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    // The private folder it was bound in goes (just after the socket has
+    // its name, so it may still be there for a moment).
+    let left_behind = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".ps"))
+            .collect()
+    };
+    let deadline = Instant::now() + WAIT;
+    while !left_behind().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(left_behind().is_empty(), "left behind: {:?}", left_behind());
 
     // And the socket works.
     std::os::unix::net::UnixStream::connect(&socket).expect("connect");

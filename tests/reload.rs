@@ -233,3 +233,55 @@ fn sighup_and_a_watched_file_reload() {
     );
     assert_eq!(watched.get("/extra/x.txt").text(), "extra");
 }
+
+#[test]
+fn auth_sections_follow_a_reload() {
+    let (s, config, _, _) = server();
+    let public = s.dir.path().join("public");
+    std::fs::create_dir_all(public.join("priv")).unwrap();
+    std::fs::write(public.join("priv/x.txt"), "secret").unwrap();
+    let hash = portshare::auth::htpasswd::hash_password("pw", 4).unwrap();
+    std::fs::write(s.dir.path().join("users.htpasswd"), format!("ann:{hash}\n")).unwrap();
+    let get = |auth: &str| {
+        s.request(&format!(
+            "GET /priv/x.txt HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+        ))
+        .status
+    };
+    // "ann:pw" and "ann:no" in Base64.
+    let (good, bad) = (
+        "Authorization: Basic YW5uOnB3\r\n",
+        "Authorization: Basic YW5uOm5v\r\n",
+    );
+    assert_eq!(get(""), 200);
+    let section = |users: &str| {
+        format!(
+            "[auth:p]\nprefix=http://+:{}/priv/\nusers={users}\nallow_http=yes\n",
+            s.port
+        )
+    };
+
+    config.write(&section("users.htpasswd"));
+    let (ok, out) = reload(&s);
+    assert!(ok, "{out}");
+    assert!(!out.contains("restart"), "{out}");
+    assert_eq!(get(""), 401);
+    assert_eq!(get(bad), 401);
+    assert_eq!(get(good), 200);
+
+    // A users file that cannot be read refuses the reload whole.
+    config.write(&section("missing.htpasswd"));
+    let (ok, out) = reload(&s);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("[auth:p]") && out.contains("missing.htpasswd"),
+        "{out}"
+    );
+    assert_eq!(get(""), 401);
+    assert_eq!(get(good), 200);
+
+    config.write("");
+    let (ok, out) = reload(&s);
+    assert!(ok, "{out}");
+    assert_eq!(get(""), 200);
+}

@@ -12,9 +12,12 @@
 //! from the control socket are not touched; the `[http]` limits apply to
 //! new connections (those open keep theirs, so nothing in flight or idle
 //! is disturbed); `listen=` and the maintenance URL and time follow.
-//! What a running server cannot change (`cert_dir`, `log_dir`,
-//! `control_socket`, `[acme]`, `[auth:]`, `http3`, `shutdown_grace`) is
-//! named in the outcome as needing a restart.
+//! The `[auth:]` sections are checked with the rest and swapped in with
+//! the registrations (a section left as it was keeps its cache); when
+//! `[acme]` or the names it covers changed, the ACME manager is restarted
+//! once the new configuration is in force. What a running server cannot
+//! change (`cert_dir`, `log_dir`, `control_socket`, `http3`,
+//! `session_tickets`, `shutdown_grace`) is named in the outcome as needing a restart.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{apply_netsh_timeouts, configured_registrations};
+use super::{apply_netsh_timeouts, configured_registrations, AcmeRunner};
 use crate::config::Settings;
 use crate::dispatch::Shared;
 use crate::maintenance::Maintenance;
@@ -40,17 +43,26 @@ pub enum ReloadError {
     Start(#[from] super::StartError),
     #[error("{0}")]
     Register(#[from] crate::registry::RegisterError),
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
     #[error("reading the configuration failed: {0}")]
     Join(String),
+}
+
+/// The parts of a running server a reload changes.
+pub(super) struct Targets {
+    pub registry: Arc<Registry>,
+    pub shared: Arc<Shared>,
+    pub listen: Arc<ListenAddresses>,
+    pub maintenance: Arc<Maintenance>,
+    pub acme: Arc<AcmeRunner>,
 }
 
 /// What a reload changes, and what it has done so far.
 pub struct Reloader {
     file: Option<PathBuf>,
-    registry: Arc<Registry>,
-    shared: Arc<Shared>,
-    listen: Arc<ListenAddresses>,
-    maintenance: Arc<Maintenance>,
+    targets: Targets,
+    stopping: watch::Receiver<bool>,
     /// The settings in force and the registrations they made. The lock
     /// also keeps two reloads from interleaving.
     current: Mutex<(Arc<Settings>, Vec<RegistrationId>)>,
@@ -60,10 +72,8 @@ impl Reloader {
     pub(super) fn new(
         settings: Arc<Settings>,
         configured: Vec<RegistrationId>,
-        registry: Arc<Registry>,
-        shared: Arc<Shared>,
-        listen: Arc<ListenAddresses>,
-        maintenance: Arc<Maintenance>,
+        targets: Targets,
+        stopping: watch::Receiver<bool>,
     ) -> Reloader {
         let file = match &settings.origin {
             crate::config::Origin::File(p) => Some(p.clone()),
@@ -71,10 +81,8 @@ impl Reloader {
         };
         Reloader {
             file,
-            registry,
-            shared,
-            listen,
-            maintenance,
+            targets,
+            stopping,
             current: Mutex::new((settings, configured)),
         }
     }
@@ -97,9 +105,16 @@ impl Reloader {
         })
         .await
         .map_err(|e| ReloadError::Join(e.to_string()))?;
-        let result = loaded
+        let mut result = loaded
             .map_err(ReloadError::from)
             .and_then(|s| self.apply(s));
+        if let Ok((outcome, settings)) = &mut result {
+            if let Some(acme) = self.targets.acme.follow(settings, &self.stopping).await {
+                outcome.push_str("; ");
+                outcome.push_str(&acme);
+            }
+        }
+        let result = result.map(|(outcome, _)| outcome);
         match &result {
             Ok(outcome) => tracing::info!(reason = why, "configuration reloaded: {outcome}"),
             Err(e) => tracing::error!(
@@ -111,17 +126,21 @@ impl Reloader {
         result
     }
 
-    fn apply(&self, new: Settings) -> Result<String, ReloadError> {
+    /// Puts `new` in force, or nothing of it; returns the outcome and the
+    /// settings now in force.
+    fn apply(&self, new: Settings) -> Result<(String, Arc<Settings>), ReloadError> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let registrations = configured_registrations(&self.registry, &new)?;
+        let registrations = configured_registrations(&self.targets.registry, &new)?;
+        let auth = self.targets.shared.auth.prepare(&new.auth)?;
         let (sites, apps) = (new.all_sites().len(), new.apps.len());
-        let ids = self.registry.replace(&current.1, registrations)?;
+        let ids = self.targets.registry.replace(&current.1, registrations)?;
+        self.targets.shared.auth.install(auth);
         let new = Arc::new(new);
-        self.shared.set_limits(new.limits.clone());
-        self.listen.set_configured(new.listen.clone());
-        self.maintenance.reconfigure(new.clone());
+        self.targets.shared.set_limits(new.limits.clone());
+        self.targets.listen.set_configured(new.listen.clone());
+        self.targets.maintenance.reconfigure(new.clone());
         let restart = needs_restart(&current.0, &new);
-        *current = (new, ids);
+        *current = (new.clone(), ids);
         let mut outcome = format!("{sites} site(s), {apps} application(s)");
         if !restart.is_empty() {
             outcome.push_str(&format!(
@@ -129,7 +148,7 @@ impl Reloader {
                 restart.join(", ")
             ));
         }
-        Ok(outcome)
+        Ok((outcome, new))
     }
 
     /// Reloads whenever the file changes (`watch_config=yes`): its size,
@@ -161,28 +180,51 @@ impl Reloader {
         }
     }
 
-    /// Reloads at every `SIGHUP` (Unix).
-    pub async fn on_hangup(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    got = hup.recv() => {
-                        if got.is_none() { return; }
-                        let _ = self.reload("SIGHUP").await;
-                    }
+    /// Reloads at every `SIGHUP` caught by `hangups` (Unix).
+    pub async fn on_hangup(self: Arc<Self>, mut hangups: Hangups, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                got = hangups.next() => {
+                    if !got { return; }
+                    let _ = self.reload("SIGHUP").await;
                 }
             }
         }
-        #[cfg(not(unix))]
+    }
+}
+
+/// `SIGHUP`, caught from the moment this is made. Made before the
+/// listeners open: a `SIGHUP` that came before the handler was installed
+/// would end the process (the signal's default action), and a service
+/// manager may send one as soon as the port answers.
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    /// Installs the handler; must run inside the runtime.
+    pub fn catch() -> Hangups {
+        #[cfg(unix)]
         {
-            let _ = stop.changed().await;
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot catch SIGHUP; reload with `portshare reload`"))
+                .ok();
+            Hangups { signal }
         }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    /// The next `SIGHUP`; `false` when none can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            return signal.recv().await.is_some();
+        }
+        std::future::pending::<bool>().await
     }
 }
 
@@ -201,14 +243,11 @@ fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if old.http3 != new.http3 {
         keys.push("[param] http3");
     }
+    if old.session_tickets != new.session_tickets {
+        keys.push("[param] session_tickets");
+    }
     if old.shutdown_grace != new.shutdown_grace {
         keys.push("[param] shutdown_grace");
-    }
-    if old.acme != new.acme {
-        keys.push("[acme]");
-    }
-    if old.auth != new.auth {
-        keys.push("[auth:NAME]");
     }
     keys
 }

@@ -169,6 +169,15 @@ impl Realm {
         })
     }
 
+    /// Whether this realm was made from `config` (its prefixes aside).
+    fn is(&self, config: &AuthConfig) -> bool {
+        self.section == config.name
+            && *self.realm == *config.realm
+            && self.file == config.users
+            && self.allow_http == config.allow_http
+            && self.forward_auth == config.forward_auth
+    }
+
     /// The `realm` parameter of the challenge.
     pub fn realm(&self) -> &str {
         &self.realm
@@ -213,35 +222,37 @@ impl Realm {
     }
 }
 
-/// Every protected prefix, and the state the checks share.
+/// The protected prefixes of one configuration: replaced whole by a
+/// reload ([`Auth::install`]).
 #[derive(Debug, Default)]
-pub struct Auth {
+pub struct Protected {
     table: PrefixTable<Arc<Realm>>,
     /// The HTTPS ports of protected prefixes, to refuse their paths over
     /// plain HTTP.
     https_ports: Vec<u16>,
-    throttle: throttle::Throttle,
-    pool: pool::CheckPool,
 }
 
-/// Where a request stands with respect to the protected prefixes.
-enum Protection<'a> {
-    Open,
-    Realm(&'a Arc<Realm>),
-    /// An `https://` prefix protects this path; the request is plain HTTP.
-    HttpsOnly,
-}
-
-impl Auth {
-    /// Reads every `[auth:NAME]` section's users file; a bad one stops
-    /// start-up with its file, line and user.
-    pub fn new(configs: &[AuthConfig]) -> Result<Auth, AuthError> {
-        let mut auth = Auth::default();
+impl Protected {
+    /// Reads every `[auth:NAME]` section's users file; a bad one is an
+    /// error with its file, line and user. A section that `keep` has with
+    /// the same settings keeps its realm (users, credential cache).
+    fn build(configs: &[AuthConfig], keep: Option<&Protected>) -> Result<Protected, AuthError> {
+        let mut protected = Protected::default();
         for config in configs {
-            let realm = Arc::new(Realm::new(config)?);
+            let kept = keep.and_then(|k| {
+                k.table
+                    .iter()
+                    .map(|(_, r)| r)
+                    .find(|r| r.is(config))
+                    .cloned()
+            });
+            let realm = match kept {
+                Some(realm) => realm,
+                None => Arc::new(Realm::new(config)?),
+            };
             for prefix in &config.prefixes {
-                if let Err(conflict) = auth.table.insert(prefix.clone(), realm.clone()) {
-                    let other = auth
+                if let Err(conflict) = protected.table.insert(prefix.clone(), realm.clone()) {
+                    let other = protected
                         .table
                         .get(&conflict.existing)
                         .map_or_else(String::new, |r| r.section.clone());
@@ -253,23 +264,67 @@ impl Auth {
                 }
             }
         }
-        auth.https_ports = auth
+        protected.https_ports = protected
             .table
             .ports()
             .filter(|(s, _)| *s == Scheme::Https)
             .map(|(_, p)| p)
             .collect();
-        auth.https_ports.dedup();
-        Ok(auth)
+        protected.https_ports.sort_unstable();
+        protected.https_ports.dedup();
+        Ok(protected)
+    }
+}
+
+/// Every protected prefix, and the state the checks share.
+#[derive(Debug, Default)]
+pub struct Auth {
+    /// Swapped whole by a configuration reload; the throttle and the
+    /// checking threads stay.
+    protected: ArcSwap<Protected>,
+    throttle: throttle::Throttle,
+    pool: pool::CheckPool,
+}
+
+/// Where a request stands with respect to the protected prefixes.
+enum Protection {
+    Open,
+    Realm(Arc<Realm>),
+    /// An `https://` prefix protects this path; the request is plain HTTP.
+    HttpsOnly,
+}
+
+impl Auth {
+    /// Reads every `[auth:NAME]` section's users file; a bad one stops
+    /// start-up with its file, line and user.
+    pub fn new(configs: &[AuthConfig]) -> Result<Auth, AuthError> {
+        Ok(Auth {
+            protected: ArcSwap::from_pointee(Protected::build(configs, None)?),
+            ..Auth::default()
+        })
+    }
+
+    /// The protected prefixes of a reloaded configuration, checked (users
+    /// files read) but not yet in force: a reload refused for another
+    /// reason leaves the running ones. Sections whose settings did not
+    /// change keep their users and credential cache.
+    pub fn prepare(&self, configs: &[AuthConfig]) -> Result<Protected, AuthError> {
+        Protected::build(configs, Some(&self.protected.load()))
+    }
+
+    /// Puts prepared prefixes in force for the next request.
+    pub fn install(&self, protected: Protected) {
+        self.protected.store(Arc::new(protected));
     }
 
     /// Whether any prefix is protected.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.protected.load().table.is_empty()
     }
 
-    fn protection(&self, conn: &ConnInfo, path: &str, host: Option<&str>) -> Protection<'_> {
-        if self.table.is_empty() {
+    fn protection(&self, conn: &ConnInfo, path: &str, host: Option<&str>) -> Protection {
+        let protected = self.protected.load();
+        if protected.table.is_empty() {
             return Protection::Open;
         }
         let Ok(key) = crate::urlprefix::normalize_path(path) else {
@@ -284,15 +339,18 @@ impl Auth {
             Scheme::Http
         };
         if let Lookup::Matched { value, .. } =
-            self.table
+            protected
+                .table
                 .lookup(scheme, conn.local.port(), host, local, &key)
         {
-            return Protection::Realm(value);
+            return Protection::Realm(value.clone());
         }
         if !conn.https
-            && self.https_ports.iter().any(|port| {
+            && protected.https_ports.iter().any(|port| {
                 matches!(
-                    self.table.lookup(Scheme::Https, *port, host, local, &key),
+                    protected
+                        .table
+                        .lookup(Scheme::Https, *port, host, local, &key),
                     Lookup::Matched { .. }
                 )
             })
@@ -329,7 +387,7 @@ impl Auth {
             Protection::Realm(realm) if !conn.https && !realm.allow_http => {
                 return Err(AuthDenied::HttpsRequired)
             }
-            Protection::Realm(realm) => realm.clone(),
+            Protection::Realm(realm) => realm,
         };
         let now = Instant::now();
         let ip: IpAddr = conn.peer.ip();

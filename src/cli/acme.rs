@@ -29,18 +29,23 @@ pub enum AcmeAction {
 /// Handlers the control channel calls for `portshare acme …`; none when
 /// the server orders no certificates.
 pub(super) fn hooks(running: &crate::app::Running) -> crate::control::ControlHooks {
-    let Some(handle) = running.acme.clone() else {
-        return crate::control::ControlHooks::default();
-    };
-    let status = handle.clone();
+    // Asked at each command: a reload may start or stop ACME.
+    const NONE: &str =
+        "this server does not order certificates (GLOBAL.INI has no usable [acme] section)";
+    let (status, renew) = (running.acme.clone(), running.acme.clone());
     crate::control::ControlHooks {
         acme_status: Some(std::sync::Arc::new(move || {
-            let h = status.clone();
-            Box::pin(async move { Ok(h.report()) })
+            let h = status.handle();
+            Box::pin(async move { h.map(|h| h.report()).ok_or_else(|| NONE.to_owned()) })
         })),
         acme_renew: Some(std::sync::Arc::new(move |names| {
-            let h = handle.clone();
-            Box::pin(async move { h.renew(names).await })
+            let h = renew.handle();
+            Box::pin(async move {
+                match h {
+                    Some(h) => h.renew(names).await,
+                    None => Err(NONE.to_owned()),
+                }
+            })
         })),
         ..crate::control::ControlHooks::default()
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use file::{locate, stamp, FileStamp, DEFAULT_FILE_NAME};
 pub use settings::{
     AcmeChallenges, AcmeSettings, AppConfig, AuthConfig, CgiRunner, CgiSettings, ConfigError,
-    Limits, Origin, RedirectRule, Settings, SiteConfig, SiteOptions, DEFAULT_SITE,
+    Limits, Origin, RedirectRule, SessionTickets, Settings, SiteConfig, SiteOptions, DEFAULT_SITE,
     LETS_ENCRYPT_DIRECTORY,
 };
 

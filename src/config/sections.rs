@@ -11,7 +11,7 @@ use chrono::NaiveTime;
 use super::file::{resolve, DEFAULT_FILE_NAME};
 use super::{
     AcmeChallenges, AcmeSettings, AppConfig, CgiRunner, CgiSettings, ConfigError, Limits, Origin,
-    Sections, Settings, LETS_ENCRYPT_DIRECTORY,
+    Sections, SessionTickets, Settings, LETS_ENCRYPT_DIRECTORY,
 };
 use crate::urlprefix::UrlPrefix;
 
@@ -29,6 +29,7 @@ pub(super) const PARAM_KEYS: &[&str] = &[
     "control_socket",
     "watch_config",
     "http3",
+    "session_tickets",
     "log_rollover",
     "log_keep_days",
     "log_max_size",
@@ -162,6 +163,7 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
     let (daily_maintenance, maintenance_time) = parse_maintenance(p)?;
     let shutdown_grace = parse_shutdown_grace(p)?;
     let http3 = parse_http3(p)?;
+    let session_tickets = parse_session_tickets(p)?;
     let metrics = parse_endpoint(p, "metrics", "http://127.0.0.1:9090/metrics/")?;
     let health = parse_endpoint(p, "health", "http://+:8080/healthz/")?;
     let control_socket = match p.get("control_socket") {
@@ -183,6 +185,7 @@ fn parse_param(p: &ParamKeys, origin: Origin, base_dir: &Path) -> Result<Setting
         maintenance_time,
         shutdown_grace,
         http3,
+        session_tickets,
         metrics,
         health,
         limits: Limits::default(),
@@ -242,6 +245,27 @@ fn parse_http3(p: &ParamKeys) -> Result<bool, ConfigError> {
         Some(v) => Err(p.err(
             "http3",
             format!("'{v}' is not yes or no (HTTP/3 on every HTTPS port, or not)"),
+        )),
+    }
+}
+
+/// `session_tickets`: yes (keys in memory, the default), shared (keys in
+/// `cert_dir`, for servers behind one load balancer) or no.
+fn parse_session_tickets(p: &ParamKeys) -> Result<SessionTickets, ConfigError> {
+    match p
+        .get("session_tickets")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("yes" | "true" | "on" | "1") => Ok(SessionTickets::Memory),
+        Some("shared") => Ok(SessionTickets::Shared),
+        Some("no" | "false" | "off" | "0") => Ok(SessionTickets::Off),
+        Some(v) => Err(p.err(
+            "session_tickets",
+            format!(
+                "'{v}' is not yes, shared or no (TLS session tickets with keys in memory, \
+                 with keys in cert_dir shared by every server using it, or none)"
+            ),
         )),
     }
 }

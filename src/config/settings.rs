@@ -225,6 +225,18 @@ pub struct AcmeChallenges {
 /// The Let's Encrypt production directory, `[acme] directory`'s default.
 pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
+/// `[param] session_tickets` (`crate::tls::resumption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionTickets {
+    /// `no`: no tickets; sessions resume by ID only.
+    Off,
+    /// `yes` (the default): keys in memory, per process.
+    #[default]
+    Memory,
+    /// `shared`: keys in `cert_dir`, shared by every server using it.
+    Shared,
+}
+
 /// `[acme]`: certificates from an ACME (RFC 8555) server. Present only when
 /// the section exists; ACME runs only then.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +280,8 @@ pub struct Settings {
     pub file_stamp: Option<super::file::FileStamp>,
     /// `http3`: every HTTPS port also serves HTTP/3 over QUIC (UDP).
     pub http3: bool,
+    /// `session_tickets`: TLS session tickets, and where their keys are.
+    pub session_tickets: SessionTickets,
     /// `metrics=PREFIX`: the Prometheus metrics page, if any.
     pub metrics: Option<UrlPrefix>,
     /// `health=PREFIX`: the health check, if any.

@@ -41,9 +41,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
@@ -675,40 +676,49 @@ fn renew_firstrun(folder: &mut Folder<'_>, data: &StoreData, out: &mut Pass) {
 /// The task that keeps the development certificates: see the module documentation.
 pub struct DevCertManager {
     cert_dir: PathBuf,
-    acme: Vec<String>,
+    acme: Arc<ArcSwap<Vec<String>>>,
     names: Box<dyn Fn() -> Names + Send + Sync>,
     on_bound: Box<dyn Fn() + Send + Sync>,
 }
 
+/// Removes our bindings (and their unused certificates) of `acme`'s names,
+/// which ACME now looks after: they would keep its certificates from being
+/// chosen. Blocking file I/O.
+pub fn hand_over(cert_dir: &Path, acme: &[String]) {
+    if acme.is_empty() {
+        return;
+    }
+    let store = Store::in_cert_dir(cert_dir);
+    for name in acme {
+        match release(&store, name, None) {
+            Ok(unused) => {
+                for h in unused {
+                    if let Ok(t) = h.parse::<Thumbprint>() {
+                        let _ = CertStore::delete(cert_dir, &t);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                name = %name,
+                "cannot hand the name over to ACME: {e}"
+            ),
+        }
+    }
+}
+
 impl DevCertManager {
-    /// `acme`: the names ACME looks after (left to it); `names`: the registered
-    /// explicit https names now (read at every look); `on_bound`: asks the TLS layer
-    /// to reload. Removes at once our bindings of names ACME looks after, so that
-    /// ACME, which starts next, finds them free.
+    /// `acme`: the names ACME looks after (left to it; a reload changes
+    /// them); `names`: the registered explicit https names now (read at every
+    /// look); `on_bound`: asks the TLS layer to reload. Hands over at once our
+    /// bindings of names ACME looks after, so that ACME, which starts next,
+    /// finds them free.
     pub fn new(
         cert_dir: PathBuf,
-        acme: Vec<String>,
+        acme: Arc<ArcSwap<Vec<String>>>,
         names: Box<dyn Fn() -> Names + Send + Sync>,
         on_bound: Box<dyn Fn() + Send + Sync>,
     ) -> DevCertManager {
-        if !acme.is_empty() {
-            let store = Store::in_cert_dir(&cert_dir);
-            for name in &acme {
-                match release(&store, name, None) {
-                    Ok(unused) => {
-                        for h in unused {
-                            if let Ok(t) = h.parse::<Thumbprint>() {
-                                let _ = CertStore::delete(&cert_dir, &t);
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(
-                        name = %name,
-                        "cannot hand the name over to ACME: {e}"
-                    ),
-                }
-            }
-        }
+        hand_over(&cert_dir, &acme.load());
         DevCertManager {
             cert_dir,
             acme,
@@ -730,7 +740,7 @@ impl DevCertManager {
             }
             let names = (self.names)();
             let cert_dir = self.cert_dir.clone();
-            let acme = self.acme.clone();
+            let acme = Vec::clone(&self.acme.load());
             let pass =
                 tokio::task::spawn_blocking(move || look(&cert_dir, &names, &acme, Utc::now()))
                     .await

@@ -24,6 +24,7 @@ mod config;
 pub mod devcerts;
 mod firstrun;
 mod quic;
+pub mod resumption;
 mod snapshot;
 mod watch;
 
@@ -70,6 +71,8 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("[param] session_tickets: {0}")]
+    Tickets(#[from] resumption::TicketError),
 }
 
 /// The TLS side of every HTTPS listener.
@@ -132,7 +135,8 @@ impl Tls {
         }
         // The first load must succeed (a broken sslcert.json stops the start-up with
         // its message); later reloads keep the last good snapshot instead.
-        let first = snapshot::build(&cert_dir, &snapshot::Snapshot::default())?;
+        let resumption = resumption::Resumption::new(settings.session_tickets, &cert_dir)?;
+        let first = snapshot::build(&cert_dir, &snapshot::Snapshot::resuming(resumption))?;
         tracing::info!(bindings = ?first.describe(), "SSL bindings loaded");
         crate::metrics::set_bound_certificates(first.bound_certificates());
         let reloader = Arc::new(Reloader::new(cert_dir.clone(), first));

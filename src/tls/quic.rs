@@ -46,8 +46,17 @@ impl Tls {
             httperr: self.httperr.clone(),
             addrs: None,
         });
+        let mut template = super::config::quic_server_config(refusing)?;
+        // The certificate is chosen per handshake here, so QUIC sessions
+        // are bound to QUIC, not to a certificate: a QUIC client may resume
+        // across a certificate renewal (TCP clients start afresh).
+        self.reloader
+            .snapshot
+            .load()
+            .resumption()
+            .apply(&mut template, b"quic");
         Ok(QuicTls {
-            template: super::config::quic_server_config(refusing)?,
+            template,
             reloader: self.reloader.clone(),
             httperr: self.httperr.clone(),
         })

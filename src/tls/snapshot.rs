@@ -24,6 +24,7 @@ use crate::certs::{validate, CertStore, Certificate, Thumbprint};
 use crate::store::{BindingFlags, BindingKey, SslBinding, Store, StoreError};
 
 use super::config::server_config;
+use super::resumption::Resumption;
 
 /// A certificate ready to be served under one binding's flags.
 pub(crate) struct Served {
@@ -91,6 +92,8 @@ pub(crate) enum Selection<'a> {
 
 #[derive(Default)]
 pub(crate) struct Snapshot {
+    /// Session tickets and cache, the same in every snapshot.
+    resumption: Resumption,
     entries: HashMap<BindingKey, Entry>,
     /// Every certificate loaded, by the file it came from (for keeping a certificate
     /// whose file became unreadable).
@@ -103,6 +106,20 @@ pub(crate) fn normalize_sni(name: &str) -> String {
 }
 
 impl Snapshot {
+    /// The empty snapshot a first build starts from: every config it
+    /// builds resumes sessions with `resumption`.
+    pub(crate) fn resuming(resumption: Resumption) -> Snapshot {
+        Snapshot {
+            resumption,
+            ..Snapshot::default()
+        }
+    }
+
+    /// Session tickets and cache, for the QUIC configs.
+    pub(crate) fn resumption(&self) -> &Resumption {
+        &self.resumption
+    }
+
     /// HTTP.sys's lookup order: exact `IP:port` → `hostname:port` (SNI) → `ccs=port`
     /// (a store certificate whose SAN covers the SNI name) → `0.0.0.0:port` (IPv4) /
     /// `[::]:port` (IPv6). IPv4-mapped local addresses count as IPv4. Without SNI only
@@ -253,7 +270,11 @@ pub(crate) fn build(cert_dir: &Path, old: &Snapshot) -> Result<Snapshot, StoreEr
         };
         entries.insert(b.key.clone(), entry);
     }
-    Ok(Snapshot { entries, certs })
+    Ok(Snapshot {
+        resumption: old.resumption.clone(),
+        entries,
+        certs,
+    })
 }
 
 fn single(
@@ -283,7 +304,7 @@ fn single(
             if let Some(p) = previous.filter(|p| p.reusable(cert, &b.flags)) {
                 return Ok(p.clone());
             }
-            let served = new_served(cert, &b.flags)?;
+            let served = new_served(cert, &b.flags, &old.resumption)?;
             let hostname = match key {
                 BindingKey::HostnamePort(h, _) => Some(h.as_str()),
                 _ => None,
@@ -318,9 +339,14 @@ fn single(
     }
 }
 
-fn new_served(cert: &Certificate, flags: &BindingFlags) -> Result<Arc<Served>, String> {
-    let config = server_config(cert, flags)
+fn new_served(
+    cert: &Certificate,
+    flags: &BindingFlags,
+    resumption: &Resumption,
+) -> Result<Arc<Served>, String> {
+    let mut config = server_config(cert, flags)
         .map_err(|e| format!("{} ({}): {e}", cert.thumbprint, cert.source.display()))?;
+    resumption.apply(&mut config, cert.thumbprint.as_bytes());
     Ok(Arc::new(Served {
         config: Arc::new(config),
         thumbprint: cert.thumbprint,
@@ -381,7 +407,7 @@ fn ccs_table(
             None => {
                 let s = match old_served.iter().find(|s| s.reusable(cert, &b.flags)) {
                     Some(s) => (*s).clone(),
-                    None => match new_served(cert, &b.flags) {
+                    None => match new_served(cert, &b.flags, &old.resumption) {
                         Ok(s) => s,
                         Err(e) => {
                             tracing::warn!("SSL binding ccs={}: skipping {e}", b.key);

@@ -22,6 +22,7 @@
 
 mod body;
 mod connection;
+mod socket;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -31,7 +32,6 @@ use std::time::Duration;
 use http::header::HeaderValue;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{IdleTimeout, TransportConfig, VarInt};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -115,8 +115,8 @@ impl Http3 {
         // Digits and fixed text: a valid header value.
         let alt_svc = HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400"))?;
         let addr = SocketAddr::new(ip, port);
-        let endpoint =
-            bind(addr, self.base.clone()).map_err(|source| Http3Error::Bind { addr, source })?;
+        let endpoint = socket::bind(addr, self.base.clone())
+            .map_err(|source| Http3Error::Bind { addr, source })?;
         tracing::info!("listening on https://{addr} (HTTP/3, udp)");
         tokio::spawn(accept_loop(
             endpoint,
@@ -162,23 +162,6 @@ fn transport(limits: &Limits) -> TransportConfig {
 
 /// A UDP socket on `addr` (IPv6 sockets IPv6-only, as the TCP listeners,
 /// so `0.0.0.0:P` and `[::]:P` coexist) and a quinn endpoint on it.
-fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> io::Result<quinn::Endpoint> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| io::Error::other("no async runtime for the QUIC endpoint"))?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(config),
-        socket.into(),
-        runtime,
-    )
-}
-
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
