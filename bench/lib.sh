@@ -107,6 +107,7 @@ _bench_exit() {
     set +e
     trap - EXIT
     stop_all
+    cpu_cgroups_remove
     if [[ ${KEEP_TMP:-0} == 1 ]]; then
         log "kept $BENCH_TMP"
     else
@@ -150,6 +151,105 @@ need_free_port() {
 # connection test needs more than the usual 1024).
 raise_nofile() {
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# --------------------------------------------------------------------------
+# Server CPU time
+#
+# Two ways, both over all of a server's processes:
+# - /proc: utime + stime + cutime + cstime of the server's main process and
+#   every descendant alive at the moment of reading (/proc/PID/stat). cutime
+#   and cstime hold only children that their parent has *waited for*: a
+#   child reaped by a SIGCHLD that is ignored (Apache's mod_cgid daemon does
+#   that for its CGI scripts) or not yet reaped is missing, and a process
+#   that exits between two readings takes its CPU time with it unless its
+#   parent waits for it.
+# - cgroup: cpu_track moves the server's processes into a cgroup v2 of their
+#   own (a child of this shell's cgroup, on the cgroup2 mount); usage_usec of
+#   its cpu.stat counts every process that ever ran in it, exited or not,
+#   waited for or not. Needs a writable cgroup2 mount (root); BENCH_CGROUP=0
+#   turns it off. The cgroups are removed at exit.
+# server_cpu_ms uses the cgroup when the server has one, else /proc.
+# --------------------------------------------------------------------------
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+declare -A CPU_CG=() # server pid → its cgroup directory
+CPU_CG_NOTE=""       # why cgroups are not used, once known
+
+# proc_cpu_ms PID: CPU ms of PID and its live descendants (see above).
+proc_cpu_ms() {
+    local p ticks=0 t
+    for p in "$1" $(descendants "$1"); do
+        # fields after "(comm) ": state is 1, utime 12, stime 13, cutime 14, cstime 15
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }') || continue
+        ticks=$((ticks + ${t:-0}))
+    done
+    echo $((ticks * 1000 / CLK_TCK))
+}
+
+_cgroup_base() { # the cgroup2 directory of this shell, if writable
+    local mnt rel
+    mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+    rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    [[ -n $mnt && -n $rel && -w $mnt${rel%/} && -e $mnt${rel%/}/cgroup.procs ]] || return 1
+    echo "$mnt${rel%/}"
+}
+
+# cpu_track NAME PID: move PID and its descendants into a new cgroup (their
+# future children follow). Fails (with CPU_CG_NOTE set) when cgroups can't
+# be used; server_cpu_ms then falls back to /proc.
+cpu_track() {
+    local name=$1 pid=$2 base dir p
+    if [[ ${BENCH_CGROUP:-1} == 0 ]]; then
+        CPU_CG_NOTE="BENCH_CGROUP=0"
+        return 1
+    fi
+    base=$(_cgroup_base) || {
+        CPU_CG_NOTE="no writable cgroup2 mount"
+        return 1
+    }
+    dir=$base/portshare-bench-$$-$name
+    if ! mkdir -p "$dir" 2>/dev/null || [[ ! -e $dir/cpu.stat ]]; then
+        CPU_CG_NOTE="cannot make a cgroup with cpu.stat under $base"
+        rmdir "$dir" 2>/dev/null
+        return 1
+    fi
+    CPU_CG[$pid]=$dir
+    for p in "$pid" $(descendants "$pid"); do
+        echo "$p" >"$dir/cgroup.procs" 2>/dev/null || {
+            CPU_CG_NOTE="cannot move processes into $dir"
+            unset "CPU_CG[$pid]"
+            return 1
+        }
+    done
+}
+
+# server_cpu_ms PID: CPU ms of the server PID (cgroup if tracked, else /proc).
+server_cpu_ms() {
+    local dir=${CPU_CG[$1]:-}
+    if [[ -n $dir ]]; then
+        awk '$1 == "usage_usec" { printf "%.0f\n", $2 / 1000 }' "$dir/cpu.stat"
+    else
+        proc_cpu_ms "$1"
+    fi
+}
+
+# cpu_method PID: "cgroup" or "/proc", what server_cpu_ms uses for PID.
+cpu_method() {
+    if [[ -n ${CPU_CG[$1]:-} ]]; then echo cgroup; else echo /proc; fi
+}
+
+cpu_cgroups_remove() { # at exit, after the servers are stopped
+    local dir i
+    for dir in "${CPU_CG[@]}"; do
+        for ((i = 0; i < 30; i++)); do
+            rmdir "$dir" 2>/dev/null && break
+            [[ -d $dir ]] || break
+            sleep 0.1
+        done
+        [[ -d $dir ]] && log "could not remove cgroup $dir: $(tr '\n' ' ' <"$dir/cgroup.procs" 2>/dev/null)"
+    done
+    return 0
 }
 
 # --------------------------------------------------------------------------
@@ -390,6 +490,78 @@ EOF
     _started caddy $! "$port" "$dir/out.log"
 }
 
+# start_apache PORT DOCROOT: Debian's apache2 (install_tools apache2=apache2)
+# with its own minimal config under $BENCH_TMP, never /etc/apache2: mpm_event
+# with Debian's mpm_event.conf numbers (StartServers 2, ThreadsPerChild 25,
+# MaxRequestWorkers 150), mod_cgid (`AddHandler cgi-script .cgi`,
+# `Options +ExecCGI` in DOCROOT), mod_mime, mod_authz_core; keep-alive with
+# no request limit; the combined access log to a file. As root the children
+# and the cgid daemon run as www-data (Apache refuses root), as Debian's do.
+# The parent stays in the foreground (-DFOREGROUND): its pid is LAST_PID.
+start_apache() {
+    local port=$1 docroot=$2 dir="$BENCH_TMP/apache-$1" mods=/usr/lib/apache2/modules
+    local bin user=""
+    bin=$(command -v apache2 2>/dev/null || echo /usr/sbin/apache2)
+    [[ -x $bin ]] || die "apache2 is not installed (install_tools apache2=apache2)"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    if [[ $EUID == 0 ]]; then
+        getent passwd www-data >/dev/null || die "user www-data (for Apache's children) does not exist"
+        user="User www-data
+Group www-data"
+    fi
+    cat >"$dir/httpd.conf" <<EOF
+ServerRoot $dir
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+DefaultRuntimeDir $dir
+PidFile $dir/apache2.pid
+Mutex file:$dir default
+ErrorLog $dir/error.log
+LogLevel warn
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule mime_module $mods/mod_mime.so
+LoadModule cgid_module $mods/mod_cgid.so
+$user
+StartServers 2
+MinSpareThreads 25
+MaxSpareThreads 75
+ThreadLimit 64
+ThreadsPerChild 25
+MaxRequestWorkers 150
+MaxConnectionsPerChild 0
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 120
+ServerTokens Prod
+TypesConfig /etc/mime.types
+ScriptSock $dir/cgid.sock
+LogFormat "%h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" combined
+CustomLog $dir/access.log combined
+DocumentRoot $docroot
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory $docroot>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    Require all granted
+</Directory>
+EOF
+    [[ -f /etc/mime.types ]] || sed -i '/^TypesConfig/d' "$dir/httpd.conf"
+    "$bin" -f "$dir/httpd.conf" -t >"$dir/configtest.log" 2>&1 ||
+        die "apache2 rejects its config: $(tail -n 3 "$dir/configtest.log" | tr '\n' ' ')"
+    LANG=C "$bin" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/out.log" 2>&1 &
+    _started apache2 $! "$port" "$dir/error.log"
+}
+
+# apache_version: "Apache/2.4.71 (Debian)".
+apache_version() {
+    "$(command -v apache2 2>/dev/null || echo /usr/sbin/apache2)" -v 2>/dev/null | sed -n 's/^Server version: //p'
+}
+
 # portshare binary: BENCH_PORTSHARE_BIN, else the release build of this checkout.
 portshare_bin() {
     echo "${BENCH_PORTSHARE_BIN:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/portshare}"
@@ -588,6 +760,28 @@ wrk_rps() {
     echo "$rps"
 }
 
+# wrk_cpu PID URL [wrk args...]: "RPS US_PER_REQ PROC_US_PER_REQ": requests
+# per second and the server's CPU µs per request, read around the wrk run
+# (server_cpu_ms of PID: its cgroup if cpu_track'ed, else /proc; the third
+# figure always from /proc, for comparison). Requests: wrk's count of
+# completed responses.
+wrk_cpu() {
+    local pid=$1 url=$2 c0 c1 p0 p1 rps n
+    shift 2
+    c0=$(server_cpu_ms "$pid") p0=$(proc_cpu_ms "$pid")
+    wrk_run wrk "$url" "$@" || return 1
+    c1=$(server_cpu_ms "$pid") p1=$(proc_cpu_ms "$pid")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$WRK_OUT")
+    # "  12345 requests in 10.00s, 1.23MB read"
+    n=$(awk '$2 == "requests" && $3 == "in" { print $1; exit }' "$WRK_OUT")
+    if [[ -z $rps || -z $n || $n == 0 ]]; then
+        log "wrk on $url gave no requests"
+        return 1
+    fi
+    awk -v r="$rps" -v n="$n" -v c="$((c1 - c0))" -v p="$((p1 - p0))" \
+        'BEGIN { printf "%s %.1f %.1f\n", r, c * 1000 / n, p * 1000 / n }'
+}
+
 # h2load_rps URL [h2load args...]: requests per second with
 # h2load -t2 -c${CONNS:-100} -m${STREAMS:-10} -D ${DUR}; fails on any failed
 # or errored request or a non-2xx status.
@@ -668,6 +862,40 @@ tls_new_conns() {
         total=$((total + n))
     done
     awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
+}
+
+# tls_resumed PORT SLOTS [tls12-ids]: "RESUMED/TOTAL", how many reconnects
+# resumed their TLS session: a python client keeps SLOTS sessions (one per
+# "connection slot", as wrk -cSLOTS does), connects SLOTS times to open them,
+# then twice more round-robin, each time offering the slot's latest session
+# (one GET /small.txt per connection, Connection: close), and counts
+# SSLSocket.session_reused. Default TLS 1.3 (resumption by PSK / session
+# ticket); tls12-ids: TLS 1.2 without the ticket extension (session IDs).
+tls_resumed() {
+    timeout 60 python3 - "$@" <<'EOF'
+import socket, ssl, sys
+port, slots = int(sys.argv[1]), int(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if sys.argv[3:] == ["tls12-ids"]:
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_TICKET
+sessions, reused, total = [None] * slots, 0, 0
+for r in range(3):
+    for i in range(slots):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=sessions[i]) as s:
+                s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+                if r:
+                    total += 1
+                    reused += s.session_reused
+                sessions[i] = s.session
+print(f"{reused}/{total}")
+EOF
 }
 
 # median V...: median of the numeric arguments ("n/a" when none).

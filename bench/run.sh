@@ -7,17 +7,38 @@
 # Env: DUR, ROUNDS, BASE_PORT (default 18500; uses +1..+41), BENCH_PORTSHARE_BIN
 # (skip the build), TLS_CLIENTS (parallel `openssl s_time` clients for (d),
 # default 4), LAT_RATE (request rate for (i), default 1000/s), IDLE_CONNS
-# (connections held for (h), default 10000), PREFIXES (for (g), default
-# 10000), MANY_START_TIMEOUT (seconds the (g) instance may take to start,
-# default 60), METRICS (a subset, e.g. "a f"; default all), KEEP_TMP=1
-# (keep configs, logs and raw tool outputs).
+# (connections held for (h) and (h2), default 10000), PREFIXES (for (g),
+# default 10000), MANY_START_TIMEOUT (seconds the (g) instance may take to
+# start, default 60), METRICS (a subset, e.g. "a f"; default all), KEEP_TMP=1
+# (keep configs, logs and raw tool outputs). Metric j (CGI, portshare vs
+# Apache) is bench/cgi.sh, run after the table on BASE_PORT+51..+52.
 #
 # Installs what is missing (Debian packages), builds portshare in release
 # mode, starts every server once, interleaves the servers over ROUNDS rounds
 # (the order rotates each round), prints one Markdown table of medians and
 # stops every process it started.
+# shellcheck disable=SC1111 # "″" in labels is a double prime: metric (d″)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+# METRICS="a f" runs only those (for a quick look while tuning). j is
+# bench/cgi.sh (its own servers and table), run at the end.
+read -r -a _wanted <<<"${METRICS:-a b c d d2 d3 e e2 f g1 g2 i h h2 j}"
+METRICS=()
+RUN_CGI=""
+for m in "${_wanted[@]}"; do
+    case $m in
+    a | b | c | d | d2 | d3 | e | e2 | f | g1 | g2 | i | h | h2) METRICS+=("$m") ;;
+    j) RUN_CGI=1 ;;
+    *) die "unknown metric '$m' in METRICS (a b c d d2 d3 e e2 f g1 g2 i h h2 j)" ;;
+    esac
+done
+# run_cgi: bench/cgi.sh with this run's settings (its own BENCH_TMP, ports
+# BASE_PORT+51..+52, the same portshare binary).
+run_cgi() {
+    BENCH_PORTSHARE_BIN=$(portshare_bin) BASE_PORT=$((BASE_PORT + 50)) DUR=$DUR ROUNDS=$ROUNDS \
+        bash "$BENCH_DIR/cgi.sh" || log "bench/cgi.sh (metric j) failed"
+}
 
 ROUNDS=${ROUNDS:-3}
 BASE_PORT=${BASE_PORT:-18500}
@@ -37,6 +58,11 @@ MANY_PORT=$((BASE_PORT + 41)) # portshare with $PREFIXES prefixes
 # --------------------------------------------------------------------------
 # Setup
 # --------------------------------------------------------------------------
+if ((${#METRICS[@]} == 0)); then # METRICS=j
+    build_portshare
+    run_cgi
+    exit 0
+fi
 install_tools
 build_portshare
 raise_nofile
@@ -138,6 +164,18 @@ fi
 cat >"$BENCH_TMP/close.lua" <<'EOF'
 wrk.headers["Connection"] = "close"
 EOF
+# (d″): wrk's OpenSSL limited to TLS 1.2 without the session ticket
+# extension, so it resumes by session ID (OpenSSL reads OPENSSL_CONF at init).
+cat >"$BENCH_TMP/tls12-ids.cnf" <<'EOF'
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MaxProtocol = TLSv1.2
+Options = -SessionTicket
+EOF
 cat >"$BENCH_TMP/latency.lua" <<EOF
 -- each of the $LAT_CONNS connections sends one request every
 -- $LAT_CONNS*1000/$LAT_RATE ms: about $LAT_RATE req/s in all
@@ -150,27 +188,38 @@ function done(summary, latency, requests)
 end
 EOF
 
+# Server CPU time for (d′): each server's processes in a cgroup of their own
+# when possible (see lib.sh), else /proc.
+for s in "${SERVERS[@]}"; do
+    [[ -n ${UP[$s]:-} ]] && { cpu_track "$s" "${SERVER_PID[$s]}" || true; }
+done
+CPU_NOTE="server CPU from a cgroup per server (cpu.stat usage_usec, every process)"
+[[ -n $CPU_CG_NOTE ]] && CPU_NOTE="server CPU from /proc (utime+stime+cutime+cstime of the live processes; cgroups not used: $CPU_CG_NOTE)"
+
 # --------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------
-# METRICS="a f" runs only those (for a quick look while tuning).
-read -r -a METRICS <<<"${METRICS:-a b c d d2 e f g1 g2 i h}"
 declare -A LABEL=(
     [a]="(a) 100 B file, HTTP/1.1 keep-alive, req/s"
     [b]="(b) 100 B file, HTTPS HTTP/1.1 keep-alive, req/s"
     [c]="(c) 100 B file, HTTP/2 over TLS (h2load -m10), req/s"
     [d]="(d) new TLS connections/s, full handshake + 1 request"
     [d2]="(d′) TLS reconnects/s with session resumption"
+    [d2c]="(d′) server CPU per resumed connection, µs"
+    [d3]="(d″) TLS 1.2 reconnects/s, session-ID resumption"
+    [d3c]="(d″) server CPU per resumed connection, µs"
     [e]="(e) 1 MiB file, MiB/s"
+    [e2]="(e2) 1 MiB file over HTTPS (HTTP/1.1 keep-alive), MiB/s"
     [f]="(f) reverse proxy /proxy/ → backend, req/s"
     [g1]="(g) 100 B file with $PREFIXES prefixes, req/s"
     [g2]="(g) proxied via the last of $PREFIXES prefixes, req/s"
     [h0]="(h) RSS before the connections (idle server), MiB"
     [h]="(h) RSS holding $IDLE_CONNS idle keep-alive connections, MiB"
+    [h2]="(h2) RSS holding $IDLE_CONNS idle HTTPS keep-alive connections, MiB"
     [i]="(i) p99 latency at ~$LAT_RATE req/s (wrk -c$LAT_CONNS), ms"
 )
-ROWS=(a b c d d2 e f g1 g2 h0 h i)
-declare -A LOWER=([h0]=1 [h]=1 [i]=1) # lower is better
+ROWS=(a b c d d2 d2c d3 d3c e e2 f g1 g2 h0 h h2 i)
+declare -A LOWER=([h0]=1 [h]=1 [h2]=1 [i]=1 [d2c]=1 [d3c]=1) # lower is better
 declare -A PS_ONLY=([g1]=1 [g2]=1)
 
 # latency_p99 URL: p99 in ms at a fixed pace (see latency.lua).
@@ -188,11 +237,14 @@ latency_p99() {
     awk -v u="$us" 'BEGIN { printf "%.3f\n", u / 1000 }'
 }
 
-# idle_rss SERVER: "IDLE_MIB HELD_MIB" from bench/idle_conns.py.
+# idle_rss SERVER [tls]: "IDLE_MIB HELD_MIB" from bench/idle_conns.py
+# (tls: over HTTPS, each connection after its TLS handshake).
 idle_rss() {
     local s=$1 pid out
+    local -a how=(--port "${HTTP_PORT[$s]}")
+    [[ ${2:-} == tls ]] && how=(--port "${TLS_PORT[$s]}" --tls --sni "$TLS_HOST" --deadline 150)
     pid=${SERVER_PID[$s]}
-    out=$(timeout 150 python3 "$BENCH_DIR/idle_conns.py" --port "${HTTP_PORT[$s]}" --pid "$pid" \
+    out=$(timeout 200 python3 "$BENCH_DIR/idle_conns.py" "${how[@]}" --pid "$pid" \
         --conns "$IDLE_CONNS" 2>&1) || {
         log "idle_conns.py against $s failed: $out"
         return 1
@@ -206,6 +258,7 @@ idle_rss() {
         log "idle_conns.py against $s: only ${conns:-0} of $IDLE_CONNS connections still open: $out"
         return 1
     fi
+    log "  idle_conns.py: $out"
     awk -v a="$before" -v b="$held" 'BEGIN { printf "%.1f %.1f\n", a / 1024, b / 1024 }'
 }
 
@@ -217,16 +270,30 @@ measure() {
     b) wrk_rps "https://$TLS_HOST:$tp/small.txt" ;;
     c) H2LOAD_PROTO=h2 h2load_rps "https://$TLS_HOST:$tp/small.txt" ;;
     d) tls_new_conns "$tp" ;;
-    d2) wrk_rps "https://$TLS_HOST:$tp/small.txt" -s "$BENCH_TMP/close.lua" ;;
+    d2)
+        # "RPS CPU_US_PER_CONN": one request per connection, so per request
+        # = per (resumed) connection
+        v=$(wrk_cpu "${SERVER_PID[$s]}" "https://$TLS_HOST:$tp/small.txt" -s "$BENCH_TMP/close.lua") || return 1
+        log "  (d′) $s: $v (req/s, server CPU µs per connection, the same from /proc alone)"
+        echo "${v% *}"
+        ;;
+    d3)
+        v=$(OPENSSL_CONF=$BENCH_TMP/tls12-ids.cnf wrk_cpu "${SERVER_PID[$s]}" "https://$TLS_HOST:$tp/small.txt" \
+            -s "$BENCH_TMP/close.lua") || return 1
+        log "  (d″) $s: $v (req/s, server CPU µs per connection, the same from /proc alone)"
+        echo "${v% *}"
+        ;;
     e)
         v=$(wrk_rps "http://127.0.0.1:$hp/large.bin") || return 1
         echo "$v" # 1 MiB per request: req/s = MiB/s
         ;;
+    e2) wrk_rps "https://$TLS_HOST:$tp/large.bin" ;; # req/s = MiB/s
     f) wrk_rps "http://127.0.0.1:$hp/proxy/x" ;;
     g1) wrk_rps "http://127.0.0.1:$MANY_PORT/small.txt" ;;
     g2) wrk_rps "http://127.0.0.1:$MANY_PORT/a$((PREFIXES - 1))/x" ;;
     i) latency_p99 "http://127.0.0.1:$hp/small.txt" ;;
     h) idle_rss "$s" ;;
+    h2) idle_rss "$s" tls ;;
     esac
 }
 
@@ -238,7 +305,7 @@ why_skip() {
         return
     }
     case $m in
-    b | c | d | d2)
+    b | c | d | d2 | d3 | e2 | h2)
         if [[ -z ${TLS[$s]:-} ]]; then
             echo "HTTPS not yet supported by this build (curl -k https://127.0.0.1:${TLS_PORT[$s]}/ failed)"
         elif [[ $m == c && -z ${H2[$s]:-} ]]; then
@@ -254,6 +321,22 @@ why_skip() {
         fi
         ;;
     esac
+}
+
+# resume_check d2|d3 SERVER: do reconnects really resume? (tls_resumed in
+# lib.sh, a python client with as many sessions as wrk has connections, and
+# twice as many for d2). Logged, and noted under the table.
+declare -A RESUMED
+resume_check() {
+    local m=$1 s=$2 n v out=""
+    local -a how=()
+    [[ $m == d3 ]] && how=(tls12-ids)
+    for n in "${CONNS:-100}" $([[ $m == d2 ]] && echo $((${CONNS:-100} * 2))); do
+        v=$(tls_resumed "${TLS_PORT[$s]}" "$n" "${how[@]}" 2>&1) || v="failed: ${v##*$'\n'}"
+        out+="${out:+, }$v with $n clients"
+    done
+    RESUMED[$m/$s]=$out
+    log "  ($m) $s: reconnects resumed: $out"
 }
 
 declare -A RES # "metric/server" → space-separated values, one per round
@@ -275,13 +358,20 @@ for ((r = 0; r < ROUNDS; r++)); do
             if [[ -n $why ]]; then
                 WHY[$m/$s]=$why
                 [[ $m == h ]] && WHY[h0/$s]=$why
+                [[ $m == d2 || $m == d3 ]] && WHY[${m}c/$s]=$why
                 continue
             fi
             log "($m) $s"
+            if ((r == 0)) && [[ $m == d2 || $m == d3 ]]; then resume_check "$m" "$s"; fi
             if v=$(measure "$m" "$s"); then
                 if [[ $m == h ]]; then
                     record h0 "$s" "${v% *}"
                     record h "$s" "${v#* }"
+                elif [[ $m == h2 ]]; then
+                    record h2 "$s" "${v#* }"
+                elif [[ $m == d2 || $m == d3 ]]; then
+                    record "$m" "$s" "${v% *}"
+                    record "${m}c" "$s" "${v#* }"
                 else
                     record "$m" "$s" "$v"
                 fi
@@ -289,6 +379,7 @@ for ((r = 0; r < ROUNDS; r++)); do
             else
                 record "$m" "$s" err
                 [[ $m == h ]] && record h0 "$s" err
+                [[ $m == d2 || $m == d3 ]] && record "${m}c" "$s" err
                 log "  ($m) $s: failed (see above)"
             fi
         done
@@ -321,6 +412,15 @@ echo "portshare $ps_ver, $(nginx_version), caddy $(caddy version 2>/dev/null | c
 echo "wrk -t2 -c100 unless noted; every server logs each request to a file."
 [[ -n $PS_NOTE ]] && echo "Note: $PS_NOTE."
 [[ -n $MANY_NOTE ]] && echo "(g): $MANY_NOTE."
+[[ -n ${RES[d2c/portshare]:-}${RES[d2c/nginx]:-}${RES[d3c/portshare]:-}${RES[d3c/nginx]:-} ]] &&
+    echo "(d′), (d″) CPU: $CPU_NOTE, around the wrk run, over its request count."
+for m in d2 d3; do
+    line=""
+    for s in "${SERVERS[@]}"; do
+        [[ -n ${RESUMED[$m/$s]:-} ]] && line+="${line:+; }$s ${RESUMED[$m/$s]}"
+    done
+    [[ -n $line ]] && echo "${LABEL[$m]%%)*}) reconnects that resumed (python check, $([[ $m == d2 ]] && echo "TLS 1.3" || echo "TLS 1.2, no ticket extension")): $line."
+done
 echo
 echo "| metric | portshare | nginx | caddy | portshare / best peer | better |"
 echo "| --- | ---: | ---: | ---: | ---: | :---: |"
@@ -360,4 +460,8 @@ if ((${#notes[@]})); then
     echo
     echo "Skipped:"
     printf '%s\n' "${notes[@]}" | sort -u | sed 's/^/- /'
+fi
+
+if [[ -n $RUN_CGI ]]; then
+    run_cgi
 fi

@@ -120,6 +120,8 @@ where
 pub enum RequestBody {
     Hyper(hyper::body::Incoming),
     Stream(UnsyncBoxBody<Bytes, io::Error>),
+    /// No body: a request answered without hyper (`server::direct`).
+    Empty,
 }
 
 /// Reading a request body failed: the client's framing was bad, or its
@@ -159,6 +161,7 @@ impl http_body::Body for RequestBody {
         match self.get_mut() {
             RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(RequestBodyError::Hyper),
             RequestBody::Stream(s) => Pin::new(s).poll_frame(cx).map_err(RequestBodyError::Stream),
+            RequestBody::Empty => Poll::Ready(None),
         }
     }
 
@@ -166,6 +169,7 @@ impl http_body::Body for RequestBody {
         match self {
             RequestBody::Hyper(b) => b.is_end_stream(),
             RequestBody::Stream(s) => s.is_end_stream(),
+            RequestBody::Empty => true,
         }
     }
 
@@ -173,6 +177,7 @@ impl http_body::Body for RequestBody {
         match self {
             RequestBody::Hyper(b) => b.size_hint(),
             RequestBody::Stream(s) => s.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
         }
     }
 }

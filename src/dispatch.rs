@@ -268,29 +268,39 @@ async fn serve_site(
     req: Request<RequestBody>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let prefix_segments = route
+    let user = parts.extensions.get::<crate::auth::AuthUser>();
+    let request = SiteRequest {
+        method: &parts.method,
+        raw_path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        prefix_segments: 0,
+        conn,
+        remote_user: user.map(|u| &*u.0),
+    };
+    answer_site(site, route, request, body).await
+}
+
+/// A site's answer to `req` (its `prefix_segments` filled in from the
+/// route), with its error pages and its response headers: shared by
+/// hyper's path and the one without hyper (`server::direct`).
+pub async fn answer_site(
+    site: &Site,
+    route: &Route,
+    mut req: SiteRequest<'_>,
+    body: RequestBody,
+) -> Response<Body> {
+    req.prefix_segments = route
         .prefix
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
         .count();
-    let site_req = SiteRequest {
-        method: &parts.method,
-        raw_path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        prefix_segments,
-        conn,
-        remote_user: parts
-            .extensions
-            .get::<crate::auth::AuthUser>()
-            .map(|u| &*u.0),
-    };
-    let mut res = match site.serve(&site_req, body).await {
+    let mut res = match site.serve(&req, body).await {
         Ok(res) => res,
         Err(e) => site.error_page(errors::site_error_response(&e)).await,
     };
-    site.finish(&mut res, conn.https);
+    site.finish(&mut res, req.conn.https);
     res
 }
 

@@ -1005,7 +1005,8 @@ fn a_reload_starts_and_stops_acme() {
     });
     let pebble = Pebble::start(s.port, s.https_port);
     let base = std::fs::read_to_string(&s.config).expect("read config");
-    let s = s.launch(&[]);
+    let mut s = s.launch(&[("RUST_LOG", "info")]);
+    let log = Lines::follow(&mut s);
     let none = cli(&s, &["acme", "status"]);
     assert!(!none.status.success());
     let err = String::from_utf8_lossy(&none.stderr).into_owned();
@@ -1016,7 +1017,11 @@ fn a_reload_starts_and_stops_acme() {
     let out = stdout(&reload);
     assert!(reload.status.success(), "{out}");
     assert!(out.contains(&format!("ACME restarted for {NAME}")), "{out}");
-    acme_certhash(&s, s.https_port, Duration::from_secs(45));
+    log.wait_for("certificate issued and bound", Duration::from_secs(60));
+    let bound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        acme_certhash(&s, s.https_port, Duration::from_secs(10))
+    }));
+    assert!(bound.is_ok(), "no ACME binding; the log:\n{}", log.all());
     let status = cli(&s, &["acme", "status"]);
     assert!(status.status.success());
     assert!(stdout(&status).contains(NAME));

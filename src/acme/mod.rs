@@ -931,6 +931,13 @@ fn current_state(cert_dir: &Path, target: &Target) -> Result<Current, AcmeError>
     for &port in &target.ports {
         let key = BindingKey::HostnamePort(target.name.clone(), port);
         match data.binding(&key) {
+            // The development CA's or the first run's binding gives way
+            // (the development CA hands its names over, but a look of it
+            // may race a reload that starts ACME).
+            Some(b) if b.is_automatic() && !b.appid.eq_ignore_ascii_case(ACME_APPID) => {
+                managed_ports.push(port);
+                unbound_ports = true;
+            }
             Some(b) if !b.appid.eq_ignore_ascii_case(ACME_APPID) => {
                 tracing::info!(
                     name = %target.name,
@@ -996,8 +1003,11 @@ fn bind_in_store(
             for &port in ports {
                 let key = BindingKey::HostnamePort(name.to_owned(), port);
                 match data.sslcert.iter_mut().find(|b| b.key == key) {
-                    Some(b) if !b.appid.eq_ignore_ascii_case(ACME_APPID) => {}
-                    Some(b) => b.certhash = certhash.clone(),
+                    Some(b) if b.is_automatic() => {
+                        b.certhash = certhash.clone();
+                        b.appid = ACME_APPID.to_owned();
+                    }
+                    Some(_) => {}
                     None => data.sslcert.push(SslBinding {
                         key,
                         certhash: certhash.clone(),

@@ -162,14 +162,16 @@ impl AcmeRunner {
             return Some("ACME stopped".into());
         };
         let names = names_of(&plan);
-        // Ours of those names would block ACME: handed over first.
+        // The development CA leaves these names from now on; its bindings
+        // of them are handed over (and one that a look of it made
+        // meanwhile gives way to ACME's).
+        self.names.store(Arc::new(names.clone()));
         let cert_dir = self.cert_dir.clone();
         let handed = names.clone();
         let _ = tokio::task::spawn_blocking(move || {
             crate::tls::devcerts::hand_over(&cert_dir, &handed)
         })
         .await;
-        self.names.store(Arc::new(names.clone()));
         *current = Some(self.spawn(key, plan, stopping));
         Some(format!("ACME restarted for {}", names.join(", ")))
     }

@@ -86,3 +86,15 @@ pub(super) fn visible(value: &[u8]) -> Option<&str> {
         None
     }
 }
+
+/// The head's fields as hyper would give them to a handler; `None` when a
+/// name or value is one hyper refuses (it then answers the request).
+pub(super) fn header_map(fields: &[httparse::Header<'_>]) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = http::header::HeaderName::from_bytes(field.name.as_bytes()).ok()?;
+        let value = http::header::HeaderValue::from_bytes(field.value).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
+}

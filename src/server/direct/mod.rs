@@ -1,20 +1,23 @@
-//! Proxied HTTP/1.1 requests answered without hyper.
+//! HTTP/1.1 requests for proxied applications and static sites answered
+//! without hyper.
 //!
-//! Most requests a reverse-proxied application gets are `GET`s without a
-//! body. For those, hyper's server is a detour: the guard has already
-//! found and checked the head, the proxy writes the backend's request
-//! straight from the client's header fields and parses the answer itself,
-//! so hyper would only parse the head a second time into a `HeaderMap` and
-//! encode the response from one. Serving such a request here cost about a
-//! third fewer instructions per request and touched much less code
-//! (bench/RESULTS.md, (f)).
+//! Most requests a site or a reverse-proxied application gets are `GET`s
+//! without a body. For those, hyper's server is a detour: the guard has
+//! already found and checked the head, so hyper would only parse it a
+//! second time and encode the response. For a proxied application the
+//! proxy writes the backend's request straight from the client's header
+//! fields and parses the answer itself: about a third fewer instructions
+//! per request (bench/RESULTS.md, (f)). For a site the fields go into a
+//! `HeaderMap` once and the site's own code answers, the same call hyper's
+//! path makes (`dispatch::answer_site`).
 //!
 //! The rule is simple: a connection (plain or TLS) starts here, and the first
 //! request that is not an HTTP/1.1 `GET` or `HEAD` without a body and
 //! without `Connection: upgrade`, for a prefix that a proxied application
-//! owns, is put back into the stream and the connection goes
-//! to hyper, which then serves it until it is parked (a plain connection's
-//! next round starts here again). So everything else — the static site, HTTP.sys's error pages,
+//! or a site owns and no `[auth:]` section protects, is put back into the
+//! stream and the connection goes to hyper, which then serves it until it
+//! is parked (a plain connection's next round starts here again). So
+//! everything else — HTTP.sys's routing error pages, password checks,
 //! bodies, protocol switches, HTTP/1.0, HTTP/2 — has exactly one
 //! implementation, hyper's path.
 //!
@@ -34,15 +37,17 @@ use tokio::sync::watch;
 
 use super::drain::Drained;
 use super::guard::{Guarded, Next};
+use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, LoggedRequest, Shared};
 use crate::registry::Handler;
+use crate::site::SiteRequest;
 
 mod classify;
 mod date;
 mod encode;
 
-use classify::{classify, visible};
+use classify::{classify, header_map, visible};
 use encode::write_response;
 
 /// Header fields in a request head (hyper's limit too: a head with more
@@ -148,9 +153,12 @@ where
     else {
         return Answered::NotMine;
     };
-    let Handler::Proxy(backend) = &route.registration.handler else {
+    if !matches!(
+        route.registration.handler,
+        Handler::Proxy(_) | Handler::Site(_)
+    ) {
         return Answered::NotMine;
-    };
+    }
     let started = std::time::Instant::now();
     // A password-protected prefix is checked by the dispatcher (hyper's path).
     if !shared.auth.is_empty() && shared.auth.covers_path(conn, req.target.path(), host) {
@@ -166,10 +174,26 @@ where
         user: None,
     };
     let stats = &route.registration.stats;
-    let mut res = match stats.enter() {
-        None => dispatch::queue_full(shared, conn, &logged, &route.registration),
-        // The queue place is held until the backend's answer has come.
-        Some(_place) => {
+    let mut res = match (&route.registration.handler, stats.enter()) {
+        (_, None) => dispatch::queue_full(shared, conn, &logged, &route.registration),
+        // The queue place is held until the response head is ready.
+        (Handler::Site(site), Some(_place)) => {
+            // The site reads conditional, range and encoding fields by name.
+            let Some(headers) = header_map(parsed.headers) else {
+                return Answered::NotMine;
+            };
+            let request = SiteRequest {
+                method: &req.method,
+                raw_path: req.target.path(),
+                query: req.target.query(),
+                headers: &headers,
+                prefix_segments: 0,
+                conn,
+                remote_user: None,
+            };
+            dispatch::answer_site(site, &route, request, RequestBody::Empty).await
+        }
+        (Handler::Proxy(backend), Some(_place)) => {
             let forwarded = backend.forward_bodiless(
                 &req.method,
                 req.target.as_str(),
@@ -189,6 +213,8 @@ where
                 dispatch::proxy_failed(shared, conn, &logged, &e)
             })
         }
+        // Not reached: the handler was checked above.
+        (_, Some(_place)) => return Answered::NotMine,
     };
     if let Some(value) = alt_svc {
         res.headers_mut()
