@@ -27,6 +27,17 @@ pub use settings::{
     LETS_ENCRYPT_DIRECTORY,
 };
 
+/// A yes/no value as GLOBAL.INI spells it, in any case: `yes`, `true`,
+/// `on`, `1` or `no`, `false`, `off`, `0`; `None` for anything else.
+/// (Every yes/no key of every section reads it here.)
+fn yes_no(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// A section's `prefix=`: one or more URL prefixes, comma- or
 /// space-separated, each checked; `example` completes the message when the
 /// key is missing or empty. (`[app:]`, `[site:]` and `[auth:]` share it.)
@@ -94,5 +105,21 @@ impl Settings {
         let mut settings = Settings::from_sections(origin, &base_dir, &sections)?;
         settings.file_stamp = stamp;
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yes_no_reads_every_spelling_in_any_case() {
+        for v in ["yes", " YES ", "True", "on", "1"] {
+            assert_eq!(super::yes_no(v), Some(true), "{v}");
+        }
+        for v in ["no", "False", "OFF", "0 "] {
+            assert_eq!(super::yes_no(v), Some(false), "{v}");
+        }
+        for v in ["", "maybe", "shared", "2", "y"] {
+            assert_eq!(super::yes_no(v), None, "{v}");
+        }
     }
 }

@@ -131,6 +131,19 @@ impl ParamKeys<'_> {
             message,
         }
     }
+
+    /// A yes/no key, `default` when absent; `what` says what it switches.
+    fn yes_no(&self, key: &str, default: bool, what: &str) -> Result<bool, ConfigError> {
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        super::yes_no(v).ok_or_else(|| {
+            self.err(
+                key,
+                format!("'{}' is not yes or no ({what})", v.to_ascii_lowercase()),
+            )
+        })
+    }
 }
 
 /// `[param]`: everything in [`Settings`] except the limits, the
@@ -222,49 +235,37 @@ fn parse_endpoint(
 
 /// `watch_config`: reload when the file changes (default no).
 fn parse_watch_config(p: &ParamKeys) -> Result<bool, ConfigError> {
-    match p
-        .get("watch_config")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("no" | "false" | "off" | "0") => Ok(false),
-        Some("yes" | "true" | "on" | "1") => Ok(true),
-        Some(v) => Err(p.err(
-            "watch_config",
-            format!("'{v}' is not yes or no (reload when this file changes, or not)"),
-        )),
-    }
+    p.yes_no(
+        "watch_config",
+        false,
+        "reload when this file changes, or not",
+    )
 }
 
 /// `http3`: yes (the default, as Caddy and HTTP.sys on Windows Server
 /// 2022 do) or no.
 fn parse_http3(p: &ParamKeys) -> Result<bool, ConfigError> {
-    match p.get("http3").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("yes" | "true" | "on" | "1") => Ok(true),
-        Some("no" | "false" | "off" | "0") => Ok(false),
-        Some(v) => Err(p.err(
-            "http3",
-            format!("'{v}' is not yes or no (HTTP/3 on every HTTPS port, or not)"),
-        )),
-    }
+    p.yes_no("http3", true, "HTTP/3 on every HTTPS port, or not")
 }
 
 /// `session_tickets`: yes (keys in memory, the default), shared (keys in
 /// `cert_dir`, for servers behind one load balancer) or no.
 fn parse_session_tickets(p: &ParamKeys) -> Result<SessionTickets, ConfigError> {
-    match p
-        .get("session_tickets")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("yes" | "true" | "on" | "1") => Ok(SessionTickets::Memory),
-        Some("shared") => Ok(SessionTickets::Shared),
-        Some("no" | "false" | "off" | "0") => Ok(SessionTickets::Off),
-        Some(v) => Err(p.err(
+    let Some(v) = p.get("session_tickets") else {
+        return Ok(SessionTickets::Memory);
+    };
+    if v.eq_ignore_ascii_case("shared") {
+        return Ok(SessionTickets::Shared);
+    }
+    match super::yes_no(v) {
+        Some(true) => Ok(SessionTickets::Memory),
+        Some(false) => Ok(SessionTickets::Off),
+        None => Err(p.err(
             "session_tickets",
             format!(
-                "'{v}' is not yes, shared or no (TLS session tickets with keys in memory, \
-                 with keys in cert_dir shared by every server using it, or none)"
+                "'{}' is not yes, shared or no (TLS session tickets with keys in memory, \
+                 with keys in cert_dir shared by every server using it, or none)",
+                v.to_ascii_lowercase()
             ),
         )),
     }
@@ -903,14 +904,14 @@ fn parse_auth(
         ));
     }
     let flag = |key: &str| -> Result<bool, ConfigError> {
-        match keys
-            .get(key)
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("no" | "false" | "off" | "0") => Ok(false),
-            Some("yes" | "true" | "on" | "1") => Ok(true),
-            Some(v) => Err(err(key, format!("'{v}' is not yes or no"))),
+        match keys.get(key) {
+            None => Ok(false),
+            Some(v) => super::yes_no(v).ok_or_else(|| {
+                err(
+                    key,
+                    format!("'{}' is not yes or no", v.trim().to_ascii_lowercase()),
+                )
+            }),
         }
     };
     Ok(super::AuthConfig {

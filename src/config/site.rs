@@ -111,13 +111,12 @@ pub(super) fn parse_site_options(
 ) -> Result<SiteOptions, ConfigError> {
     let mut o = SiteOptions::default();
     let yes_no = |key: &str, default: bool| -> Result<bool, ConfigError> {
-        match keys.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        match keys.get(key) {
             None => Ok(default),
-            Some(v) => match v.as_str() {
-                "yes" | "true" | "on" | "1" => Ok(true),
-                "no" | "false" | "off" | "0" => Ok(false),
-                _ => Err(err(file, section, key, format!("'{v}' is not yes or no"))),
-            },
+            Some(v) => super::yes_no(v).ok_or_else(|| {
+                let v = v.trim().to_ascii_lowercase();
+                err(file, section, key, format!("'{v}' is not yes or no"))
+            }),
         }
     };
     o.listing = yes_no("listing", false)?;
