@@ -5,14 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{free_port, wait_for, TestServer};
+use common::accept_all::AcceptAll;
+use common::log_lines::Lines;
+use common::{free_port, thumbprint, wait_for, TestServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -197,14 +199,6 @@ fn https_get(
 }
 
 /// The SHA-1 thumbprint of a certificate, as `http show sslcert` shows it.
-fn thumbprint(der: &[u8]) -> String {
-    use sha1::Digest;
-    sha1::Sha1::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A GET over TLS with `config`; the response body and the thumbprint of
 /// the certificate the server presented.
 fn https_get_served(
@@ -247,49 +241,6 @@ fn https_get_served(
     Ok((out[split + 4..].to_vec(), served))
 }
 
-/// The server's stdout, collected line by line as it comes.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl Lines {
-    fn follow(server: &mut TestServer) -> Lines {
-        let lines = Lines::default();
-        let out = server
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("server stdout");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        lines
-    }
-
-    fn matching(&self, needle: &str) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|l| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-
-    fn all(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(timeout, needle, || self.matching(needle).into_iter().next())
-        }));
-        found.unwrap_or_else(|_| panic!("no log line with {needle:?}; the log:\n{}", self.all()))
-    }
-}
-
 /// Runs `portshare --config … ARGS`.
 fn cli(s: &TestServer, args: &[&str]) -> Output {
     common::run_cli(&s.config, args)
@@ -299,27 +250,17 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Appends INI text (a section) to the server's GLOBAL.INI.
-fn append(s: &TestServer, text: &str) {
-    let mut ini = std::fs::read_to_string(&s.config).expect("read config");
-    ini.push_str(text);
-    std::fs::write(&s.config, ini).expect("write config");
-}
-
 #[test]
 fn http01_order_is_bound_and_served_with_a_trusted_certificate() {
     let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
         std::fs::write(public.join("index.html"), "hello acme\n").expect("index");
     });
     let pebble = Pebble::start(s.port, s.https_port);
-    append(
-        &s,
-        &format!(
-            "\n[acme]\nemail=admin@portshare-acme.net\ndirectory={}\nca_root={}\n",
-            pebble.directory,
-            pebble.tls_ca.display()
-        ),
-    );
+    s.append_config(&format!(
+        "\n[acme]\nemail=admin@portshare-acme.net\ndirectory={}\nca_root={}\n",
+        pebble.directory,
+        pebble.tls_ca.display()
+    ));
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
 
@@ -411,10 +352,9 @@ fn unreachable_directory_still_starts_and_serves() {
     let s = TestServer::prepare_tls("", |public| {
         std::fs::write(public.join("index.html"), "still here\n").expect("index");
     });
-    append(
-        &s,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"
+    ));
     let mut s = s.launch(&[]);
     let log = Lines::follow(&mut s);
     let res = s.get("/");
@@ -433,10 +373,9 @@ fn a_binding_made_by_hand_is_left_alone() {
     let s = TestServer::prepare_tls("", |_| {});
     // Nothing listens there: any contact with the directory would fail loudly.
     let dead = free_port();
-    append(
-        &s,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nnames={NAME}\n"
+    ));
     let made = cli(&s, &["cert", "new", "--dns", NAME]);
     assert!(
         made.status.success(),
@@ -512,7 +451,7 @@ fn acme_status_and_renew_ask_the_running_server() {
         std::fs::write(public.join("index.html"), "renew me\n").expect("index");
     });
     let pebble = Pebble::start(s.port, s.https_port);
-    append(&s, &acme_section(&pebble));
+    s.append_config(&acme_section(&pebble));
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let first = acme_certhash(&s, s.https_port, Duration::from_secs(45));
@@ -567,10 +506,9 @@ fn acme_status_and_renew_ask_the_running_server() {
 fn acme_commands_say_when_no_server_is_running() {
     let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |_| {});
     let dead = free_port();
-    append(
-        &s,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"
+    ));
     for args in [&["acme", "status"][..], &["acme", "renew"][..]] {
         let out = cli(&s, args);
         assert!(!out.status.success(), "{args:?}");
@@ -601,8 +539,8 @@ fn two_servers_sharing_cert_dir_place_one_order() {
     // Pebble validates through server a; b's tokens reach it through the
     // shared folder.
     let pebble = Pebble::start(a.port, a.https_port);
-    append(&a, &acme_section(&pebble));
-    append(&b, &acme_section(&pebble));
+    a.append_config(&acme_section(&pebble));
+    b.append_config(&acme_section(&pebble));
     let mut a = a.launch(&[("RUST_LOG", "info")]);
     let mut b = b.launch(&[("RUST_LOG", "info")]);
     let log_a = Lines::follow(&mut a);
@@ -640,10 +578,7 @@ fn tls_alpn01_order_is_answered_by_the_tls_acceptor() {
     });
     // Pebble's HTTP-01 port leads nowhere: only TLS-ALPN-01 can succeed.
     let pebble = Pebble::start(free_port(), s.https_port);
-    append(
-        &s,
-        &format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)),
-    );
+    s.append_config(&format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)));
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     // The log (shown on failure) says what became of the order.
@@ -673,7 +608,7 @@ fn renewal_at_a_third_left_fails_no_request() {
         s.https_port,
         serde_json::json!({ "certificateValidityPeriod": 60 }),
     );
-    append(&s, &acme_section(&pebble));
+    s.append_config(&acme_section(&pebble));
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let first = acme_certhash(&s, s.https_port, Duration::from_secs(45));
@@ -750,52 +685,6 @@ fn first_run_certhash(s: &TestServer) -> String {
     })
 }
 
-/// Accepts any server certificate: for looking at which one is served.
-#[derive(Debug)]
-struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAll {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A handshake with SNI `NAME` (an ACME name without its certificate yet)
 /// completes with the first-run localhost certificate, not an alert.
 fn assert_first_run_certificate_served(s: &TestServer) {
@@ -819,10 +708,9 @@ fn an_acme_name_without_its_certificate_gets_the_first_run_certificate() {
     let s = TestServer::prepare_tls(&format!("host_name={NAME}"), |public| {
         std::fs::write(public.join("index.html"), "fallback\n").expect("index");
     });
-    append(
-        &s,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\n"
+    ));
     let mut s = s.launch(&[]);
     let log = Lines::follow(&mut s);
     log.wait_for("[acme] directory", Duration::from_secs(30));
@@ -838,13 +726,10 @@ fn unknown_directory_url_is_named_and_the_server_serves() {
     let pebble = Pebble::start(s.port, s.https_port);
     // Pebble's own HTTPS answers 404 there.
     let wrong = pebble.directory.replace("/dir", "/no-such-directory");
-    append(
-        &s,
-        &format!(
-            "\n[acme]\ndirectory={wrong}\nca_root={}\n",
-            pebble.tls_ca.display()
-        ),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory={wrong}\nca_root={}\n",
+        pebble.tls_ca.display()
+    ));
     let mut s = s.launch(&[]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("[acme] directory", Duration::from_secs(30));
@@ -869,10 +754,10 @@ fn a_rejected_name_is_named_and_the_others_are_issued() {
         s.https_port,
         serde_json::json!({ "domainBlocklist": [BLOCKED] }),
     );
-    append(
-        &s,
-        &format!("{}names={BLOCKED},{NAME}\n", acme_section(&pebble)),
-    );
+    s.append_config(&format!(
+        "{}names={BLOCKED},{NAME}\n",
+        acme_section(&pebble)
+    ));
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("rejectedIdentifier", Duration::from_secs(30));
@@ -894,13 +779,10 @@ fn a_ca_root_that_is_not_pem_is_named_and_the_server_serves() {
     });
     let bad = s.dir.path().join("not-a-root.txt");
     std::fs::write(&bad, "this is not a certificate\n").expect("write");
-    append(
-        &s,
-        &format!(
-            "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nca_root={}\n",
-            bad.display()
-        ),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nca_root={}\n",
+        bad.display()
+    ));
     let mut s = s.launch(&[]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("[acme] ca_root", Duration::from_secs(30));
@@ -920,10 +802,9 @@ fn http01_without_plain_http_says_so_and_the_server_serves() {
     let ini = std::fs::read_to_string(&s.config).expect("read config");
     let ini = ini.replacen(&format!("http_port={}\n", s.port), "http_port=0\n", 1);
     std::fs::write(&s.config, ini).expect("write config");
-    append(
-        &s,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=http-01\n"),
-    );
+    s.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=http-01\n"
+    ));
     // Only HTTPS listens: the launch waits for it.
     s.port = s.https_port;
     let mut s = s.launch(&[]);
@@ -948,18 +829,14 @@ fn tls_alpn01_challenge_is_answered_by_the_other_server_sharing_cert_dir() {
     // Pebble validates TLS-ALPN-01 at server b only (its HTTP-01 port
     // leads nowhere).
     let pebble = Pebble::start(free_port(), b.https_port);
-    append(
-        &a,
-        &format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)),
-    );
+    a.append_config(&format!("{}challenge=tls-alpn-01\n", acme_section(&pebble)));
     // b cannot order (its directory does not answer), so the order is
     // a's, for certain; b's TLS acceptor still answers for it, from the
     // shared challenge folder.
     let dead = free_port();
-    append(
-        &b,
-        &format!("\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=tls-alpn-01\n"),
-    );
+    b.append_config(&format!(
+        "\n[acme]\ndirectory=https://127.0.0.1:{dead}/dir\nchallenge=tls-alpn-01\n"
+    ));
     let mut b = b.launch(&[("RUST_LOG", "info")]);
     let log_b = Lines::follow(&mut b);
     // b has tried (and failed) to order, and released the order lock.
@@ -1012,7 +889,7 @@ fn a_reload_starts_and_stops_acme() {
     let err = String::from_utf8_lossy(&none.stderr).into_owned();
     assert!(err.contains("does not order certificates"), "{err}");
 
-    append(&s, &acme_section(&pebble));
+    s.append_config(&acme_section(&pebble));
     let reload = cli(&s, &["reload"]);
     let out = stdout(&reload);
     assert!(reload.status.success(), "{out}");

@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_for, TestServer};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use common::accept_all::AcceptAll;
+use common::log_lines::Lines;
+use common::{thumbprint, wait_for, TestServer};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// `src/acme/mod.rs`'s `ACME_APPID`, as documented.
@@ -241,115 +243,12 @@ fn serve(
     tls.flush()
 }
 
-/// The server's stdout, collected line by line as it comes.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl Lines {
-    fn follow(server: &mut TestServer) -> Lines {
-        let lines = Lines::default();
-        let out = server
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("server stdout");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        lines
-    }
-
-    fn matching(&self, needle: &str) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|l| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-
-    fn all(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(timeout, needle, || self.matching(needle).into_iter().next())
-        }));
-        found.unwrap_or_else(|_| panic!("no log line with {needle:?}; the log:\n{}", self.all()))
-    }
-}
-
-fn append(s: &TestServer, text: &str) {
-    let mut ini = std::fs::read_to_string(&s.config).expect("read config");
-    ini.push_str(text);
-    std::fs::write(&s.config, ini).expect("write config");
-}
-
 fn cli(s: &TestServer, args: &[&str]) -> std::process::Output {
     common::run_cli(&s.config, args)
 }
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn thumbprint(der: &[u8]) -> String {
-    use sha1::Digest;
-    sha1::Sha1::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Accepts any server certificate: for looking at which one is served.
-#[derive(Debug)]
-struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAll {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A GET over HTTPS with SNI `NAME`: the body and the thumbprint of the
@@ -405,7 +304,7 @@ fn a_rate_limited_order_is_named_retried_after_and_the_server_serves() {
     let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
         std::fs::write(public.join("index.html"), "still here\n").expect("index");
     });
-    append(&s, &stub.section());
+    s.append_config(&stub.section());
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("rateLimited", Duration::from_secs(30));
@@ -452,7 +351,7 @@ fn a_rejected_identifier_is_named_with_what_to_do() {
     let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |public| {
         std::fs::write(public.join("index.html"), "still here\n").expect("index");
     });
-    append(&s, &stub.section());
+    s.append_config(&stub.section());
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("rejectedIdentifier", Duration::from_secs(30));
@@ -558,7 +457,7 @@ fn the_ari_window_decides_the_renewal_and_a_failure_keeps_the_certificate() {
         std::fs::write(public.join("index.html"), "kept\n").expect("index");
     });
     let (thumb, id) = place_acme_certificate(&s);
-    append(&s, &stub.section());
+    s.append_config(&stub.section());
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     // Only a third of its 90 days would wait two months; the window says now.
@@ -602,7 +501,7 @@ fn a_future_ari_window_waits_for_it() {
     });
     let s = TestServer::prepare_tls(&format!("host_name=localhost {NAME}"), |_| {});
     place_acme_certificate(&s);
-    append(&s, &stub.section());
+    s.append_config(&stub.section());
     let mut s = s.launch(&[("RUST_LOG", "info")]);
     let log = Lines::follow(&mut s);
     let line = log.wait_for("(ARI); renewal at", Duration::from_secs(30));

@@ -78,14 +78,6 @@ fn log_text(s: &TestServer, name: &str, wanted: &str) -> String {
     })
 }
 
-/// Adds sections to a prepared server's GLOBAL.INI (for prefixes that name
-/// the HTTPS port, known only once prepared).
-fn append_config(s: &TestServer, text: &str) {
-    let mut ini = std::fs::read_to_string(&s.config).unwrap();
-    ini.push_str(text);
-    std::fs::write(&s.config, ini).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn https_prefix_asks_for_a_password_and_logs_the_user() {
     let s = TestServer::prepare_tls("", |public| {
@@ -98,9 +90,7 @@ async fn https_prefix_asks_for_a_password_and_logs_the_user() {
             4,
         );
     });
-    append_config(
-        &s,
-        &format!(
+    s.append_config(&format!(
             "\n[auth:family]\nprefix=https://+:{}/private/\nrealm=Family photos\nusers=users.htpasswd\n",
             s.https_port
         ),

@@ -244,14 +244,6 @@ fn index(public: &std::path::Path) {
     std::fs::write(public.join("index.html"), "the site\n").expect("index");
 }
 
-/// Appends INI text to the server's configuration (for sections that need the
-/// HTTPS port, known only after `prepare_tls`).
-fn append_config(s: &TestServer, ini: &str) {
-    let mut text = std::fs::read_to_string(&s.config).expect("config");
-    text.push_str(ini);
-    std::fs::write(&s.config, text).expect("config");
-}
-
 fn register(s: &TestServer, prefix: &str, backend: u16) -> Child {
     cli(
         &s.config,
@@ -292,10 +284,9 @@ fn registered_names_get_certificates_from_the_development_ca() {
     let app = backend("the app\n");
     let s = TestServer::prepare_tls("host_name=site.test", index);
     let p = s.https_port;
-    append_config(
-        &s,
-        &format!("\n[app:web]\nprefix=https://app.test:{p}/\nbackend=http://127.0.0.1:{app}\n"),
-    );
+    s.append_config(&format!(
+        "\n[app:web]\nprefix=https://app.test:{p}/\nbackend=http://127.0.0.1:{app}\n"
+    ));
     let s = s.launch(&[]);
     let clients = Clients::new(dev_ca(&s));
 

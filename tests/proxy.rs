@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{free_port, RawResponse, TestServer};
+use common::{free_port, undated, RawResponse, TestServer};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -722,19 +722,6 @@ fn backend_closing_mid_body_ends_the_client_response_early() {
     }
     // The server is fine afterwards.
     assert_eq!(s.get("/").status, 200);
-}
-
-/// The 29-character value of every `Date` field, blanked.
-fn undated(bytes: &[u8]) -> String {
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
-    let mut at = 0;
-    while let Some(i) = text[at..].find("Date: ") {
-        let start = at + i + 6;
-        let end = (start + 29).min(text.len());
-        text.replace_range(start..end, "<date>");
-        at = start;
-    }
-    text
 }
 
 #[test]

@@ -6,20 +6,7 @@
 
 mod common;
 
-use common::TestServer;
-
-/// The response bytes with every `Date` value replaced.
-fn undated(bytes: &[u8]) -> String {
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
-    let mut at = 0;
-    while let Some(i) = text[at..].find("Date: ") {
-        let start = at + i + 6;
-        let end = (start + 29).min(text.len());
-        text.replace_range(start..end, "<date>");
-        at = start;
-    }
-    text
-}
+use common::{undated, TestServer};
 
 fn site() -> TestServer {
     TestServer::start_with("[cgi]\n.sh = sh\n", |p| {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod accept_all;
+pub mod log_lines;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -174,6 +175,14 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Appends INI text (a section) to the server's GLOBAL.INI: for
+    /// sections that name the HTTPS port, known only once prepared.
+    pub fn append_config(&self, ini: &str) {
+        let mut text = std::fs::read_to_string(&self.config).expect("read config");
+        text.push_str(ini);
+        std::fs::write(&self.config, text).expect("write config");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -376,4 +385,28 @@ pub fn queue_pids(state: &str, url: &str) -> Vec<u32> {
         .expect("queue");
     let pids = queue.split("Process IDs:").nth(1).expect("pids");
     pids.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The SHA-1 thumbprint of a DER certificate, in lowercase hex (as
+/// `http show sslcert` prints it).
+pub fn thumbprint(der: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Response bytes as text with every `Date` value replaced, for comparing
+/// two answers byte for byte.
+pub fn undated(bytes: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut at = 0;
+    while let Some(i) = text[at..].find("Date: ") {
+        let start = at + i + 6;
+        let end = (start + 29).min(text.len());
+        text.replace_range(start..end, "<date>");
+        at = start;
+    }
+    text
 }
