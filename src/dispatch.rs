@@ -233,14 +233,8 @@ pub fn queue_full(
         "request queue full"
     );
     let record = HttpErrRecord {
-        client: conn.peer,
-        server: conn.local,
-        version: Some(req.version),
-        method: Some(req.method),
-        uri: Some(req.path),
-        status: Some(err.status().as_u16()),
-        reason: err.reason(),
         queue: Some(registration.stats.name()),
+        ..request_record(conn, req, err.status().as_u16(), err.reason())
     };
     shared.httperr_log.send(record.line());
     err.response()
@@ -345,7 +339,19 @@ fn log_httperr_reason(
     status: u16,
     reason: &str,
 ) {
-    let record = HttpErrRecord {
+    shared
+        .httperr_log
+        .send(request_record(conn, req, status, reason).line());
+}
+
+/// The httperr.log record of a request answered with `status`.
+fn request_record<'a>(
+    conn: &ConnInfo,
+    req: &LoggedRequest<'a>,
+    status: u16,
+    reason: &'a str,
+) -> HttpErrRecord<'a> {
+    HttpErrRecord {
         client: conn.peer,
         server: conn.local,
         version: Some(req.version),
@@ -354,8 +360,7 @@ fn log_httperr_reason(
         status: Some(status),
         reason,
         queue: None,
-    };
-    shared.httperr_log.send(record.line());
+    }
 }
 
 /// Writes the access-log line for a request and its response.

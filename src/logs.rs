@@ -614,7 +614,22 @@ pub struct HttpErrRecord<'a> {
     pub queue: Option<&'a str>,
 }
 
-impl HttpErrRecord<'_> {
+impl<'a> HttpErrRecord<'a> {
+    /// A connection refused before any request (a TLS handshake HTTP.sys
+    /// would not complete): only the addresses and the reason.
+    pub fn connection(client: SocketAddr, server: SocketAddr, reason: &'a str) -> Self {
+        HttpErrRecord {
+            client,
+            server,
+            version: None,
+            method: None,
+            uri: None,
+            status: None,
+            reason,
+            queue: None,
+        }
+    }
+
     pub fn line(&self) -> String {
         // W3C fields are separated by spaces (so a space becomes `+`), and
         // a client's bytes must not drive a log viewer: control characters

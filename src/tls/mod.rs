@@ -221,19 +221,8 @@ impl Tls {
         };
         drop(snapshot);
         if let Some(reason) = refused {
-            self.httperr.send(
-                HttpErrRecord {
-                    client: peer,
-                    server: local,
-                    version: None,
-                    method: None,
-                    uri: None,
-                    status: None,
-                    reason,
-                    queue: None,
-                }
-                .line(),
-            );
+            self.httperr
+                .send(HttpErrRecord::connection(peer, local, reason).line());
             tracing::debug!(%peer, %local, sni = ?sni, reason, "TLS handshake refused");
         }
         match tokio::time::timeout_at(deadline, start.into_stream(config)).await {

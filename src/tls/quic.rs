@@ -133,19 +133,8 @@ impl ResolvesServerCert for QuicResolver {
             Selection::NoBinding => REASON_NO_BINDING,
         };
         tracing::debug!(%peer, %local, sni = ?hello.server_name(), reason = refused, "QUIC handshake refused");
-        self.httperr.send(
-            HttpErrRecord {
-                client: peer,
-                server: local,
-                version: None,
-                method: None,
-                uri: None,
-                status: None,
-                reason: refused,
-                queue: None,
-            }
-            .line(),
-        );
+        self.httperr
+            .send(HttpErrRecord::connection(peer, local, refused).line());
         None
     }
 }
