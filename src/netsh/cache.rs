@@ -256,7 +256,7 @@ pub fn format_cache_params(p: &CacheParams) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::{run, NetshContext, ServiceStateSnapshot, ServiceStateSource};
+    use super::super::{ServiceStateSnapshot, ServiceStateSource};
     use super::*;
     use std::cell::RefCell;
 
@@ -310,28 +310,17 @@ mod tests {
         }
     }
 
-    fn run_with(env: &Env, live: &Live, line: &str) -> NetshOutput {
-        let ctx = NetshContext {
-            certs: &env.certs,
-            accounts: &FakeAccounts,
-            service_state: Some(live),
-            https_listeners: None,
-        };
-        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        run(&args, &env.store, &ctx)
-    }
-
     #[test]
     fn show_cachestate_lists_entries_in_netsh_layout() {
         let env = Env::new();
         let live = live();
-        let out = run_with(&env, &live, "http show cachestate");
+        let out = env.run_live(&live, "http show cachestate");
         assert_eq!(out.exit_code, 0, "{}", out.stdout);
         assert!(out.stdout.starts_with(
             "\nSnapshot of HTTP response cache:\n--------------------------------\n\nURL: http://+:80/a.txt\nStatus code: 200\nHTTP verb: GET\n"
         ), "{}", out.stdout);
         assert!(out.stdout.contains("\nRequest queue name: site\nContent length: 6\nHit count: 3\nForce disconnect after serving: FALSE\n\n"), "{}", out.stdout);
-        let out = run_with(&env, &live, "http show cachestate url=http://+:80/b");
+        let out = env.run_live(&live, "http show cachestate url=http://+:80/b");
         assert_eq!(
             out.stdout,
             "\nThere were no cache entries corresponding to the provided URL\n\n"
@@ -346,18 +335,14 @@ mod tests {
     fn delete_cache_passes_url_and_recursive() {
         let env = Env::new();
         let live = live();
-        let out = run_with(
-            &env,
-            &live,
-            "http delete cache url=http://+:80/ recursive=yes",
-        );
+        let out = env.run_live(&live, "http delete cache url=http://+:80/ recursive=yes");
         assert_eq!(out.stdout, "\nCache entries successfully deleted\n\n");
-        assert_eq!(run_with(&env, &live, "http delete cache").exit_code, 0);
+        assert_eq!(env.run_live(&live, "http delete cache").exit_code, 0);
         assert_eq!(
             *live.deleted.borrow(),
             [(Some("http://+:80/".to_owned()), true), (None, false)]
         );
-        let out = run_with(&env, &live, "http delete cache url=http://+:80/none");
+        let out = env.run_live(&live, "http delete cache url=http://+:80/none");
         assert_eq!(out.exit_code, 2);
         assert!(
             out.stdout.starts_with("\nCache delete failed, Error: 2\n"),
@@ -365,11 +350,13 @@ mod tests {
             out.stdout
         );
         assert_eq!(
-            run_with(&env, &live, "http delete cache recursive=yes").exit_code,
+            env.run_live(&live, "http delete cache recursive=yes")
+                .exit_code,
             87
         );
         assert_eq!(
-            run_with(&env, &live, "http delete cache recursive=maybe url=x").exit_code,
+            env.run_live(&live, "http delete cache recursive=maybe url=x")
+                .exit_code,
             87
         );
     }
@@ -386,8 +373,7 @@ mod tests {
             )
         );
         let live = live();
-        let out = run_with(
-            &env,
+        let out = env.run_live(
             &live,
             "http add cacheparam type=maxcacheresponsesize value=524288",
         );

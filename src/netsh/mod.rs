@@ -480,10 +480,24 @@ pub(crate) mod testutil {
         }
 
         pub fn run_args(&self, args: &[String]) -> NetshOutput {
+            self.run_args_live(args, None)
+        }
+
+        /// [`Env::run`] with a running server's state (`live`).
+        pub fn run_live(&self, live: &dyn ServiceStateSource, line: &str) -> NetshOutput {
+            let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            self.run_args_live(&args, Some(live))
+        }
+
+        fn run_args_live(
+            &self,
+            args: &[String],
+            service_state: Option<&dyn ServiceStateSource>,
+        ) -> NetshOutput {
             let ctx = NetshContext {
                 certs: &self.certs,
                 accounts: &FakeAccounts,
-                service_state: None,
+                service_state,
                 https_listeners: None,
             };
             run(args, &self.store, &ctx)

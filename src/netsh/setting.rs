@@ -113,7 +113,7 @@ pub(crate) fn flush(args: &[String], ctx: &NetshContext<'_>) -> NetshOutput {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::{run, NetshContext, ServiceStateSnapshot, ServiceStateSource};
+    use super::super::{ServiceStateSnapshot, ServiceStateSource};
     use super::*;
     use std::cell::Cell;
 
@@ -157,17 +157,6 @@ Setting value for the HTTP service:
         }
     }
 
-    fn run_with(env: &Env, live: &Live, line: &str) -> NetshOutput {
-        let ctx = NetshContext {
-            certs: &env.certs,
-            accounts: &FakeAccounts,
-            service_state: Some(live),
-            https_listeners: None,
-        };
-        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        run(&args, &env.store, &ctx)
-    }
-
     #[test]
     fn show_setting_defaults_and_configured_values() {
         let env = Env::new();
@@ -190,7 +179,7 @@ Setting value for the HTTP service:
                 .exit_code,
             0
         );
-        let out = run_with(&env, &live, "HTTP Show Setting");
+        let out = env.run_live(&live, "HTTP Show Setting");
         assert_eq!(out.exit_code, 0, "{}", out.stdout);
         assert!(
             out.stdout
@@ -220,7 +209,7 @@ Setting value for the HTTP service:
             flushed: Cell::new(0),
             running: true,
         };
-        let out = run_with(&env, &live, "http flush logbuffer");
+        let out = env.run_live(&live, "http flush logbuffer");
         assert_eq!(out.exit_code, 0, "{}", out.stdout);
         assert_eq!(out.stdout, "\nLog buffer flushed successfully.\n\n");
         assert_eq!(live.flushed.get(), 1);
@@ -229,7 +218,7 @@ Setting value for the HTTP service:
             running: false,
             ..live
         };
-        let out = run_with(&env, &stopped, "http flush logbuffer");
+        let out = env.run_live(&stopped, "http flush logbuffer");
         assert_eq!(out.exit_code, 2, "{}", out.stdout);
         assert!(out.stdout.starts_with(
             "\nFlush log buffer failed, Error: 2\nThe system cannot find the file specified.\nportshare: the server is not running\n"
