@@ -228,16 +228,9 @@ pub(crate) fn add_param(args: &[String], store: &Store, ctx: &NetshContext<'_>) 
 }
 
 pub(crate) fn show_param(args: &[String], store: &Store) -> NetshOutput {
-    if let Err(f) = Params::parse(args, &[], SHOW_PARAM_USAGE) {
-        return f.render(None);
-    }
-    match store.load() {
-        Ok(d) => NetshOutput {
-            stdout: format_cache_params(&d.cacheparam),
-            exit_code: 0,
-        },
-        Err(e) => Failure::from_store(e).render(None),
-    }
+    super::show_stored(args, store, SHOW_PARAM_USAGE, |d| {
+        format_cache_params(&d.cacheparam)
+    })
 }
 
 /// The `netsh http show cacheparam` text: the values in effect (the

@@ -127,16 +127,7 @@ fn delete(args: &[String], store: &Store) -> Result<NetshOutput, Failure> {
 }
 
 fn show(args: &[String], store: &Store) -> NetshOutput {
-    if let Err(f) = Params::parse(args, &[], SHOW_USAGE) {
-        return f.render(None);
-    }
-    match store.load() {
-        Ok(d) => NetshOutput {
-            stdout: format_iplisten(&d.iplisten),
-            exit_code: 0,
-        },
-        Err(e) => Failure::from_store(e).render(None),
-    }
+    super::show_stored(args, store, SHOW_USAGE, |d| format_iplisten(&d.iplisten))
 }
 
 /// The `netsh http show iplisten` listing.

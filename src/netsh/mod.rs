@@ -426,6 +426,26 @@ pub(crate) fn success(msg: &str) -> NetshOutput {
     }
 }
 
+/// A `show` command that takes no parameters and prints what `format`
+/// makes of the store (`show iplisten`, `show timeout`, `show cacheparam`).
+pub(crate) fn show_stored(
+    args: &[String],
+    store: &Store,
+    usage: &'static str,
+    format: impl FnOnce(&crate::store::StoreData) -> String,
+) -> NetshOutput {
+    if let Err(f) = params::Params::parse(args, &[], usage) {
+        return f.render(None);
+    }
+    match store.load() {
+        Ok(d) => NetshOutput {
+            stdout: format(&d),
+            exit_code: 0,
+        },
+        Err(e) => Failure::from_store(e).render(None),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
