@@ -6,26 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
-use common::{TestServer, BIN};
+use common::netsh::Netsh;
+use common::TestServer;
 
 const APPID: &str = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
 /// tests/fixtures/certs/thumbprints.txt
 const RSA_THUMB: &str = "35e08217548a9cebf78f8ac92feedcd917a8006a";
 
-/// A configuration (not started), its folder holding a `netsh` symlink.
-struct Netsh {
-    server: TestServer,
-    link: PathBuf,
-}
-
 impl Netsh {
-    fn new() -> Netsh {
-        Netsh::with(TestServer::prepare("", |_| {}))
-    }
-
     /// As [`Netsh::new`], with the server running.
     fn started(extra: &str) -> Netsh {
         Netsh::with(
@@ -36,32 +27,10 @@ impl Netsh {
         )
     }
 
-    fn with(server: TestServer) -> Netsh {
-        let link = server.dir.path().join("netsh");
-        std::os::unix::fs::symlink(BIN, &link).expect("symlink netsh");
-        Netsh { server, link }
-    }
-
-    fn dir(&self) -> &Path {
-        self.server.dir.path()
-    }
-
-    /// `netsh ARGS…` with `input` on standard input.
-    fn run(&self, args: &[&str], input: &str) -> Output {
-        common::run_as_netsh(&self.link, &self.server.config, args, input)
-    }
-
     fn script(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir().join(name);
         std::fs::write(&path, text).expect("write script");
         path
-    }
-
-    fn import_cert(&self) {
-        let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs/rsa.pem");
-        let pem = pem.to_string_lossy().into_owned();
-        let o = common::run_cli(&self.server.config, &["cert", "import", &pem]);
-        assert!(o.status.success(), "{}", stderr(&o));
     }
 }
 
@@ -171,7 +140,7 @@ fn a_missing_script_is_error_2() {
 #[test]
 fn dump_then_exec_recreates_the_configuration() {
     let n = Netsh::new();
-    n.import_cert();
+    n.import_fixture_cert("rsa.pem");
     let setup = format!(
         "pushd http\n\
          add sslcert ipport=0.0.0.0:8443 certhash={RSA_THUMB} appid={APPID} disablehttp2=enable disablequic=enable enablesessionticket=enable disableocspstapling=enable revocationfreshnesstime=60\n\

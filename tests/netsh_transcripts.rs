@@ -15,10 +15,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use common::{TestServer, BIN};
+use common::netsh::Netsh;
+use common::TestServer;
 
 /// One reference transcript: `==== script`, `==== output`, `==== exit`
 /// sections after a `#` header.
@@ -74,43 +74,18 @@ impl Fixture {
 
 /// A fresh configuration (not started) with the test certificates in its
 /// store and a `netsh` symlink beside it.
-struct Netsh {
-    server: TestServer,
-    link: PathBuf,
+fn netsh() -> Netsh {
+    netsh_with(TestServer::prepare("", |_| {}))
 }
 
-impl Netsh {
-    fn new() -> Netsh {
-        Netsh::with(TestServer::prepare("", |_| {}))
+fn netsh_with(server: TestServer) -> Netsh {
+    let n = Netsh::with(server);
+    // rsa.pem and other.pem, with the intermediate that completes
+    // their chains (so no chain warning follows `add sslcert`).
+    for cert in ["rsa.pem", "other.pem", "intermediate.pem"] {
+        n.import_fixture_cert(cert);
     }
-
-    fn with(server: TestServer) -> Netsh {
-        let link = server.dir.path().join("netsh");
-        std::os::unix::fs::symlink(BIN, &link).expect("symlink netsh");
-        let n = Netsh { server, link };
-        // rsa.pem and other.pem, with the intermediate that completes
-        // their chains (so no chain warning follows `add sslcert`).
-        for cert in ["rsa.pem", "other.pem", "intermediate.pem"] {
-            let pem = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/certs")
-                .join(cert);
-            let o = common::run_cli(
-                &n.server.config,
-                &["cert", "import", &pem.to_string_lossy()],
-            );
-            assert!(o.status.success(), "import {cert}: {}", text(&o.stderr));
-        }
-        n
-    }
-
-    fn dir(&self) -> &Path {
-        self.server.dir.path()
-    }
-
-    /// `netsh ARGS…` with `input` on standard input.
-    fn run(&self, args: &[&str], input: &str) -> Output {
-        common::run_as_netsh(&self.link, &self.server.config, args, input)
-    }
+    n
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -163,13 +138,13 @@ fn check(name: &str) {
     };
 
     // Piped, with CRLF as PowerShell and cmd send lines.
-    let n = Netsh::new();
+    let n = netsh();
     let o = n.run(&[], &f.script.replace('\n', "\r\n"));
     compare("piped", &text(&o.stdout), o.status.code(), &text(&o.stderr));
 
     // `netsh -c http VERB …`, one process per line; the script's exit code
     // is the last failing line's, as netsh's.
-    let n = Netsh::new();
+    let n = netsh();
     let (mut out, mut code, mut err) = (String::new(), 0, String::new());
     for line in f.lines() {
         let words = split_args(line);
@@ -192,7 +167,7 @@ fn check(name: &str) {
     compare("-c", &out, Some(code), &err);
 
     // `netsh exec FILE`.
-    let n = Netsh::new();
+    let n = netsh();
     let file = n.dir().join(format!("{name}.script"));
     std::fs::write(&file, &f.script).expect("write script");
     let o = n.run(&["exec", &file.to_string_lossy()], "");
@@ -224,7 +199,7 @@ const IPLISTEN_HEAD: &str =
 
 #[test]
 fn iplisten_is_kept_and_dumped() {
-    let n = Netsh::new();
+    let n = netsh();
     let o = n.run(
         &[],
         "http add iplisten ipaddress=127.0.0.1\nhttp add iplisten ::1\nhttp show iplisten\n",
@@ -285,7 +260,7 @@ fn iplisten_is_kept_and_dumped() {
         dump.contains("add iplisten ipaddress=127.0.0.1\nadd iplisten ipaddress=::1\n"),
         "{dump}"
     );
-    let fresh = Netsh::new();
+    let fresh = netsh();
     let file = fresh.dir().join("dump.txt");
     std::fs::write(&file, &dump).expect("write dump");
     let o = fresh.run(&["exec", &file.to_string_lossy()], "");
@@ -304,7 +279,7 @@ fn iplisten_is_kept_and_dumped() {
 #[test]
 fn cache_commands_follow_the_running_server() {
     // Without a server: the live commands say there is none.
-    let stopped = Netsh::new();
+    let stopped = netsh();
     let o = stopped.run(&["http", "show", "cachestate"], "");
     assert_eq!(o.status.code(), Some(1062 % 256), "{}", text(&o.stdout));
     assert!(
@@ -321,7 +296,7 @@ fn cache_commands_follow_the_running_server() {
     })
     .launch(&[]);
     let port = server.port;
-    let n = Netsh::with(server);
+    let n = netsh_with(server);
     for path in ["/hello.txt", "/hello.txt", "/docs/a.txt"] {
         assert_eq!(n.server.get(path).status, 200);
     }

@@ -5,6 +5,8 @@
 
 pub mod accept_all;
 pub mod log_lines;
+#[cfg(unix)]
+pub mod netsh;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
