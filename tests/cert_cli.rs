@@ -6,23 +6,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{TestServer, BIN};
+use common::{cert_fixtures, fixture_thumb, TestServer, BIN};
 use sha1::{Digest, Sha1};
 
 const APPID: &str = "appid={a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/certs")
-        .join(name)
-}
-
-fn thumb(pem: &str) -> String {
-    let text = std::fs::read_to_string(fixture("thumbprints.txt")).expect("thumbprints");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{pem} ")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{pem} not in thumbprints.txt"))
-}
 
 /// A configuration (not started) whose store is `<dir>/certs`.
 fn env() -> TestServer {
@@ -150,13 +137,19 @@ fn import_pem_pfx_variants_and_failures() {
         &[
             "cert",
             "import",
-            fixture("rsa-combined.pem").to_str().unwrap_or(""),
+            cert_fixtures()
+                .join("rsa-combined.pem")
+                .to_str()
+                .unwrap_or(""),
         ],
     ));
-    assert_eq!(out, table(&thumb("rsa.pem").to_uppercase(), "CN=site.test"));
+    assert_eq!(
+        out,
+        table(&fixture_thumb("rsa.pem").to_uppercase(), "CN=site.test")
+    );
     // PEM with NAME.key beside it.
-    std::fs::copy(fixture("ecdsa.pem"), src.path().join("ec.pem")).expect("copy");
-    std::fs::copy(fixture("ecdsa.key"), src.path().join("ec.key")).expect("copy");
+    std::fs::copy(cert_fixtures().join("ecdsa.pem"), src.path().join("ec.pem")).expect("copy");
+    std::fs::copy(cert_fixtures().join("ecdsa.key"), src.path().join("ec.key")).expect("copy");
     let out = ok(&run(
         &e,
         &[
@@ -165,15 +158,21 @@ fn import_pem_pfx_variants_and_failures() {
             src.path().join("ec.pem").to_str().unwrap_or(""),
         ],
     ));
-    assert!(out.contains(&thumb("ecdsa.pem").to_uppercase()), "{out}");
+    assert!(
+        out.contains(&fixture_thumb("ecdsa.pem").to_uppercase()),
+        "{out}"
+    );
     // PFX: AES with --password, legacy 3DES/RC2 with --password-file, seed-style.
     let e2 = env();
-    let f = |n: &str| fixture(n).to_string_lossy().into_owned();
+    let f = |n: &str| cert_fixtures().join(n).to_string_lossy().into_owned();
     let out = ok(&run(
         &e2,
         &["cert", "import", &f("rsa-aes.pfx"), "--password", "test"],
     ));
-    assert!(out.contains(&thumb("rsa.pem").to_uppercase()), "{out}");
+    assert!(
+        out.contains(&fixture_thumb("rsa.pem").to_uppercase()),
+        "{out}"
+    );
     let pw = src.path().join("pw.txt");
     std::fs::write(&pw, "test\n").expect("pw");
     let out = ok(&run(
@@ -186,12 +185,18 @@ fn import_pem_pfx_variants_and_failures() {
             pw.to_str().unwrap_or(""),
         ],
     ));
-    assert!(out.contains(&thumb("rsa.pem").to_uppercase()), "{out}");
+    assert!(
+        out.contains(&fixture_thumb("rsa.pem").to_uppercase()),
+        "{out}"
+    );
     let out = ok(&run(
         &e2,
         &["cert", "import", &f("ecdsa-aes.pfx"), "--password", "test"],
     ));
-    assert!(out.contains(&thumb("ecdsa.pem").to_uppercase()), "{out}");
+    assert!(
+        out.contains(&fixture_thumb("ecdsa.pem").to_uppercase()),
+        "{out}"
+    );
     let out = ok(&run(
         &e2,
         &[
@@ -202,14 +207,18 @@ fn import_pem_pfx_variants_and_failures() {
             "secret",
         ],
     ));
-    assert!(out.contains(&thumb("rsa.pem").to_uppercase()), "{out}");
+    assert!(
+        out.contains(&fixture_thumb("rsa.pem").to_uppercase()),
+        "{out}"
+    );
     // The chain came along: the stored PEM has leaf + intermediate.
-    let stored = std::fs::read_to_string(certs(&e2).join(format!("{}.pem", thumb("rsa.pem"))))
-        .expect("stored pem");
+    let stored =
+        std::fs::read_to_string(certs(&e2).join(format!("{}.pem", fixture_thumb("rsa.pem"))))
+            .expect("stored pem");
     assert_eq!(stored.matches("BEGIN CERTIFICATE").count(), 2);
     #[cfg(unix)]
     assert_eq!(
-        mode(&certs(&e2).join(format!("{}.key", thumb("rsa.pem")))),
+        mode(&certs(&e2).join(format!("{}.key", fixture_thumb("rsa.pem")))),
         0o600
     );
 
@@ -259,9 +268,13 @@ fn import_pem_pfx_variants_and_failures() {
 fn binding_without_private_key_is_refused_with_1312() {
     let e = env();
     std::fs::create_dir_all(certs(&e)).expect("certs");
-    std::fs::copy(fixture("nokey.pfx"), certs(&e).join("nokey.pfx")).expect("copy");
+    std::fs::copy(
+        cert_fixtures().join("nokey.pfx"),
+        certs(&e).join("nokey.pfx"),
+    )
+    .expect("copy");
     std::fs::write(certs(&e).join("nokey.pfx.password"), "test").expect("pw");
-    let hash = format!("certhash={}", thumb("rsa.pem"));
+    let hash = format!("certhash={}", fixture_thumb("rsa.pem"));
     let o = run(
         &e,
         &["http", "add", "sslcert", "ipport=0.0.0.0:443", &hash, APPID],
@@ -286,10 +299,10 @@ fn add_sslcert_prints_warnings_for_an_expired_certificate() {
         &[
             "cert",
             "import",
-            fixture("expired.pem").to_str().unwrap_or(""),
+            cert_fixtures().join("expired.pem").to_str().unwrap_or(""),
         ],
     ));
-    let hash = format!("certhash={}", thumb("expired.pem"));
+    let hash = format!("certhash={}", fixture_thumb("expired.pem"));
     let out = ok(&run(
         &e,
         &[
@@ -316,10 +329,13 @@ fn add_sslcert_prints_warnings_for_an_expired_certificate() {
         &[
             "cert",
             "import",
-            fixture("rsa-combined.pem").to_str().unwrap_or(""),
+            cert_fixtures()
+                .join("rsa-combined.pem")
+                .to_str()
+                .unwrap_or(""),
         ],
     ));
-    let hash = format!("certhash={}", thumb("rsa.pem"));
+    let hash = format!("certhash={}", fixture_thumb("rsa.pem"));
     let out = ok(&run(
         &e,
         &[
@@ -338,10 +354,13 @@ fn add_sslcert_prints_warnings_for_an_expired_certificate() {
         &[
             "cert",
             "import",
-            fixture("clientauth.pem").to_str().unwrap_or(""),
+            cert_fixtures()
+                .join("clientauth.pem")
+                .to_str()
+                .unwrap_or(""),
         ],
     ));
-    let hash = format!("certhash={}", thumb("clientauth.pem"));
+    let hash = format!("certhash={}", fixture_thumb("clientauth.pem"));
     let out = ok(&run(
         &e,
         &["http", "add", "sslcert", "ipport=0.0.0.0:443", &hash, APPID],
@@ -349,9 +368,13 @@ fn add_sslcert_prints_warnings_for_an_expired_certificate() {
     assert!(out.contains("Server Authentication"), "{out}");
     ok(&run(
         &e,
-        &["cert", "import", fixture("sha1.pem").to_str().unwrap_or("")],
+        &[
+            "cert",
+            "import",
+            cert_fixtures().join("sha1.pem").to_str().unwrap_or(""),
+        ],
     ));
-    let hash = format!("certhash={}", thumb("sha1.pem"));
+    let hash = format!("certhash={}", fixture_thumb("sha1.pem"));
     let out = ok(&run(
         &e,
         &[
@@ -374,10 +397,13 @@ fn delete_is_refused_while_bound_unless_forced() {
         &[
             "cert",
             "import",
-            fixture("rsa-combined.pem").to_str().unwrap_or(""),
+            cert_fixtures()
+                .join("rsa-combined.pem")
+                .to_str()
+                .unwrap_or(""),
         ],
     ));
-    let t = thumb("rsa.pem");
+    let t = fixture_thumb("rsa.pem");
     let hash = format!("certhash={t}");
     ok(&run(
         &e,
@@ -430,12 +456,12 @@ fn export_round_trips() {
         &[
             "cert",
             "import",
-            fixture("rsa-aes.pfx").to_str().unwrap_or(""),
+            cert_fixtures().join("rsa-aes.pfx").to_str().unwrap_or(""),
             "--password",
             "test",
         ],
     ));
-    let t = thumb("rsa.pem");
+    let t = fixture_thumb("rsa.pem");
 
     // PFX with a password → import into another store → same certificate.
     let out = ok(&run(

@@ -53,32 +53,8 @@ fn decode(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = b.windows(2).position(|w| w == b"\r\n").expect("size line");
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..end]).expect("hex").trim(), 16)
-            .expect("chunk size");
-        b = &b[end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
-}
-
-/// The body as sent, without the chunked framing.
-fn body(r: &RawResponse) -> Vec<u8> {
-    if r.header("transfer-encoding") == Some("chunked") {
-        dechunk(&r.body)
-    } else {
-        r.body.clone()
-    }
-}
-
 fn decoded(r: &RawResponse) -> Vec<u8> {
-    decode(r.header("content-encoding"), &body(r))
+    decode(r.header("content-encoding"), &r.unchunked_body())
 }
 
 fn req(s: &TestServer, method: &str, path: &str, extra: &str) -> RawResponse {
@@ -102,7 +78,7 @@ fn each_coding_decodes_to_the_file_cached_and_streamed() {
                 assert_eq!(r.status, 200, "{path} {coding}");
                 assert_eq!(r.header("content-encoding"), Some(coding), "{path}");
                 assert_eq!(r.header("vary"), Some("Accept-Encoding"));
-                let sent = body(&r);
+                let sent = r.unchunked_body();
                 assert!(sent.len() < want.len() / 3, "{path} {coding} barely shrank");
                 assert_eq!(decoded(&r), want, "{path} {coding}");
                 if path == "/page.html" {
@@ -124,7 +100,7 @@ fn each_coding_decodes_to_the_file_cached_and_streamed() {
     }
     // The access log's size field is what was sent.
     let r = get_ae(&s, "/page.html", "gzip");
-    let n = body(&r).len().to_string();
+    let n = r.unchunked_body().len().to_string();
     common::wait_for(
         std::time::Duration::from_secs(5),
         "the access log line",
@@ -402,7 +378,7 @@ fn proxied_json_is_compressed_images_and_encoded_answers_are_not() {
         let sent = if version == "HTTP/1.0" {
             r.body.clone()
         } else {
-            body(&r)
+            r.unchunked_body()
         };
         assert_eq!(decode(Some("gzip"), &sent), json(), "{version} stream");
     }

@@ -10,13 +10,13 @@ use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use common::{wait_for, TestServer, BIN};
+use common::{cert_fixtures, fixture_thumb, wait_for, TestServer, BIN};
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -33,23 +33,12 @@ const APPID: &str = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
 // Server set-up
 // ---------------------------------------------------------------------------
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs")
-}
-
-fn thumb(pem: &str) -> String {
-    let text = std::fs::read_to_string(fixtures().join("thumbprints.txt")).expect("thumbprints");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{pem} ")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{pem} not in thumbprints.txt"))
-}
-
 fn install_pair(s: &TestServer, name: &str) {
     let dir = s.dir.path().join("certs");
     std::fs::create_dir_all(&dir).expect("certs dir");
     for ext in ["pem", "key"] {
         std::fs::copy(
-            fixtures().join(format!("{name}.{ext}")),
+            cert_fixtures().join(format!("{name}.{ext}")),
             dir.join(format!("{name}.{ext}")),
         )
         .expect("copy fixture");
@@ -68,7 +57,7 @@ fn cli(s: &TestServer, args: &[&str]) -> Output {
 
 /// `http add sslcert KEY certhash=… appid=… EXTRA…`, which must succeed.
 fn bind(s: &TestServer, key: &str, pem: &str, extra: &[&str]) {
-    let certhash = format!("certhash={}", thumb(pem));
+    let certhash = format!("certhash={}", fixture_thumb(pem));
     let appid = format!("appid={APPID}");
     let mut args = vec!["http", "add", "sslcert", key, &certhash, &appid];
     args.extend_from_slice(extra);
@@ -409,18 +398,18 @@ fn certificate_chosen_by_sni_in_httpsys_order() {
     runtime().block_on(async {
         // No SNI: the IP bindings, per address family.
         let c = H3::connect(v4(&s), "127.0.0.1").await.expect("v4");
-        assert_eq!(c.thumbprint(), thumb("rsa.pem"));
+        assert_eq!(c.thumbprint(), fixture_thumb("rsa.pem"));
         let c = H3::connect(v6(&s), "::1").await.expect("v6");
-        assert_eq!(c.thumbprint(), thumb("ecdsa.pem"));
+        assert_eq!(c.thumbprint(), fixture_thumb("ecdsa.pem"));
         // hostname:port beats the IP binding for its SNI name.
         let mut c = H3::connect(v4(&s), "other.test").await.expect("other.test");
-        assert_eq!(c.thumbprint(), thumb("other.pem"));
+        assert_eq!(c.thumbprint(), fixture_thumb("other.pem"));
         let (res, body) = c.get("localhost", "/hello.txt").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(body, HELLO.as_bytes());
         // A name without a binding falls through to the IP binding.
         let c = H3::connect(v6(&s), "nothing.test").await.expect("fallback");
-        assert_eq!(c.thumbprint(), thumb("ecdsa.pem"));
+        assert_eq!(c.thumbprint(), fixture_thumb("ecdsa.pem"));
     });
 }
 

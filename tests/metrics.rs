@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::slow_backend::SlowBackend;
 use common::{free_port, raw_exchange, wait_for, RawResponse, TestServer};
 
 fn get(addr: SocketAddr, host: &str, path: &str) -> RawResponse {
@@ -166,52 +166,6 @@ fn tls_handshakes_and_certificate_expiry() {
         .expect("a number");
     assert!(secs > 30.0 * 86_400.0, "{expiry}");
     assert!(expiry.contains(&format!(":{}\"", s.https_port)), "{expiry}");
-}
-
-/// A backend that answers only once `release` is set.
-struct SlowBackend {
-    port: u16,
-    arrived: Arc<AtomicUsize>,
-    release: Arc<AtomicBool>,
-}
-
-impl SlowBackend {
-    fn start() -> SlowBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-        let port = listener.local_addr().expect("addr").port();
-        let arrived = Arc::new(AtomicUsize::new(0));
-        let release = Arc::new(AtomicBool::new(false));
-        let (a, r) = (arrived.clone(), release.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (a, r) = (a.clone(), r.clone());
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        match reader.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) if line == "\r\n" => break,
-                            Ok(_) => {}
-                        }
-                    }
-                    a.fetch_add(1, Ordering::SeqCst);
-                    while !r.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    let _ = reader
-                        .get_mut()
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
-                });
-            }
-        });
-        SlowBackend {
-            port,
-            arrived,
-            release,
-        }
-    }
 }
 
 /// Splits `bytes` into the responses it holds (each with Content-Length).

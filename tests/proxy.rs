@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{free_port, undated, RawResponse, TestServer};
+use common::{dechunk, free_port, undated, RawResponse, TestServer};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -204,33 +204,6 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = std::str::from_utf8(&b[..line_end]).expect("chunk size");
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .expect("hex chunk size");
-        b = &b[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
-}
-
-fn body_of(res: &RawResponse) -> Vec<u8> {
-    if res.header("transfer-encoding") == Some("chunked") {
-        dechunk(&res.body)
-    } else {
-        res.body.clone()
-    }
-}
-
 #[test]
 fn forwards_full_url_with_forwarding_headers_and_no_hop_by_hop() {
     let (_backend, bport) = Backend::tcp();
@@ -380,7 +353,7 @@ fn upload(chunked: bool) {
             res.head
         );
     }
-    let body = body_of(&res);
+    let body = res.unchunked_body();
     assert_eq!(body.len(), data.len());
     assert!(body == *data, "echoed body differs");
 }
@@ -423,7 +396,7 @@ fn chunked_response_is_streamed_not_buffered() {
         "{}",
         res.head
     );
-    assert_eq!(body_of(&res), b"first-chunk\nsecond-chunk\n");
+    assert_eq!(res.unchunked_body(), b"first-chunk\nsecond-chunk\n");
 }
 
 #[test]
@@ -682,7 +655,7 @@ fn answer_without_length_is_read_until_close() {
     let s = backend.server();
     let res = s.get("/api/x");
     assert_eq!(res.status, 200, "{}", res.head);
-    assert_eq!(body_of(&res), b"body until close");
+    assert_eq!(res.unchunked_body(), b"body until close");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, TestServer, BIN};
+use common::{cert_fixtures, fixture_thumb, wait_for, TestServer, BIN};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -28,23 +28,11 @@ use sha1::{Digest, Sha1};
 
 const APPID: &str = "{a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs")
-}
-
-/// Lowercase thumbprint of a fixture leaf from `thumbprints.txt`.
-fn thumb(pem: &str) -> String {
-    let text = std::fs::read_to_string(fixtures().join("thumbprints.txt")).expect("thumbprints");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{pem} ")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{pem} not in thumbprints.txt"))
-}
-
 /// Copies fixture `from` into the server's certificate folder as `to`.
 fn install(s: &TestServer, from: &str, to: &str) {
     let dir = certs_dir(s);
     std::fs::create_dir_all(&dir).expect("certs dir");
-    std::fs::copy(fixtures().join(from), dir.join(to)).expect("copy fixture");
+    std::fs::copy(cert_fixtures().join(from), dir.join(to)).expect("copy fixture");
 }
 
 /// `name.pem` + `name.key` from the fixtures into the store.
@@ -100,7 +88,7 @@ struct ClientCert {
 
 impl ClientCert {
     fn new() -> Arc<ClientCert> {
-        let dir = fixtures();
+        let dir = cert_fixtures();
         let chain = vec![CertificateDer::from_pem_file(dir.join("clientauth.pem")).expect("pem")];
         let key = PrivateKeyDer::from_pem_file(dir.join("clientauth.key")).expect("key");
         let signer = rustls::crypto::ring::sign::any_supported_type(&key).expect("signer");
@@ -158,7 +146,7 @@ struct Tls {
 }
 
 impl Tls {
-    fn thumb(&self) -> String {
+    fn fixture_thumb(&self) -> String {
         self.chain
             .first()
             .map(|c| hex::encode(Sha1::digest(c.as_ref())))
@@ -199,8 +187,8 @@ fn handshake(addr: SocketAddr, o: &Opts) -> Result<Tls, String> {
         .map_err(|e| e.to_string())?;
     let builder = if o.verify {
         let mut roots = RootCertStore::empty();
-        let ca =
-            CertificateDer::from_pem_file(fixtures().join("ca.pem")).map_err(|e| e.to_string())?;
+        let ca = CertificateDer::from_pem_file(cert_fixtures().join("ca.pem"))
+            .map_err(|e| e.to_string())?;
         roots.add(ca).map_err(|e| e.to_string())?;
         builder.with_root_certificates(roots)
     } else {
@@ -249,7 +237,7 @@ fn v6(s: &TestServer) -> SocketAddr {
 /// Thumbprint served for (address, options); panics on a failed handshake.
 fn served(addr: SocketAddr, o: &Opts) -> String {
     match handshake(addr, o) {
-        Ok(t) => t.thumb(),
+        Ok(t) => t.fixture_thumb(),
         Err(e) => panic!("handshake with {addr} ({:?}) failed: {e}", o.sni),
     }
 }
@@ -304,7 +292,7 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
     }
     // Served on IPv4 without SNI and on IPv6 with SNI localhost, HTTP/1.1 and h2.
     let t = handshake(v4(&s), &Opts::default()).expect("v4 handshake");
-    assert_eq!(t.thumb(), hash);
+    assert_eq!(t.fixture_thumb(), hash);
     assert_eq!(t.alpn.as_deref(), Some(&b"h2"[..]));
     let t = handshake(
         v6(&s),
@@ -315,7 +303,7 @@ fn first_run_creates_binds_and_serves_a_localhost_certificate() {
         },
     )
     .expect("v6 handshake");
-    assert_eq!(t.thumb(), hash);
+    assert_eq!(t.fixture_thumb(), hash);
     assert_eq!(t.get(), Ok(200));
     // The certificate covers localhost, 127.0.0.1 and ::1.
     let info = portshare::certs::CertInfo::from_der(
@@ -355,21 +343,21 @@ fn lookup_order_ip_v4_v6_hostname_ccs() {
         &s,
         "add",
         &format!("ipport=0.0.0.0:{p}"),
-        &thumb("rsa.pem"),
+        &fixture_thumb("rsa.pem"),
         &[],
     );
     bind(
         &s,
         "add",
         &format!("ipport=[::]:{p}"),
-        &thumb("ecdsa.pem"),
+        &fixture_thumb("ecdsa.pem"),
         &[],
     );
     bind(
         &s,
         "add",
         &format!("hostnameport=other.test:{p}"),
-        &thumb("other.pem"),
+        &fixture_thumb("other.pem"),
         &[],
     );
     let out = cli(
@@ -390,42 +378,60 @@ fn lookup_order_ip_v4_v6_hostname_ccs() {
     let s = s.launch(&[]);
 
     // IPv4 vs IPv6 wildcard bindings, no SNI.
-    assert_eq!(served(v4(&s), &Opts::default()), thumb("rsa.pem"));
-    assert_eq!(served(v6(&s), &Opts::default()), thumb("ecdsa.pem"));
+    assert_eq!(served(v4(&s), &Opts::default()), fixture_thumb("rsa.pem"));
+    assert_eq!(served(v6(&s), &Opts::default()), fixture_thumb("ecdsa.pem"));
     // hostname:port beats 0.0.0.0 / [::] for its SNI name (any case, trailing dot).
-    assert_eq!(served(v4(&s), &sni("other.test")), thumb("other.pem"));
-    assert_eq!(served(v6(&s), &sni("OTHER.test")), thumb("other.pem"));
+    assert_eq!(
+        served(v4(&s), &sni("other.test")),
+        fixture_thumb("other.pem")
+    );
+    assert_eq!(
+        served(v6(&s), &sni("OTHER.test")),
+        fixture_thumb("other.pem")
+    );
     // ccs: a store certificate whose SAN covers the name; wildcard one label deep.
-    assert_eq!(served(v4(&s), &sni("p384.test")), thumb("p384.pem"));
-    assert_eq!(served(v4(&s), &sni("ec.test")), thumb("ecdsa.pem"));
-    assert_eq!(served(v4(&s), &sni("a.wild.test")), thumb("wildcard.pem"));
+    assert_eq!(served(v4(&s), &sni("p384.test")), fixture_thumb("p384.pem"));
+    assert_eq!(served(v4(&s), &sni("ec.test")), fixture_thumb("ecdsa.pem"));
+    assert_eq!(
+        served(v4(&s), &sni("a.wild.test")),
+        fixture_thumb("wildcard.pem")
+    );
     // Not covered by any SAN: falls through to the IP binding.
-    assert_eq!(served(v4(&s), &sni("a.b.wild.test")), thumb("rsa.pem"));
-    assert_eq!(served(v4(&s), &sni("wild.test")), thumb("rsa.pem"));
-    assert_eq!(served(v6(&s), &sni("nothing.test")), thumb("ecdsa.pem"));
+    assert_eq!(
+        served(v4(&s), &sni("a.b.wild.test")),
+        fixture_thumb("rsa.pem")
+    );
+    assert_eq!(served(v4(&s), &sni("wild.test")), fixture_thumb("rsa.pem"));
+    assert_eq!(
+        served(v6(&s), &sni("nothing.test")),
+        fixture_thumb("ecdsa.pem")
+    );
 
     // An exact IP:port binding beats everything, for IPv4 and IPv6 (picked up live).
     bind(
         &s,
         "add",
         &format!("ipport=127.0.0.1:{p}"),
-        &thumb("p384.pem"),
+        &fixture_thumb("p384.pem"),
         &[],
     );
     bind(
         &s,
         "add",
         &format!("ipport=[::1]:{p}"),
-        &thumb("wildcard.pem"),
+        &fixture_thumb("wildcard.pem"),
         &[],
     );
     wait_for(Duration::from_secs(3), "the exact IP bindings", || {
-        (served(v4(&s), &sni("other.test")) == thumb("p384.pem")
-            && served(v6(&s), &sni("other.test")) == thumb("wildcard.pem"))
+        (served(v4(&s), &sni("other.test")) == fixture_thumb("p384.pem")
+            && served(v6(&s), &sni("other.test")) == fixture_thumb("wildcard.pem"))
         .then_some(())
     });
-    assert_eq!(served(v4(&s), &Opts::default()), thumb("p384.pem"));
-    assert_eq!(served(v6(&s), &Opts::default()), thumb("wildcard.pem"));
+    assert_eq!(served(v4(&s), &Opts::default()), fixture_thumb("p384.pem"));
+    assert_eq!(
+        served(v6(&s), &Opts::default()),
+        fixture_thumb("wildcard.pem")
+    );
 }
 
 #[test]
@@ -440,14 +446,14 @@ fn full_chain_is_sent_from_pem_and_pfx() {
         &s,
         "add",
         &format!("ipport=0.0.0.0:{p}"),
-        &thumb("ecdsa.pem"),
+        &fixture_thumb("ecdsa.pem"),
         &[],
     );
     bind(
         &s,
         "add",
         &format!("ipport=[::]:{p}"),
-        &thumb("rsa.pem"),
+        &fixture_thumb("rsa.pem"),
         &[],
     );
     let s = s.launch(&[]);
@@ -465,10 +471,10 @@ fn full_chain_is_sent_from_pem_and_pfx() {
     // The client trusts only the root: it verifies because the intermediate is sent.
     let t = verified(v4(&s), "ec.test").expect("verified ECDSA chain");
     assert_eq!(t.chain.len(), 2);
-    assert_eq!(t.thumb(), thumb("ecdsa.pem"));
+    assert_eq!(t.fixture_thumb(), fixture_thumb("ecdsa.pem"));
     let t = verified(v6(&s), "site.test").expect("verified RSA chain from the PFX");
     assert_eq!(t.chain.len(), 2);
-    assert_eq!(t.thumb(), thumb("rsa.pem"));
+    assert_eq!(t.fixture_thumb(), fixture_thumb("rsa.pem"));
     // And a name the certificate does not cover fails verification on the client.
     assert!(verified(v4(&s), "site.test").is_err());
 }
@@ -478,7 +484,7 @@ fn binding_flags_alpn_versions_client_cert_reject() {
     let s = TestServer::prepare_tls("", index);
     install_pair(&s, "rsa");
     let p = s.https_port;
-    let h = thumb("rsa.pem");
+    let h = fixture_thumb("rsa.pem");
     bind(&s, "add", &format!("ipport=0.0.0.0:{p}"), &h, &[]);
     for (name, flag) in [
         ("h1.test", "disablehttp2=enable"),
@@ -617,11 +623,11 @@ fn no_binding_fails_with_an_alert_and_an_httperr_line() {
         &s,
         "add",
         &format!("ipport=[::]:{}", s.https_port),
-        &thumb("rsa.pem"),
+        &fixture_thumb("rsa.pem"),
         &[],
     );
     let s = s.launch(&[]);
-    assert_eq!(served(v6(&s), &Opts::default()), thumb("rsa.pem"));
+    assert_eq!(served(v6(&s), &Opts::default()), fixture_thumb("rsa.pem"));
     let e = handshake(v4(&s), &sni("site.test"))
         .err()
         .expect("no binding must fail");
@@ -669,7 +675,7 @@ impl Load {
             };
             while !st.load(Ordering::SeqCst) {
                 let result = handshake(addr, &o).and_then(|t| {
-                    let th = t.thumb();
+                    let th = t.fixture_thumb();
                     t.get().map(|status| (th, status))
                 });
                 match result {
@@ -738,44 +744,44 @@ fn hot_reload_netsh_update_without_failed_requests() {
     install_pair(&s, "ecdsa");
     let p = s.https_port;
     let key = format!("ipport=0.0.0.0:{p}");
-    bind(&s, "add", &key, &thumb("rsa.pem"), &[]);
+    bind(&s, "add", &key, &fixture_thumb("rsa.pem"), &[]);
     let s = s.launch(&[]);
     let load = Load::start(v4(&s), None);
-    load.wait_for_thumb(&thumb("rsa.pem"), "the first certificate");
+    load.wait_for_thumb(&fixture_thumb("rsa.pem"), "the first certificate");
 
-    bind(&s, "update", &key, &thumb("other.pem"), &[]);
-    let took = load.wait_for_thumb(&thumb("other.pem"), "the updated binding");
+    bind(&s, "update", &key, &fixture_thumb("other.pem"), &[]);
+    let took = load.wait_for_thumb(&fixture_thumb("other.pem"), "the updated binding");
     eprintln!("netsh update took effect after {took:?}");
 
     // SIGHUP reloads and does not stop the server.
     #[cfg(unix)]
     {
         let pid = s.child.as_ref().map(|c| c.id()).expect("pid");
-        bind(&s, "update", &key, &thumb("rsa.pem"), &[]);
+        bind(&s, "update", &key, &fixture_thumb("rsa.pem"), &[]);
         let _ = Command::new("kill")
             .args(["-HUP", &pid.to_string()])
             .status();
-        load.wait_for_thumb(&thumb("rsa.pem"), "the binding after SIGHUP");
+        load.wait_for_thumb(&fixture_thumb("rsa.pem"), "the binding after SIGHUP");
     }
 
     // A binding whose certificate vanished keeps the last good one in service.
     std::fs::remove_file(certs_dir(&s).join("other.pem")).expect("rm");
-    bind(&s, "update", &key, &thumb("rsa.pem"), &[]);
+    bind(&s, "update", &key, &fixture_thumb("rsa.pem"), &[]);
     let json = std::fs::read_to_string(certs_dir(&s).join("sslcert.json")).expect("json");
-    let broken = json.replace(&thumb("rsa.pem"), &thumb("other.pem"));
+    let broken = json.replace(&fixture_thumb("rsa.pem"), &fixture_thumb("other.pem"));
     std::fs::write(certs_dir(&s).join("sslcert.json"), broken).expect("write");
     // A valid change elsewhere shows when the broken one has been processed.
     bind(
         &s,
         "add",
         &format!("hostnameport=marker.test:{p}"),
-        &thumb("ecdsa.pem"),
+        &fixture_thumb("ecdsa.pem"),
         &[],
     );
     wait_for(Duration::from_secs(3), "the marker binding", || {
-        (served(v4(&s), &sni("marker.test")) == thumb("ecdsa.pem")).then_some(())
+        (served(v4(&s), &sni("marker.test")) == fixture_thumb("ecdsa.pem")).then_some(())
     });
-    assert_eq!(load.next_thumb(), thumb("rsa.pem"));
+    assert_eq!(load.next_thumb(), fixture_thumb("rsa.pem"));
     let n = load.finish();
     assert!(n > 10, "only {n} requests");
     let mut s = s;
@@ -866,7 +872,7 @@ fn hot_reload_kubernetes_secret_swap_and_broken_update() {
     wait_for(Duration::from_secs(3), "the extra certificate", || {
         handshake(v4(&s), &sni("extra.test"))
             .ok()
-            .filter(|t| t.thumb() == t3)
+            .filter(|t| t.fixture_thumb() == t3)
             .map(|_| ())
     });
     assert_eq!(load.next_thumb(), t2);
@@ -891,7 +897,7 @@ fn users_add_replaces_the_first_run_binding() {
     let automatic = served(v4(&s), &Opts::default());
     let p = s.https_port;
     install_pair(&s, "rsa");
-    let rsa = thumb("rsa.pem");
+    let rsa = fixture_thumb("rsa.pem");
     let certhash = format!("certhash={rsa}");
     let appid = format!("appid={APPID}");
     let key = format!("ipport=0.0.0.0:{p}");
@@ -966,10 +972,14 @@ fn intermediate_imported_alone_completes_the_served_chain() {
     let files = tempfile::tempdir().expect("temp dir");
     // No `.key` beside them: the intermediate without key, the leaf with its own.
     let ca2 = files.path().join("ca2.cer");
-    std::fs::copy(fixtures().join("intermediate.pem"), &ca2).expect("copy");
+    std::fs::copy(cert_fixtures().join("intermediate.pem"), &ca2).expect("copy");
     let leaf = files.path().join("site.pem");
-    std::fs::copy(fixtures().join("rsa.pem"), &leaf).expect("copy");
-    std::fs::copy(fixtures().join("rsa.key"), files.path().join("site.key")).expect("copy");
+    std::fs::copy(cert_fixtures().join("rsa.pem"), &leaf).expect("copy");
+    std::fs::copy(
+        cert_fixtures().join("rsa.key"),
+        files.path().join("site.key"),
+    )
+    .expect("copy");
 
     let ca2 = ca2.display().to_string();
     let out = cli(&s, &["cert", "import", &ca2]);
@@ -1002,7 +1012,8 @@ fn intermediate_imported_alone_completes_the_served_chain() {
 
     // The intermediate has no key: binding it is still Error 1312.
     let inter = {
-        let der = CertificateDer::from_pem_file(fixtures().join("intermediate.pem")).expect("pem");
+        let der =
+            CertificateDer::from_pem_file(cert_fixtures().join("intermediate.pem")).expect("pem");
         hex::encode(Sha1::digest(der.as_ref()))
     };
     let p = s.https_port;
@@ -1022,14 +1033,14 @@ fn intermediate_imported_alone_completes_the_served_chain() {
         &s,
         "add",
         &format!("ipport=0.0.0.0:{p}"),
-        &thumb("rsa.pem"),
+        &fixture_thumb("rsa.pem"),
         &[],
     );
     bind(
         &s,
         "add",
         &format!("ipport=[::]:{p}"),
-        &thumb("rsa.pem"),
+        &fixture_thumb("rsa.pem"),
         &[],
     );
     let s = s.launch(&[]);
@@ -1047,7 +1058,7 @@ fn intermediate_imported_alone_completes_the_served_chain() {
         .ok()
     });
     assert_eq!(t.chain.len(), 2);
-    assert_eq!(t.thumb(), thumb("rsa.pem"));
+    assert_eq!(t.fixture_thumb(), fixture_thumb("rsa.pem"));
     assert_eq!(hex::encode(Sha1::digest(t.chain[1].as_ref())), inter);
 
     // And as `openssl s_client -showcerts` sees it (openssl is required).
@@ -1081,8 +1092,12 @@ fn intermediate_imported_alone_completes_the_served_chain() {
 
     // Re-importing the leaf alone over an entry with the full chain keeps the chain.
     let full = files.path().join("full.pem");
-    std::fs::copy(fixtures().join("rsa-fullchain.pem"), &full).expect("copy");
-    std::fs::copy(fixtures().join("rsa.key"), files.path().join("full.key")).expect("copy");
+    std::fs::copy(cert_fixtures().join("rsa-fullchain.pem"), &full).expect("copy");
+    std::fs::copy(
+        cert_fixtures().join("rsa.key"),
+        files.path().join("full.key"),
+    )
+    .expect("copy");
     let fresh = TestServer::prepare("", |_| {});
     let import = |f: &Path| {
         let out = cli(&fresh, &["cert", "import", &f.display().to_string()]);
@@ -1098,7 +1113,7 @@ fn intermediate_imported_alone_completes_the_served_chain() {
         fresh
             .dir
             .path()
-            .join(format!("certs/{}.pem", thumb("rsa.pem"))),
+            .join(format!("certs/{}.pem", fixture_thumb("rsa.pem"))),
     )
     .expect("stored chain");
     assert_eq!(stored.matches("BEGIN CERTIFICATE").count(), 2, "{stored}");

@@ -7,6 +7,7 @@ pub mod accept_all;
 pub mod log_lines;
 #[cfg(unix)]
 pub mod netsh;
+pub mod slow_backend;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -348,6 +349,15 @@ impl RawResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as sent, without the chunked framing (if any).
+    pub fn unchunked_body(&self) -> Vec<u8> {
+        if self.header("transfer-encoding") == Some("chunked") {
+            dechunk(&self.body)
+        } else {
+            self.body.clone()
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -411,4 +421,40 @@ pub fn undated(bytes: &[u8]) -> String {
         at = start;
     }
     text
+}
+
+/// tests/fixtures/certs: the test certificates and keys.
+pub fn cert_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs")
+}
+
+/// The lowercase thumbprint of a fixture certificate, from
+/// tests/fixtures/certs/thumbprints.txt.
+pub fn fixture_thumb(pem: &str) -> String {
+    let text =
+        std::fs::read_to_string(cert_fixtures().join("thumbprints.txt")).expect("thumbprints");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{pem} ")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{pem} not in thumbprints.txt"))
+}
+
+/// A whole chunked body without its framing (chunk extensions and trailers
+/// dropped).
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = std::str::from_utf8(&b[..line_end]).expect("chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("hex chunk size");
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
 }
