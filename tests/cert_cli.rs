@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{cert_fixtures, fixture_thumb, TestServer, BIN};
+use common::{cert_fixtures, fixture_thumb, ok, TestServer, BIN};
 use sha1::{Digest, Sha1};
 
 const APPID: &str = "appid={a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
@@ -36,17 +36,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 fn failed(o: &Output) -> String {

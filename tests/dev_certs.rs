@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{cli, wait_for, wait_output, TestServer};
+use common::{cli, ok, wait_for, wait_output, TestServer};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -33,17 +33,6 @@ fn text(b: &[u8]) -> String {
 fn run(s: &TestServer, args: &[&str]) -> Output {
     let child = cli(&s.config, args).spawn().expect("start portshare");
     wait_output(child, Duration::from_secs(30))
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
 }
 
 /// The first 40-hex-digit word of the line of `table` that contains `marker`.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{cli, wait_for, wait_output, TestServer};
+use common::{cli, ok, wait_for, wait_output, TestServer};
 
 const APPID: &str = "appid={a227f2f9-d103-4e0f-92a4-7086c8ab35ac}";
 
@@ -45,17 +45,6 @@ fn certs(s: &TestServer) -> PathBuf {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
 }
 
 fn failed(o: &Output) -> String {
