@@ -253,7 +253,6 @@ pub async fn run_with(
     let logs = Logs::for_settings(&settings);
     let registry = Arc::new(Registry::new());
     let configured = register_configured(&registry, &settings)?;
-    let acme = AcmeRunner::plan(registry.clone(), &settings);
     let needs_tls = registry
         .ports()
         .borrow()
@@ -264,6 +263,9 @@ pub async fn run_with(
     } else {
         None
     };
+    // Registers the HTTP-01 prefix; the manager starts after the listeners.
+    let (acme, planned) = AcmeRunner::plan(registry.clone(), &settings, tls.clone());
+    let acme = Arc::new(acme);
     let auth = Arc::new(crate::auth::Auth::new(&settings.auth)?);
     let shared = Arc::new(Shared::new(settings.clone(), registry.clone(), &logs).with_auth(auth));
     let listen = Arc::new(ListenAddresses::new(
@@ -291,8 +293,7 @@ pub async fn run_with(
         tokio::spawn(manager.run(registry.changes(), server.stopping()));
     }
     // After the listeners: the HTTP-01 validation may come at once.
-    let acme = Arc::new(acme.with_tls(tls.clone()));
-    acme.start(&server.stopping()).await;
+    acme.start(planned, &server.stopping()).await;
     let maintenance = Arc::new(Maintenance::new(settings.clone(), logs.maintenance.clone()));
     if let Some(url) = &settings.daily_maintenance {
         // Still start: an application may register the URL later.

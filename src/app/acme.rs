@@ -81,33 +81,34 @@ pub struct AcmeRunner {
     names: Arc<ArcSwap<Vec<String>>>,
     handle: ArcSwapOption<AcmeHandle>,
     current: tokio::sync::Mutex<Option<Current>>,
-    /// The plan made at start-up, until [`AcmeRunner::start`].
-    pending: std::sync::Mutex<Option<(PlanKey, AcmePlan)>>,
 }
+
+/// The plan made at start-up, for [`AcmeRunner::start`].
+pub(super) struct Planned(Option<(PlanKey, AcmePlan)>);
 
 impl AcmeRunner {
     /// Plans ACME for `settings` and registers the HTTP-01 challenge
     /// prefix; the manager starts with [`AcmeRunner::start`], once the
-    /// listeners are up (the validation may come at once).
-    pub(super) fn plan(registry: Arc<Registry>, settings: &Settings) -> AcmeRunner {
+    /// listeners are up (the validation may come at once). `tls`: the
+    /// acceptor the certificates are bound into (reloaded after each) and
+    /// that answers TLS-ALPN-01.
+    pub(super) fn plan(
+        registry: Arc<Registry>,
+        settings: &Settings,
+        tls: Option<Arc<Tls>>,
+    ) -> (AcmeRunner, Planned) {
         let key = PlanKey::of(settings);
         let plan = plan_acme(&registry, settings, &key);
         let names = plan.as_ref().map_or_else(Vec::new, names_of);
-        AcmeRunner {
+        let runner = AcmeRunner {
             registry,
             cert_dir: settings.cert_dir.clone(),
-            tls: None,
+            tls,
             names: Arc::new(ArcSwap::from_pointee(names)),
             handle: ArcSwapOption::empty(),
             current: tokio::sync::Mutex::new(None),
-            pending: std::sync::Mutex::new(plan.map(|p| (key, p))),
-        }
-    }
-
-    /// The TLS acceptor the certificates are bound into (reloaded after
-    /// each) and that answers TLS-ALPN-01.
-    pub(super) fn with_tls(self, tls: Option<Arc<Tls>>) -> AcmeRunner {
-        AcmeRunner { tls, ..self }
+        };
+        (runner, Planned(plan.map(|p| (key, p))))
     }
 
     /// The names ACME looks after, as they change with reloads.
@@ -121,14 +122,9 @@ impl AcmeRunner {
     }
 
     /// Starts the manager planned at start-up, if any.
-    pub(super) async fn start(&self, stopping: &watch::Receiver<bool>) {
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+    pub(super) async fn start(&self, planned: Planned, stopping: &watch::Receiver<bool>) {
         let mut current = self.current.lock().await;
-        *current = pending.map(|(key, plan)| self.spawn(key, plan, stopping));
+        *current = planned.0.map(|(key, plan)| self.spawn(key, plan, stopping));
     }
 
     /// Follows a reloaded configuration: nothing when the plan is the
