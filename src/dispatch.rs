@@ -268,28 +268,17 @@ async fn serve_site(
         raw_path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
-        prefix_segments: 0,
+        prefix_segments: route.prefix.segments(),
         conn,
         remote_user: user.map(|u| &*u.0),
     };
-    answer_site(site, route, request, body).await
+    answer_site(site, request, body).await
 }
 
-/// A site's answer to `req` (its `prefix_segments` filled in from the
-/// route), with its error pages and its response headers: shared by
-/// hyper's path and the one without hyper (`server::direct`).
-pub async fn answer_site(
-    site: &Site,
-    route: &Route,
-    mut req: SiteRequest<'_>,
-    body: RequestBody,
-) -> Response<Body> {
-    req.prefix_segments = route
-        .prefix
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .count();
+/// A site's answer to `req`, with its error pages and its response
+/// headers: shared by hyper's path and the one without hyper
+/// (`server::direct`).
+pub async fn answer_site(site: &Site, req: SiteRequest<'_>, body: RequestBody) -> Response<Body> {
     let mut res = match site.serve(&req, body).await {
         Ok(res) => res,
         Err(e) => site.error_page(errors::site_error_response(&e)).await,

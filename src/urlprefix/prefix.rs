@@ -333,6 +333,12 @@ impl UrlPrefix {
         &self.path
     }
 
+    /// How many path segments the prefix has (`/` has none, `/a/b/` two):
+    /// what a site drops from a request path before its lookup.
+    pub fn segments(&self) -> usize {
+        self.path.split('/').filter(|s| !s.is_empty()).count()
+    }
+
     /// The normalised comparison key of the path ([`normalize_path`] of
     /// [`path`](Self::path)); starts and ends with `/`.
     pub fn path_key(&self) -> &str {

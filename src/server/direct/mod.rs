@@ -187,11 +187,11 @@ where
                 raw_path: req.target.path(),
                 query: req.target.query(),
                 headers: &headers,
-                prefix_segments: 0,
+                prefix_segments: route.prefix.segments(),
                 conn,
                 remote_user: None,
             };
-            dispatch::answer_site(site, &route, request, RequestBody::Empty).await
+            dispatch::answer_site(site, request, RequestBody::Empty).await
         }
         (Handler::Proxy(backend), Some(_place)) => {
             let forwarded = backend.forward_bodiless(
