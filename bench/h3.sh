@@ -140,17 +140,6 @@ for s in "${SERVERS[@]}"; do
     log "$s answers over HTTP/3 on udp/$tp ($how)"
 done
 
-# cpu_ticks PID: utime + stime + cutime + cstime of PID (all its threads)
-# and of its live descendants, in clock ticks.
-cpu_ticks() {
-    local p t total=0
-    for p in "$1" $(descendants "$1"); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }') || continue
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 # udp_sock PORT FIELD: a skmem field of the server's UDP socket(s) on
 # 127.0.0.1:PORT, summed (ss -m): d = datagrams dropped because the receive
@@ -171,10 +160,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     ((r % 2)) || order=(caddy portshare)
     for s in "${order[@]}"; do
         log "round $r/$ROUNDS: h3load -c$CONNS -m$STREAMS -d$DUR --warmup $WARMUP $s"
-        t0=$(cpu_ticks "${PID[$s]}") d0=$(udp_sock "${TLS_PORT[$s]}" d)
+        t0=$(proc_cpu_ms "${PID[$s]}") d0=$(udp_sock "${TLS_PORT[$s]}" d)
         out=$BENCH_TMP/raw/h3load-$s-$r
         if line=$(h3load_run "$out" "${TLS_PORT[$s]}" -c"$CONNS" -m"$STREAMS" -d"$DUR" --warmup "$WARMUP"); then
-            t1=$(cpu_ticks "${PID[$s]}") d1=$(udp_sock "${TLS_PORT[$s]}" d)
+            t1=$(proc_cpu_ms "${PID[$s]}") d1=$(udp_sock "${TLS_PORT[$s]}" d)
             DROPS[$s]=$((DROPS[$s] + d1 - d0))
             rps=$(field "$line" req_per_s) n_all=$(field "$line" all_requests)
             e=$(($(field "$line" errors) + $(field "$line" conn_errors)))
@@ -182,7 +171,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             RPS[$s]+=" $rps"
             P50[$s]+=" $(field "$line" p50_ms)"
             P99[$s]+=" $(field "$line" p99_ms)"
-            cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$n_all" 'BEGIN { if (n > 0) printf "%.1f", t / hz / n * 1e6 }')
+            cpu=$(awk -v t=$((t1 - t0)) -v n="$n_all" 'BEGIN { if (n > 0) printf "%.1f", t / n * 1e3 }')
             CPU[$s]+=" $cpu"
             log "  $s: $rps req/s, ${cpu:-?} µs CPU/request, p99 $(field "$line" p99_ms) ms, $e errors, $((d1 - d0)) UDP drops"
             if ((e > 0)); then sed '/^requests=/d; s/^/    /' "$out" >&2; fi
