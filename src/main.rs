@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use portshare::cli::{self, Command, ServiceAction};
 
+mod allocator;
 mod service;
 
 fn main() -> ExitCode {
@@ -153,10 +154,3 @@ mod systemd {
     pub fn notify_ready() {}
     pub fn notify_stopping() {}
 }
-
-// mimalloc keeps allocations of different sizes apart and hands freed pages
-// back to the system: after a burst of connections (each with 16 KiB of
-// hyper buffers) goes idle, the memory is returned instead of staying
-// fragmented in glibc's heap. It is also faster for many small allocations.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
