@@ -1,5 +1,5 @@
-//! Keep-alive connections between requests. An idle plain-HTTP/1 connection
-//! is parked (hyper lets go of it, the socket stays open) and resumed when
+//! Keep-alive connections between requests. An idle HTTP/1 connection,
+//! plain or TLS, is parked (hyper lets go of it, the socket stays open) and resumed when
 //! the client sends again; the client must see one ordinary keep-alive
 //! connection throughout.
 
@@ -7,9 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::accept_all::AcceptAll;
 use common::{RawResponse, TestServer};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 fn server(extra: &str) -> TestServer {
     TestServer::prepare(extra, |p| {
@@ -33,7 +36,7 @@ fn parked_and_resumed(mut s: TestServer) -> (usize, usize) {
 }
 
 /// Reads exactly one response (Content-Length framed) from `c`.
-fn read_response(c: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+fn read_response(c: &mut impl Read, buf: &mut Vec<u8>) -> RawResponse {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -58,7 +61,7 @@ fn read_response(c: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
 }
 
 /// Sends `GET path` on `c` and reads its response.
-fn get(c: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> RawResponse {
+fn get(c: &mut (impl Read + Write), buf: &mut Vec<u8>, path: &str) -> RawResponse {
     c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
     read_response(c, buf)
@@ -216,6 +219,64 @@ fn a_crowded_server_parks_at_once_and_still_serves_every_request() {
     let (parked, resumed) = parked_and_resumed(s);
     assert!(
         parked >= 3 && resumed >= 3,
+        "parked {parked}, resumed {resumed}"
+    );
+}
+
+/// A TLS connection to the server's HTTPS port, with only `version`.
+fn connect_tls(
+    s: &TestServer,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> StreamOwned<ClientConnection, TcpStream> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", s.https_port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    StreamOwned::new(conn, tcp)
+}
+
+#[test]
+fn an_idle_https_connection_is_parked_and_resumed() {
+    let s = TestServer::prepare_tls("", |p| {
+        std::fs::write(p.join("a.txt"), "aaa").unwrap();
+        std::fs::write(p.join("b.txt"), "bbbb").unwrap();
+    })
+    .launch(&[("RUST_LOG", "warn,portshare::park=debug")]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut c = connect_tls(&s, version);
+        let mut buf = Vec::new();
+        for (path, body) in [("/a.txt", "aaa"), ("/b.txt", "bbbb")] {
+            assert_eq!(get(&mut c, &mut buf, path).text(), body, "{version:?}");
+            pause();
+        }
+        // Pipelined after the gap, in one TLS record: the first read of the
+        // resumed round takes them all.
+        c.write_all(
+            b"GET /b.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(read_response(&mut c, &mut buf).text(), "bbbb");
+        assert_eq!(read_response(&mut c, &mut buf).text(), "aaa");
+        pause();
+        // A head split across records and an idle gap.
+        c.write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
+        c.flush().unwrap();
+        pause();
+        c.write_all(b"st: x\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut c, &mut buf).text(), "aaa", "{version:?}");
+    }
+    let (parked, resumed) = parked_and_resumed(s);
+    // Per connection: after each of the two single requests and after the
+    // pipelined pair (a partial head is never parked).
+    assert!(
+        parked >= 6 && resumed >= 6,
         "parked {parked}, resumed {resumed}"
     );
 }

@@ -1,14 +1,14 @@
 //! One client connection, from accept to close: the TLS handshake, HTTP.sys's
 //! checks ([`Guarded`]), hyper (or `direct`), and parking between requests.
 //!
-//! A plain-HTTP/1 keep-alive connection is served in rounds. A round starts
+//! An HTTP/1 keep-alive connection, plain or TLS, is served in rounds. A round starts
 //! in `direct`, which answers proxied requests without hyper, and goes on
 //! as one hyper connection on the socket from the first request `direct`
 //! does not serve; it ends when the guard parks the
 //! connection (idle for a while, nothing in flight; see `guard`). Between rounds the task
-//! holds only the socket and waits for it to become readable, so ten
-//! thousand idle keep-alive clients cost little more than their sockets.
-//! HTTPS connections are served in a single round, HTTP/2 ones by hyper.
+//! holds only the socket (over TLS, with rustls's session state) and waits
+//! for it to become readable, so ten thousand idle keep-alive clients cost
+//! little more than their sockets. An HTTP/2 connection is one hyper round.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,11 +23,12 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+use tokio_rustls::server::TlsStream;
 
 use super::activity::Activity;
 use super::direct::{self, Served};
 use super::drain::Drained;
-use super::guard::{GuardContext, Guarded, Park};
+use super::guard::{GuardContext, Guarded, Park, Parked};
 use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, Shared};
@@ -79,7 +80,7 @@ pub(super) async fn serve(
     let info = Arc::new(ConnInfo::new(peer, local, ctx.tls.is_some()));
     let activity = Arc::new(Activity::default());
     match &ctx.tls {
-        None => serve_plain(stream, &ctx, &info, &activity, &mut drain).await,
+        None => serve_in_rounds(stream, &ctx, &info, &activity, &mut drain, None).await,
         // Boxed: the TLS state would otherwise make every task that large.
         Some(tls) => Box::pin(serve_tls(stream, tls, &ctx, &info, &activity, &mut drain)).await,
     }
@@ -106,66 +107,128 @@ async fn serve_tls(
                 .advertised(info.local, stream.get_ref().1.server_name())
         })
         .map(|a| a.value.clone());
-    let mut io = Guarded::new(stream, ctx.guard_context(info, activity));
-    // As on plain HTTP, but in a single round (an HTTPS connection is not
-    // parked).
-    match direct::serve(&mut io, &ctx.shared, info, drain, alt_svc.as_ref()).await {
-        Served::Ended => {}
-        Served::ToHyper => serve_round(ctx, info, io, activity, drain, alt_svc).await,
+    serve_in_rounds(stream, ctx, info, activity, drain, alt_svc).await;
+}
+
+/// A connection's stream, which can wait for the client's next bytes
+/// while the connection is parked.
+trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The client's socket, whose readiness ends the wait.
+    fn socket(&self) -> &TcpStream;
+    /// Something already received is waiting to be read (plaintext rustls
+    /// decrypted but the guard did not take): no need to wait at all.
+    fn has_buffered(&self) -> bool;
+}
+
+impl Parkable for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+    fn has_buffered(&self) -> bool {
+        false
     }
 }
 
-async fn serve_plain(
-    stream: TcpStream,
+impl Parkable for TlsStream<TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+    fn has_buffered(&self) -> bool {
+        // rustls wants to read only once its plaintext is all taken (and
+        // no close_notify is waiting to be reported). tokio-rustls
+        // processes every complete record it reads, so what is left in
+        // rustls's own buffer is a partial record, whose rest the socket
+        // will announce.
+        !self.get_ref().1.wants_read()
+    }
+}
+
+/// Serves a connection in rounds: each starts in `direct` and goes on in
+/// hyper if need be, until the guard parks the connection. Parked, the
+/// task holds only the stream (and for TLS, rustls's session state) and
+/// waits for the client's next bytes.
+async fn serve_in_rounds<S: Parkable>(
+    mut stream: S,
     ctx: &ListenerContext,
     info: &Arc<ConnInfo>,
     activity: &Arc<Activity>,
     drain: &mut watch::Receiver<bool>,
+    alt_svc: Option<HeaderValue>,
 ) {
-    let mut io = Guarded::new(stream, ctx.guard_context(info, activity));
+    let mut resumed = None;
     loop {
-        let (to, mut handed_back) = oneshot::channel();
-        let mut round = io.with_park(Park {
-            open_connections: ctx.shared.open_connections.clone(),
-            to,
-        });
-        // Boxed, so that the state of a round is freed while the
-        // connection is parked rather than kept inline in this task.
-        let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain, None)).await;
-        match served {
-            Served::Ended => drop(round),
-            Served::ToHyper => Box::pin(serve_round(ctx, info, round, activity, drain, None)).await,
-        }
-        let Ok(parked) = handed_back.try_recv() else {
+        // Boxed: a round's state (the guard, `direct`'s or hyper's) is
+        // freed while the connection is parked, so that this task keeps
+        // only what a parked connection needs.
+        let round = Box::pin(serve_round_parkable(
+            stream,
+            resumed,
+            ctx,
+            info,
+            activity,
+            drain,
+            alt_svc.as_ref(),
+        ));
+        let Some(parked) = round.await else {
             return; // closed for good: by the client, an error or a timer
         };
         // Observable, so that tests can tell parking happened (it is
         // otherwise invisible to the client, by design).
         tracing::debug!(target: "portshare::park", peer = %info.peer, "connection parked");
-        drop(handed_back); // its allocation, while the connection waits
         let _parked = crate::metrics::ParkedConnection::enter();
 
-        tokio::select! {
-            ready = parked.stream.readable() => {
-                if ready.is_err() {
+        if !parked.stream.has_buffered() {
+            tokio::select! {
+                ready = parked.stream.socket().readable() => {
+                    if ready.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(parked.idle_deadline) => {
+                    let guard = ctx.guard_context(info, activity);
+                    tracing::debug!(peer = %info.peer, "idle timer fired on a parked connection");
+                    guard.log_idle_timeout();
                     return;
                 }
+                _ = drained(drain) => return,
             }
-            _ = tokio::time::sleep_until(parked.idle_deadline) => {
-                let guard = ctx.guard_context(info, activity);
-                tracing::debug!(peer = %info.peer, "idle timer fired on a parked connection");
-                guard.log_idle_timeout();
-                return;
-            }
-            _ = drained(drain) => return,
         }
         tracing::debug!(target: "portshare::park", peer = %info.peer, "parked connection resumed");
-        io = Guarded::resume(
-            parked.stream,
-            ctx.guard_context(info, activity),
-            parked.idle_deadline,
-        );
+        stream = parked.stream;
+        resumed = Some(parked.idle_deadline);
     }
+}
+
+/// One round on `stream` (`resumed`: after parking, with the idle deadline
+/// it had); the stream back if the guard parked it.
+async fn serve_round_parkable<S: Parkable>(
+    stream: S,
+    resumed: Option<tokio::time::Instant>,
+    ctx: &ListenerContext,
+    info: &Arc<ConnInfo>,
+    activity: &Arc<Activity>,
+    drain: &mut watch::Receiver<bool>,
+    alt_svc: Option<&HeaderValue>,
+) -> Option<Parked<S>> {
+    let guard = ctx.guard_context(info, activity);
+    let io = match resumed {
+        None => Guarded::new(stream, guard),
+        Some(idle_deadline) => Guarded::resume(stream, guard, idle_deadline),
+    };
+    let (to, mut handed_back) = oneshot::channel();
+    let mut round = io.with_park(Park {
+        open_connections: ctx.shared.open_connections.clone(),
+        to,
+    });
+    // Boxed apart: a round that goes on in hyper frees `direct`'s state.
+    let served = Box::pin(direct::serve(&mut round, &ctx.shared, info, drain, alt_svc)).await;
+    match served {
+        Served::Ended => drop(round),
+        Served::ToHyper => {
+            serve_round(ctx, info, round, activity, drain, alt_svc.cloned()).await;
+        }
+    }
+    handed_back.try_recv().ok()
 }
 
 /// One hyper connection on `io`, until it ends or the guard parks it.

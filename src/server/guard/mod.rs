@@ -26,7 +26,8 @@
 //! reports end-of-stream to hyper, which then closes its side cleanly
 //! (without shutting the socket: that is a no-op here), and the socket is
 //! handed back through [`Park`]. The connection loop waits for the next
-//! bytes with nothing but the socket, then starts a fresh hyper connection
+//! bytes with nothing but the socket (and, over TLS, rustls's session
+//! state, about 4 KiB of it a read buffer), then starts a fresh hyper connection
 //! on it. The client sees one keep-alive connection throughout.
 //!
 //! Written by hand because no HTTP library offers HTTP.sys's answers; the
@@ -56,8 +57,8 @@ mod park;
 mod timers;
 
 use head::RequestLine;
-pub use park::Park;
 use park::PARK_AFTER;
+pub use park::{Park, Parked};
 use timers::SendWatch;
 
 /// Where the byte stream from the client stands.

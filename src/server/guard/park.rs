@@ -38,8 +38,8 @@ pub struct Parked<S> {
 }
 
 impl<S> Guarded<S> {
-    /// Lets the guard park the connection when it goes idle (plain
-    /// HTTP/1 only: see the module documentation).
+    /// Lets the guard park the connection when it goes idle (HTTP/1
+    /// only: see the module documentation).
     pub fn with_park(mut self, park: Park<S>) -> Guarded<S> {
         self.park = Some(park);
         self
