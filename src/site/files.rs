@@ -114,7 +114,9 @@ impl Resolved {
 
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<String, CacheEntry>,
+    /// Keyed by request paths, so seeded (foldhash's is, per process, and
+    /// much cheaper than SipHash for short keys).
+    entries: HashMap<String, CacheEntry, foldhash::fast::RandomState>,
     /// Sum of `cached_bytes` over the entries.
     bytes: usize,
 }

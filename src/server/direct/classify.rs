@@ -89,11 +89,14 @@ pub(super) fn visible(value: &[u8]) -> Option<&str> {
 
 /// The head's fields as hyper would give them to a handler; `None` when a
 /// name or value is one hyper refuses (it then answers the request).
-pub(super) fn header_map(fields: &[httparse::Header<'_>]) -> Option<http::HeaderMap> {
+/// `fields` were parsed from `head`: the values are slices of it, shared
+/// rather than copied (one allocation less per field).
+pub(super) fn header_map(head: &Bytes, fields: &[httparse::Header<'_>]) -> Option<http::HeaderMap> {
     let mut map = http::HeaderMap::with_capacity(fields.len());
     for field in fields {
         let name = http::header::HeaderName::from_bytes(field.name.as_bytes()).ok()?;
-        let value = http::header::HeaderValue::from_bytes(field.value).ok()?;
+        let value =
+            http::header::HeaderValue::from_maybe_shared(head.slice_ref(field.value)).ok()?;
         map.append(name, value);
     }
     Some(map)

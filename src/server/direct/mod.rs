@@ -179,7 +179,7 @@ where
         // The queue place is held until the response head is ready.
         (Handler::Site(site), Some(_place)) => {
             // The site reads conditional, range and encoding fields by name.
-            let Some(headers) = header_map(parsed.headers) else {
+            let Some(headers) = header_map(head, parsed.headers) else {
                 return Answered::NotMine;
             };
             let request = SiteRequest {
