@@ -22,7 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod linux {
     /// `mi_option_arena_eager_commit` in mimalloc.h (v2 and v3), which
     /// libmimalloc-sys does not name.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    pub(super) const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
     /// Run by the loader with the other constructors, before `main` and
     /// before anything is allocated through Rust.
@@ -34,5 +34,20 @@ mod linux {
         // SAFETY: sets an option's default, before any other thread
         // exists; it allocates nothing.
         unsafe { libmimalloc_sys::mi_option_set_default(ARENA_EAGER_COMMIT, 0) };
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// The constructor ran before the test harness: the option reads 0
+    /// unless the environment chose otherwise.
+    #[test]
+    fn arenas_are_not_committed_eagerly() {
+        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_some() {
+            return; // the environment decides, as documented
+        }
+        // SAFETY: reads a process-wide option.
+        let value = unsafe { libmimalloc_sys::mi_option_get(super::linux::ARENA_EAGER_COMMIT) };
+        assert_eq!(value, 0);
     }
 }
