@@ -209,6 +209,9 @@ pub struct UrlPrefix {
     path: String,
     /// `normalize_path(path)`: decoded, dot segments removed, lowercase; ends with `/`.
     key: String,
+    /// How many segments `path` has: counted once here, not on every
+    /// request a site answers (about 200 instructions each).
+    segments: usize,
 }
 
 impl UrlPrefix {
@@ -310,6 +313,7 @@ impl UrlPrefix {
             port,
             path: path.to_owned(),
             key: key.into_owned(),
+            segments: path.split('/').filter(|s| !s.is_empty()).count(),
         })
     }
 
@@ -336,7 +340,7 @@ impl UrlPrefix {
     /// How many path segments the prefix has (`/` has none, `/a/b/` two):
     /// what a site drops from a request path before its lookup.
     pub fn segments(&self) -> usize {
-        self.path.split('/').filter(|s| !s.is_empty()).count()
+        self.segments
     }
 
     /// The normalised comparison key of the path ([`normalize_path`] of

@@ -539,3 +539,10 @@ fn many_registrations() {
         Lookup::NoPathMatch
     );
 }
+
+#[test]
+fn segments_count_the_registered_path() {
+    assert_eq!(p("http://+:80/").segments(), 0);
+    assert_eq!(p("http://+:80/a/").segments(), 1);
+    assert_eq!(p("http://+:80/a/b/").segments(), 2);
+}
