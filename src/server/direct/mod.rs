@@ -40,8 +40,9 @@ use super::guard::{Guarded, Next};
 use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, LoggedRequest, Shared};
+use crate::proxy::Backend;
 use crate::registry::Handler;
-use crate::site::SiteRequest;
+use crate::site::{Site, SiteRequest};
 
 mod classify;
 mod date;
@@ -103,6 +104,12 @@ where
     }
 }
 
+/// The handlers whose requests this module answers.
+enum Answerer<'r> {
+    Site(&'r Site),
+    Proxy(&'r Backend),
+}
+
 enum Answered {
     KeepAlive,
     /// The request or the response said `Connection: close` (HTTP.sys's
@@ -153,12 +160,11 @@ where
     else {
         return Answered::NotMine;
     };
-    if !matches!(
-        route.registration.handler,
-        Handler::Proxy(_) | Handler::Site(_)
-    ) {
-        return Answered::NotMine;
-    }
+    let answerer = match &route.registration.handler {
+        Handler::Site(site) => Answerer::Site(site),
+        Handler::Proxy(backend) => Answerer::Proxy(backend),
+        _ => return Answered::NotMine,
+    };
     let started = std::time::Instant::now();
     // A password-protected prefix is checked by the dispatcher (hyper's path).
     if !shared.auth.is_empty() && shared.auth.covers_path(conn, req.target.path(), host) {
@@ -174,10 +180,10 @@ where
         user: None,
     };
     let stats = &route.registration.stats;
-    let mut res = match (&route.registration.handler, stats.enter()) {
+    let mut res = match (answerer, stats.enter()) {
         (_, None) => dispatch::queue_full(shared, conn, &logged, &route.registration),
         // The queue place is held until the response head is ready.
-        (Handler::Site(site), Some(_place)) => {
+        (Answerer::Site(site), Some(_place)) => {
             // The site reads conditional, range and encoding fields by name.
             let Some(headers) = header_map(head, parsed.headers) else {
                 return Answered::NotMine;
@@ -193,7 +199,7 @@ where
             };
             dispatch::answer_site(site, request, RequestBody::Empty).await
         }
-        (Handler::Proxy(backend), Some(_place)) => {
+        (Answerer::Proxy(backend), Some(_place)) => {
             let forwarded = backend.forward_bodiless(
                 &req.method,
                 req.target.as_str(),
@@ -213,8 +219,6 @@ where
                 dispatch::proxy_failed(shared, conn, &logged, &e)
             })
         }
-        // Not reached: the handler was checked above.
-        (_, Some(_place)) => return Answered::NotMine,
     };
     if let Some(value) = alt_svc {
         res.headers_mut()
