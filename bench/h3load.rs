@@ -184,16 +184,10 @@ impl Stats {
 // the same work as a real client's. The tests' verifier, not a copy.
 #[path = "../tests/common/accept_all.rs"]
 mod accept_all;
-use accept_all::AcceptAll;
+use accept_all::accepting_client;
 
 fn client_config() -> Result<quinn::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| format!("TLS settings: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
+    let mut tls = accepting_client(&[&rustls::version::TLS13]);
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| format!("QUIC TLS settings: {e}"))?;

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 use common::log_lines::Lines;
 use common::{free_port, thumbprint, wait_for, TestServer};
 use rustls::pki_types::pem::PemObject;
@@ -688,13 +688,7 @@ fn first_run_certhash(s: &TestServer) -> String {
 /// A handshake with SNI `NAME` (an ACME name without its certificate yet)
 /// completes with the first-run localhost certificate, not an alert.
 fn assert_first_run_certificate_served(s: &TestServer) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
+    let config = accepting_client(rustls::DEFAULT_VERSIONS);
     let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();
     let (body, served) = https_get_served(https, NAME, Arc::new(config), "/")
         .unwrap_or_else(|e| panic!("handshake with SNI {NAME}: {e}"));

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 use common::log_lines::Lines;
 use common::{thumbprint, wait_for, TestServer};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 
 /// `src/acme/mod.rs`'s `ACME_APPID`, as documented.
 const ACME_APPID: &str = "{7a1f5a0e-ac3e-4e2d-8f01-61636d650001}";
@@ -254,13 +254,7 @@ fn stdout(o: &std::process::Output) -> String {
 /// A GET over HTTPS with SNI `NAME`: the body and the thumbprint of the
 /// certificate served (any is accepted).
 fn served_for_name(s: &TestServer) -> (String, String) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
+    let config = accepting_client(rustls::DEFAULT_VERSIONS);
     let name = ServerName::try_from(NAME.to_owned()).expect("name");
     let conn = ClientConnection::new(Arc::new(config), name).expect("client");
     let https: SocketAddr = ([127, 0, 0, 1], s.https_port).into();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -98,12 +98,7 @@ impl Clients {
             .with_root_certificates(roots)
             .with_no_client_auth();
         trusting.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let mut any = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAll(provider())))
-            .with_no_client_auth();
+        let mut any = accepting_client(rustls::DEFAULT_VERSIONS);
         any.alpn_protocols = vec![b"http/1.1".to_vec()];
         Clients {
             trusting: Arc::new(trusting),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -143,13 +143,7 @@ fn logs(s: &TestServer) -> String {
 // ---------------------------------------------------------------------------
 
 fn client_tls(alpn: &[u8]) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
+    let mut tls = accepting_client(rustls::DEFAULT_VERSIONS);
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls
 }

@@ -10,9 +10,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 use common::{RawResponse, TestServer};
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 
 fn server(extra: &str) -> TestServer {
     TestServer::prepare(extra, |p| {
@@ -228,13 +228,7 @@ fn connect_tls(
     s: &TestServer,
     version: &'static rustls::SupportedProtocolVersion,
 ) -> StreamOwned<ClientConnection, TcpStream> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
+    let config = accepting_client(&[version]);
     let name = "localhost".try_into().unwrap();
     let conn = ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", s.https_port)).unwrap();

@@ -12,19 +12,12 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::accept_all::AcceptAll;
+use common::accept_all::accepting_client;
 use common::TestServer;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 
 fn client(version: &'static rustls::SupportedProtocolVersion) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[version])
-        .expect("protocol version")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
-    Arc::new(config)
+    Arc::new(accepting_client(&[version]))
 }
 
 /// One HTTPS request on a new connection; how its handshake went.

@@ -8,7 +8,20 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme, SupportedProtocolVersion};
+
+/// A client on ring with `versions` (`rustls::DEFAULT_VERSIONS`: TLS 1.3
+/// and 1.2) that takes whatever certificate the server sends. Not in an
+/// `Arc`, so that callers can add ALPN protocols.
+pub fn accepting_client(versions: &[&'static SupportedProtocolVersion]) -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("ring supports every TLS version rustls has")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+        .with_no_client_auth()
+}
 
 #[derive(Debug)]
 pub struct AcceptAll(pub Arc<CryptoProvider>);
