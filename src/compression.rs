@@ -25,6 +25,7 @@ use http::{Response, StatusCode};
 use http_body::{Frame, SizeHint};
 
 use crate::body::Body;
+use crate::headers::RequestFields;
 
 /// A content coding portshare can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,14 +270,9 @@ impl Accepted {
         out
     }
 
-    /// From a request's header map.
-    pub fn from_headers(headers: &HeaderMap) -> Accepted {
-        Accepted::parse(
-            headers
-                .get_all(header::ACCEPT_ENCODING)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
+    /// From a request's fields.
+    pub fn from_headers(headers: RequestFields<'_>) -> Accepted {
+        Accepted::parse(headers.get_all(&header::ACCEPT_ENCODING))
     }
 
     /// The coding to use among `offered` (in the server's order): the
@@ -429,28 +425,11 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
-    pub fn from_headers(headers: &HeaderMap, head: bool) -> RequestFacts {
+    pub fn from_headers(headers: RequestFields<'_>, head: bool) -> RequestFacts {
         RequestFacts {
             accepted: Accepted::from_headers(headers),
             head,
-            range: headers.contains_key(header::RANGE),
-        }
-    }
-
-    /// From an HTTP/1.1 head's fields as `httparse` gives them (the
-    /// proxy's path without hyper).
-    pub fn from_fields(fields: &[httparse::Header<'_>], head: bool) -> RequestFacts {
-        let mut range = false;
-        let accepted = Accepted::parse(fields.iter().filter_map(|f| {
-            range |= f.name.eq_ignore_ascii_case("range");
-            f.name
-                .eq_ignore_ascii_case("accept-encoding")
-                .then_some(f.value)
-        }));
-        RequestFacts {
-            accepted,
-            head,
-            range,
+            range: headers.contains(&header::RANGE),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::body::{Body, RequestBody};
 use crate::config::Settings;
 use crate::conn::ConnInfo;
 use crate::errors::{self, HttpSysError};
+use crate::headers::RequestFields;
 use crate::logs::{AccessRecord, HttpErrRecord, LineSink, Logs};
 use crate::proxy::ProxyError;
 use crate::registry::{route, Handler, Registry, Route};
@@ -267,7 +268,7 @@ async fn serve_site(
         method: &parts.method,
         raw_path: parts.uri.path(),
         query: parts.uri.query(),
-        headers: &parts.headers,
+        headers: RequestFields::Map(&parts.headers),
         prefix_segments: route.prefix.segments(),
         conn,
         remote_user: user.map(|u| &*u.0),

@@ -55,6 +55,9 @@ async fn meta_variables_for_get_with_query_and_path_info() {
         .header("Authorization", "Basic c2VjcmV0")
         .header("Proxy", "http://evil.example/")
         .header("Cookie", "a=1")
+        .header("X-Multi", "1")
+        .header("Accept", "*/*")
+        .header("X-Multi", "2")
         .send()
         .await
         .expect("request");
@@ -90,6 +93,8 @@ async fn meta_variables_for_get_with_query_and_path_info() {
     assert_eq!(var("REDIRECT_STATUS"), Some("200"));
     assert_eq!(var("HTTP_X_TEST"), Some("hello"));
     assert_eq!(var("HTTP_COOKIE"), Some("a=1"));
+    // One variable per name, its values joined in the request's order.
+    assert_eq!(var("HTTP_X_MULTI"), Some("1, 2"));
     assert_eq!(var("HTTP_HOST"), Some(format!("127.0.0.1:{port}").as_str()));
     let logs = s.logs().canonicalize().expect("logs").display().to_string();
     assert_eq!(var("PORTSHARE_LOG_DIR"), Some(logs.as_str()));

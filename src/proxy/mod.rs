@@ -74,6 +74,7 @@ use tokio::time::Instant;
 use crate::body::{Body, RequestBody};
 use crate::compression::{self, CompressConfig, RequestFacts};
 use crate::conn::ConnInfo;
+use crate::headers::RequestFields;
 use crate::workers::PerWorker;
 
 use body::{Exchange, ResponseBody};
@@ -312,10 +313,12 @@ impl Backend {
         // closed; it goes again on a new one, unless it could have had an
         // effect that must not happen twice.
         let may_retry = !has_body && parts.method.is_idempotent();
-        let facts = self
-            .compress
-            .enabled()
-            .then(|| RequestFacts::from_headers(&parts.headers, parts.method == Method::HEAD));
+        let facts = self.compress.enabled().then(|| {
+            RequestFacts::from_headers(
+                RequestFields::Map(&parts.headers),
+                parts.method == Method::HEAD,
+            )
+        });
         let body = has_body.then_some((body, chunked));
         let (response, exchange) = self
             .send(&head, body, &parts.method, upgrade, may_retry)
@@ -364,7 +367,8 @@ impl Backend {
         // body comes back (chunked when its length is unknown), so
         // compressed answers need no detour through hyper.
         if self.compress.enabled() {
-            let facts = RequestFacts::from_fields(fields, *method == Method::HEAD);
+            let facts =
+                RequestFacts::from_headers(RequestFields::Parsed(fields), *method == Method::HEAD);
             compression::compress_response(&self.compress, &facts, &mut res);
         }
         Ok(res)

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::files::{Compressed, FileEntry, Representation, Resolved};
@@ -20,7 +20,7 @@ use super::path::SitePath;
 use super::{file_body, not_modified, Site, SiteError, SiteRequest, VARY_AE};
 use crate::body::Body;
 use crate::compression::{self, Accepted, Encoding, RequestFacts, MIN_SIZE};
-use crate::headers::SERVER;
+use crate::headers::{RequestFields, SERVER};
 
 /// The coding a file goes out in.
 pub(super) enum Coding<'f> {
@@ -54,7 +54,7 @@ impl Site {
     /// A `Range` request always gets identity.
     pub(super) fn choose_encoding<'f>(
         &self,
-        headers: &HeaderMap,
+        headers: RequestFields<'_>,
         file: &'f FileEntry,
         policy: Option<&HeaderValue>,
     ) -> Chosen<'f> {
@@ -71,7 +71,7 @@ impl Site {
         let vary = has_siblings || on_the_fly;
         // The common case of a file that never varies costs no header
         // parsing.
-        if !vary || headers.contains_key(header::RANGE) {
+        if !vary || headers.contains(&header::RANGE) {
             return Chosen {
                 coding: Coding::Identity,
                 vary,

@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response};
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -58,7 +58,7 @@ use super::files::FileResolver;
 use super::path::SitePath;
 use super::{SiteError, SiteRequest, SCRIPT_EXTENSIONS};
 use crate::body::Body;
-use crate::headers::SERVER;
+use crate::headers::{as_str, RequestFields, SERVER};
 
 /// Entries listed at most; more and the listing says it was cut.
 pub(super) const MAX_ENTRIES: usize = 10_000;
@@ -354,11 +354,11 @@ fn sort(entries: &mut [Entry], key: SortKey, order: Order) {
 /// given the q of the most specific range that matches it (RFC 9110
 /// §12.5.1: `application/json` over `application/*` over `*/*`); a tie,
 /// as with `*/*` or no `Accept` at all, is HTML.
-fn wants_json(headers: &HeaderMap) -> bool {
+fn wants_json(headers: RequestFields<'_>) -> bool {
     let mut json: Option<(u8, f32)> = None;
     let mut html: Option<(u8, f32)> = None;
-    for value in headers.get_all(header::ACCEPT) {
-        let Ok(value) = value.to_str() else { continue };
+    for value in headers.get_all(&header::ACCEPT) {
+        let Some(value) = as_str(value) else { continue };
         for item in value.split(',') {
             let mut parts = item.split(';');
             let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -571,25 +571,25 @@ fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
+    fn wants(accept: &str) -> bool {
+        let mut h = http::HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+        wants_json(RequestFields::Map(&h))
     }
 
     #[test]
     fn json_only_when_ranked_above_html() {
-        assert!(!wants_json(&HeaderMap::new()));
-        assert!(wants_json(&accept("application/json")));
-        assert!(wants_json(&accept("text/html;q=0.5, application/json")));
-        assert!(wants_json(&accept("application/*")));
-        assert!(!wants_json(&accept("*/*")));
-        assert!(!wants_json(&accept(
+        assert!(!wants_json(RequestFields::Parsed(&[])));
+        assert!(wants("application/json"));
+        assert!(wants("text/html;q=0.5, application/json"));
+        assert!(wants("application/*"));
+        assert!(!wants("*/*"));
+        assert!(!wants(
             "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-        )));
-        assert!(!wants_json(&accept("application/json;q=0, */*")));
-        assert!(!wants_json(&accept("application/json;q=0.4, text/html")));
-        assert!(!wants_json(&accept("application/json, text/html")));
+        ));
+        assert!(!wants("application/json;q=0, */*"));
+        assert!(!wants("application/json;q=0.4, text/html"));
+        assert!(!wants("application/json, text/html"));
     }
 
     #[test]

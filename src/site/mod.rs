@@ -35,7 +35,7 @@ use crate::body::{Body, RequestBody};
 use crate::compression::CompressConfig;
 use crate::config::{Settings, SiteConfig};
 use crate::conn::ConnInfo;
-use crate::headers::SERVER;
+use crate::headers::{as_str, RequestFields, SERVER};
 use cgi::{Cgi, CgiError, ScriptTarget};
 use compressed::Coding;
 use files::{FileEntry, FileResolver, Representation, Resolved};
@@ -78,7 +78,7 @@ pub struct SiteRequest<'a> {
     /// The URL path as received (percent-encoded).
     pub raw_path: &'a str,
     pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
+    pub headers: RequestFields<'a>,
     /// Segments of the registered prefix's path, dropped before the lookup.
     pub prefix_segments: usize,
     pub conn: &'a ConnInfo,
@@ -356,13 +356,12 @@ fn etag_matches(list: &str, etag: &HeaderValue) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours)
 }
 
-fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: SystemTime) -> bool {
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
-        return etag_matches(inm.to_str().unwrap_or(""), etag);
+fn not_modified(headers: RequestFields<'_>, etag: &HeaderValue, modified: SystemTime) -> bool {
+    if let Some(inm) = headers.get(&header::IF_NONE_MATCH) {
+        return etag_matches(as_str(inm).unwrap_or(""), etag);
     }
     let Some(ims) = headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
+        .get_str(&header::IF_MODIFIED_SINCE)
         .and_then(|v| httpdate::parse_http_date(v).ok())
     else {
         return false;
@@ -379,13 +378,13 @@ fn whole_seconds(t: SystemTime) -> u64 {
 /// A single `bytes=` range, inclusive bounds. Several ranges are answered
 /// with the whole file (allowed by RFC 9110 and what most servers do).
 fn requested_range(
-    headers: &HeaderMap,
+    headers: RequestFields<'_>,
     repr: &Representation,
 ) -> Result<Option<(u64, u64)>, SiteError> {
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    let Some(range) = headers.get_str(&header::RANGE) else {
         return Ok(None);
     };
-    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+    if let Some(if_range) = headers.get_str(&header::IF_RANGE) {
         let date_ok = httpdate::parse_http_date(if_range)
             .map(|d| whole_seconds(d) == whole_seconds(repr.modified))
             .unwrap_or(false);

@@ -114,7 +114,7 @@ impl Redirects {
 
 /// The request's host name without its port (IPv6 literals keep brackets).
 fn request_host(req: &SiteRequest<'_>) -> Option<String> {
-    let host = req.headers.get(header::HOST)?.to_str().ok()?;
+    let host = req.headers.get_str(&header::HOST)?;
     let name = if host.starts_with('[') {
         host.split_once(']').map(|(h, _)| format!("{h}]"))?
     } else {
@@ -173,7 +173,7 @@ mod tests {
             method: &http::Method::GET,
             raw_path: path,
             query: None,
-            headers: &headers,
+            headers: crate::headers::RequestFields::Map(&headers),
             prefix_segments: 0,
             conn: &conn,
             remote_user: None,

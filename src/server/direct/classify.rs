@@ -74,30 +74,3 @@ pub(super) fn classify<'h>(
     }
     Some(req)
 }
-
-/// A header value as `HeaderValue::to_str` gives it: visible ASCII only.
-pub(super) fn visible(value: &[u8]) -> Option<&str> {
-    if value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-    {
-        std::str::from_utf8(value).ok()
-    } else {
-        None
-    }
-}
-
-/// The head's fields as hyper would give them to a handler; `None` when a
-/// name or value is one hyper refuses (it then answers the request).
-/// `fields` were parsed from `head`: the values are slices of it, shared
-/// rather than copied (one allocation less per field).
-pub(super) fn header_map(head: &Bytes, fields: &[httparse::Header<'_>]) -> Option<http::HeaderMap> {
-    let mut map = http::HeaderMap::with_capacity(fields.len());
-    for field in fields {
-        let name = http::header::HeaderName::from_bytes(field.name.as_bytes()).ok()?;
-        let value =
-            http::header::HeaderValue::from_maybe_shared(head.slice_ref(field.value)).ok()?;
-        map.append(name, value);
-    }
-    Some(map)
-}

@@ -7,9 +7,9 @@
 //! second time and encode the response. For a proxied application the
 //! proxy writes the backend's request straight from the client's header
 //! fields and parses the answer itself: about a third fewer instructions
-//! per request (bench/RESULTS.md, (f)). For a site the fields go into a
-//! `HeaderMap` once and the site's own code answers, the same call hyper's
-//! path makes (`dispatch::answer_site`).
+//! per request (bench/RESULTS.md, (f)). A site reads the parsed fields
+//! (`RequestFields::Parsed`, no `HeaderMap`) and its own code answers, the
+//! same call hyper's path makes (`dispatch::answer_site`).
 //!
 //! The rule is simple: a connection (plain or TLS) starts here, and the first
 //! request that is not an HTTP/1.1 `GET` or `HEAD` without a body and
@@ -40,6 +40,7 @@ use super::guard::{Guarded, Next};
 use crate::body::RequestBody;
 use crate::conn::ConnInfo;
 use crate::dispatch::{self, LoggedRequest, Shared};
+use crate::headers::{as_str, RequestFields};
 use crate::proxy::Backend;
 use crate::registry::Handler;
 use crate::site::{Site, SiteRequest};
@@ -48,7 +49,7 @@ mod classify;
 mod date;
 mod encode;
 
-use classify::{classify, header_map, visible};
+use classify::classify;
 use encode::write_response;
 
 /// Header fields in a request head (hyper's limit too: a head with more
@@ -154,7 +155,7 @@ where
     ) else {
         return Answered::NotMine;
     };
-    let host = req.host.and_then(visible);
+    let host = req.host.and_then(as_str);
     let Ok(route) =
         crate::registry::route_to(&shared.registry.snapshot(), conn, req.target.path(), host)
     else {
@@ -175,8 +176,8 @@ where
         path: req.target.path(),
         target: req.target.as_str(),
         version: "HTTP/1.1",
-        referer: req.referer.and_then(visible),
-        user_agent: req.user_agent.and_then(visible),
+        referer: req.referer.and_then(as_str),
+        user_agent: req.user_agent.and_then(as_str),
         user: None,
     };
     let stats = &route.registration.stats;
@@ -184,15 +185,13 @@ where
         (_, None) => dispatch::queue_full(shared, conn, &logged, &route.registration),
         // The queue place is held until the response head is ready.
         (Answerer::Site(site), Some(_place)) => {
-            // The site reads conditional, range and encoding fields by name.
-            let Some(headers) = header_map(head, parsed.headers) else {
-                return Answered::NotMine;
-            };
+            // The site reads conditional, range and encoding fields by
+            // name, from the parsed fields: no map is built.
             let request = SiteRequest {
                 method: &req.method,
                 raw_path: req.target.path(),
                 query: req.target.query(),
-                headers: &headers,
+                headers: RequestFields::Parsed(parsed.headers),
                 prefix_segments: route.prefix.segments(),
                 conn,
                 remote_user: None,

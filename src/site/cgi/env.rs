@@ -75,8 +75,7 @@ impl Cgi {
         set("SERVER_PROTOCOL", "HTTP/1.1".into());
         let host = req
             .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
+            .get_str(&header::HOST)
             .map(host_without_port)
             .filter(|h| !h.is_empty());
         let local_ip = conn.local.ip().to_canonical();
@@ -104,13 +103,13 @@ impl Cgi {
             set("AUTH_TYPE", "Basic".into());
             set("REMOTE_USER", user.into());
         }
-        if let Some(v) = req.headers.get(header::CONTENT_LENGTH) {
-            set("CONTENT_LENGTH", env_value(v.as_bytes()));
+        if let Some(v) = req.headers.get(&header::CONTENT_LENGTH) {
+            set("CONTENT_LENGTH", env_value(v));
         }
-        if let Some(v) = req.headers.get(header::CONTENT_TYPE) {
-            set("CONTENT_TYPE", env_value(v.as_bytes()));
+        if let Some(v) = req.headers.get(&header::CONTENT_TYPE) {
+            set("CONTENT_TYPE", env_value(v));
         }
-        for name in req.headers.keys() {
+        for name in req.headers.names() {
             let n = name.as_str();
             if n.contains('_')
                 || matches!(
@@ -126,11 +125,11 @@ impl Cgi {
             }
             let separator: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
             let mut value = Vec::new();
-            for (i, v) in req.headers.get_all(name).iter().enumerate() {
+            for (i, v) in req.headers.get_all(&name).enumerate() {
                 if i > 0 {
                     value.extend_from_slice(separator);
                 }
-                value.extend_from_slice(v.as_bytes());
+                value.extend_from_slice(v);
             }
             let var = format!("HTTP_{}", n.to_ascii_uppercase().replace('-', "_"));
             set(&var, env_value(&value));
