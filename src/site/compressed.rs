@@ -206,7 +206,7 @@ impl Site {
             etag: compression::etag_for(&file.plain.etag, enc),
         };
         self.files.keep_compressed(
-            &path.key(),
+            path.key(),
             resolved,
             enc.index(),
             Compressed {

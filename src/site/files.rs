@@ -149,7 +149,7 @@ impl FileResolver {
     pub async fn resolve(&self, path: &SitePath) -> Result<Arc<Resolved>, SiteError> {
         let key = path.key();
         if let Ok(cache) = self.cache.read() {
-            if let Some(e) = cache.entries.get(&key) {
+            if let Some(e) = cache.entries.get(key) {
                 if e.checked.elapsed() < REVALIDATE_AFTER {
                     e.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(e.resolved.clone());
@@ -157,7 +157,7 @@ impl FileResolver {
             }
         }
         let root = self.root.clone();
-        let segments = path.segments.clone();
+        let segments: Vec<String> = path.segments().map(str::to_owned).collect();
         let trailing = path.trailing_slash;
         let resolved =
             tokio::task::spawn_blocking(move || resolve_blocking(&root, &segments, trailing))
@@ -168,7 +168,7 @@ impl FileResolver {
             let size = resolved.cached_bytes();
             let mut created = SystemTime::now();
             let mut hits = 0;
-            if let Some(old) = cache.entries.remove(&key) {
+            if let Some(old) = cache.entries.remove(key) {
                 cache.bytes -= old.resolved.cached_bytes();
                 // Unchanged file: the same cached response lives on.
                 if same_content(&old.resolved, &resolved) {
@@ -184,7 +184,7 @@ impl FileResolver {
             }
             cache.bytes += size;
             cache.entries.insert(
-                key,
+                key.to_owned(),
                 CacheEntry {
                     resolved: resolved.clone(),
                     checked: Instant::now(),
@@ -240,7 +240,7 @@ impl FileResolver {
     /// [`resolve`]: FileResolver::resolve
     pub(super) async fn directory(&self, path: &SitePath) -> Result<PathBuf, SiteError> {
         let mut dir = self.root.clone();
-        dir.extend(&path.segments);
+        dir.extend(path.segments());
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
             let real = dir.canonicalize().map_err(not_found_or)?;
@@ -278,7 +278,7 @@ impl FileResolver {
         candidates: Vec<usize>,
     ) -> Result<Option<FoundScript>, SiteError> {
         let root = self.root.clone();
-        let segments = path.segments.clone();
+        let segments: Vec<String> = path.segments().map(str::to_owned).collect();
         tokio::task::spawn_blocking(move || find_script_blocking(&root, &segments, &candidates))
             .await
             .map_err(|e| SiteError::Io(io::Error::other(e)))?

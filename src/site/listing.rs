@@ -119,14 +119,7 @@ pub(super) async fn answer(
         (to_json(&entries)?, &JSON)
     } else {
         let title = percent_decode_str(req.raw_path).decode_utf8_lossy();
-        let page = to_html(
-            &title,
-            &entries,
-            truncated,
-            !path.segments.is_empty(),
-            key,
-            order,
-        );
+        let page = to_html(&title, &entries, truncated, !path.is_root(), key, order);
         (page.into_bytes(), &HTML)
     };
 

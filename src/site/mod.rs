@@ -279,8 +279,7 @@ impl Site {
         }
         let mut extensions = Vec::new();
         let candidates: Vec<usize> = path
-            .segments
-            .iter()
+            .segments()
             .enumerate()
             .filter_map(|(i, seg)| {
                 let ext = self.cgi.script_extension(seg)?;
@@ -306,9 +305,9 @@ impl Site {
         let named = req.prefix_segments + found.segments;
         let script_name = format!(
             "/{}",
-            full.segments.get(..named).unwrap_or_default().join("/")
+            full.segments().take(named).collect::<Vec<_>>().join("/")
         );
-        let rest = path.segments.get(found.segments..).unwrap_or_default();
+        let rest = path.segments().skip(found.segments);
         let mut path_info = String::new();
         for seg in rest {
             path_info.push('/');

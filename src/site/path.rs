@@ -12,10 +12,13 @@ use std::borrow::Cow;
 
 use super::SiteError;
 
-/// A request path split into decoded, checked segments.
+/// A request path as decoded, checked segments: kept joined with `/` in
+/// one string, which is also the file cache's key (one allocation per
+/// request instead of one per segment, plus the vector and the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SitePath {
-    pub segments: Vec<String>,
+    /// The segments joined with `/`, and a final `/` for a directory URL.
+    key: String,
     /// The URL path ended with `/` (a directory URL).
     pub trailing_slash: bool,
 }
@@ -36,11 +39,12 @@ impl SitePath {
         } else {
             Cow::Borrowed(raw)
         };
-        if decoded.chars().any(|c| c.is_control() || c == '\\') {
+        if has_control_or_backslash(&decoded) {
             return Err(SiteError::BadPath);
         }
         let trailing_slash = decoded.ends_with('/');
-        let mut segments = Vec::new();
+        let mut key = String::with_capacity(decoded.len());
+        let mut skipped = 0;
         for seg in decoded.split('/') {
             match seg {
                 "" | "." => {}
@@ -51,27 +55,55 @@ impl SitePath {
                     return Err(SiteError::NotFound)
                 }
                 s if s.starts_with('.') => return Err(SiteError::NotFound),
-                s => segments.push(s.to_owned()),
+                _ if skipped < skip => skipped += 1,
+                s => {
+                    if !key.is_empty() {
+                        key.push('/');
+                    }
+                    key.push_str(s);
+                }
             }
         }
-        if skip > segments.len() {
+        if skipped < skip {
             return Err(SiteError::NotFound);
         }
-        segments.drain(..skip);
+        if trailing_slash {
+            key.push('/');
+        }
         Ok(SitePath {
-            segments,
+            key,
             trailing_slash,
         })
     }
 
-    /// The cache key: segments joined with `/`, plus a marker for the slash.
-    pub fn key(&self) -> String {
-        let mut k = self.segments.join("/");
-        if self.trailing_slash {
-            k.push('/');
-        }
-        k
+    /// The decoded segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.key.split('/').filter(|s| !s.is_empty())
     }
+
+    /// No segment: the site's (or the prefix's) root.
+    pub fn is_root(&self) -> bool {
+        self.segments().next().is_none()
+    }
+
+    /// The cache key: the segments joined with `/`, plus a final `/` for a
+    /// directory URL.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// `char::is_control` (C0, DEL, C1) or a backslash anywhere. Request paths
+/// are ASCII nearly always: then one pass over the bytes decides, folded
+/// without an early exit so that it is vectorised.
+fn has_control_or_backslash(s: &str) -> bool {
+    let (ascii_special, non_ascii) = s.bytes().fold((false, false), |(special, high), b| {
+        (
+            special | (b < 0x20) | (b == 0x7f) | (b == b'\\'),
+            high | (b >= 0x80),
+        )
+    });
+    ascii_special || (non_ascii && s.chars().any(|c| c.is_control()))
 }
 
 #[cfg(test)]
@@ -81,10 +113,22 @@ mod tests {
     #[test]
     fn decodes_and_splits() {
         let p = SitePath::parse("/a/b%20c/", 0).unwrap();
-        assert_eq!(p.segments, vec!["a", "b c"]);
+        assert_eq!(p.segments().collect::<Vec<_>>(), ["a", "b c"]);
         assert!(p.trailing_slash);
-        let p = SitePath::parse("/app/x.txt", 1).unwrap();
-        assert_eq!(p.segments, vec!["x.txt"]);
+        assert_eq!(p.key(), "a/b c/");
+        let p = SitePath::parse("//app/./x.txt", 1).unwrap();
+        assert_eq!(p.segments().collect::<Vec<_>>(), ["x.txt"]);
+        assert_eq!(p.key(), "x.txt");
+        let p = SitePath::parse("/app/", 1).unwrap();
+        assert!(p.is_root());
+        assert_eq!(p.key(), "/");
+        let p = SitePath::parse("/caf%c3%a9", 0).unwrap();
+        assert_eq!(p.key(), "café");
+        assert!(SitePath::parse("/", 0).is_ok_and(|p| p.is_root() && p.key() == "/"));
+        assert!(matches!(
+            SitePath::parse("/app", 2),
+            Err(SiteError::NotFound)
+        ));
     }
 
     #[test]
@@ -95,6 +139,8 @@ mod tests {
             "/a%2f..%2fx",
             "/a\\x",
             "/%00",
+            "/a%7f",
+            "/a%c2%85b",
             "/%c0%ae%c0%ae/x",
         ] {
             assert!(
