@@ -12,11 +12,11 @@ pub static SERVER: HeaderValue =
 
 /// A request's header fields, whichever parser read them: hyper's
 /// `HeaderMap`, or the fields `httparse` found in the head (`server::direct`
-/// answers without building a map: about 1,800 instructions less per
-/// request, bench/instructions.sh). Both hold the same names and values:
-/// hyper reads heads with `httparse` too and turns its fields into a map
-/// unchecked (`proto/h1/role.rs`), as httparse's name and value rules are
-/// `http`'s. Lookups go by `HeaderName`, in any case, first value first.
+/// answers without building a map for each request). Both hold the same
+/// names and values: hyper reads heads with `httparse` too and turns its
+/// fields into a map unchecked (`proto/h1/role.rs`), as httparse's name and
+/// value rules are `http`'s. Lookups go by `HeaderName`, in any case, first
+/// value first.
 #[derive(Clone, Copy, Debug)]
 pub enum RequestFields<'a> {
     Map(&'a HeaderMap),

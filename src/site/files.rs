@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 use super::path::SitePath;
 use super::SiteError;
@@ -58,6 +58,19 @@ pub struct FileEntry {
     /// that asks for it and kept while this entry is cached, within the
     /// cache's byte budget ([`FileResolver::keep_compressed`]).
     pub compressed: [OnceLock<Compressed>; 3],
+    /// The header fields of the whole file's plain `200` answer, made by
+    /// the site at the first such request and cloned for the next ones.
+    pub answer_fields: OnceLock<AnswerFields>,
+}
+
+/// A file answer's header fields, and the two site settings they were made
+/// with (the cache does not know the site's settings; a field set made
+/// with others is not used).
+#[derive(Debug)]
+pub struct AnswerFields {
+    pub cache_control: Option<HeaderValue>,
+    pub vary: bool,
+    pub fields: HeaderMap,
 }
 
 /// A file's content compressed on the fly, kept in the cache.
@@ -402,6 +415,7 @@ fn resolve_blocking(
         content_type,
         extension,
         compressed: Default::default(),
+        answer_fields: OnceLock::new(),
     })))
 }
 
