@@ -43,6 +43,69 @@ impl Body {
     {
         Body::Stream(UnsyncBoxBody::new(body))
     }
+
+    /// This body, calling `done` once with the number of data bytes it
+    /// yielded, when it ends or is dropped (the client went away first):
+    /// for what only the sent body tells, an access-log line's size.
+    pub fn counted(self, done: impl FnOnce(u64) + Send + 'static) -> Body {
+        Body::stream(Counted {
+            inner: self,
+            bytes: 0,
+            done: Some(Box::new(done)),
+        })
+    }
+}
+
+/// See [`Body::counted`].
+struct Counted {
+    inner: Body,
+    bytes: u64,
+    done: Option<Box<dyn FnOnce(u64) + Send>>,
+}
+
+impl Counted {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(self.bytes);
+        }
+    }
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        match &frame {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 impl http_body::Body for Body {

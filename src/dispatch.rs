@@ -145,11 +145,11 @@ pub async fn handle(
             Ok(user) => fields.user = user,
             Err(denied) => {
                 let logged = fields.logged();
-                let res = errors::auth_response(&denied);
+                let mut res = errors::auth_response(&denied);
                 if let Some(reason) = denied.reason() {
                     log_httperr_reason(&shared, &conn, &logged, res.status().as_u16(), reason);
                 }
-                log_access(&shared, &conn, &logged, &res);
+                log_access(&shared, &conn, &logged, &mut res);
                 count(routed.as_ref().ok(), bytes_in, &res, started);
                 return Ok(res);
             }
@@ -159,7 +159,7 @@ pub async fn handle(
     // A place in the registration's request queue (RequestQueueLimit),
     // held until the response head is ready.
     let place = routed.as_ref().ok().map(|r| r.registration.stats.enter());
-    let res = match &routed {
+    let mut res = match &routed {
         Err(err) => {
             log_httperr(&shared, &conn, &logged, *err);
             err.response()
@@ -195,7 +195,7 @@ pub async fn handle(
         },
     };
     drop(place);
-    log_access(&shared, &conn, &logged, &res);
+    log_access(&shared, &conn, &logged, &mut res);
     count(routed.as_ref().ok(), bytes_in, &res, started);
     Ok(res)
 }
@@ -354,12 +354,23 @@ fn request_record<'a>(
 }
 
 /// Writes the access-log line for a request and its response.
-pub fn log_access(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, res: &Response<Body>) {
+///
+/// The size is the `Content-Length`. A streamed body without one (CGI
+/// output, a chunked proxied answer) is counted as it goes out, and its
+/// line logged when it ends: the line then follows the lines of requests
+/// that finished earlier, as in nginx's and Apache's logs.
+pub fn log_access(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &LoggedRequest<'_>,
+    res: &mut Response<Body>,
+) {
     let bytes = res
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let streamed = bytes.is_none() && matches!(res.body(), Body::Stream(_));
     let record = AccessRecord {
         client: &conn.client_ip,
         method: req.method,
@@ -371,5 +382,11 @@ pub fn log_access(shared: &Shared, conn: &ConnInfo, req: &LoggedRequest<'_>, res
         user_agent: req.user_agent,
         user: req.user,
     };
-    shared.access_log.send(record.line());
+    if streamed && req.method != "HEAD" {
+        let line = record.pending(&shared.access_log);
+        let body = std::mem::replace(res.body_mut(), Body::empty());
+        *res.body_mut() = body.counted(move |bytes| line.finish(bytes));
+    } else {
+        shared.access_log.send(record.line());
+    }
 }

@@ -506,43 +506,96 @@ impl AccessRecord<'_> {
     /// every request, and the formatting machinery cost more than the rest
     /// of the logging together.
     pub fn line(&self) -> String {
-        let mut s = String::with_capacity(
-            96 + self.client.len()
-                + self.target.len()
-                + self.referer.map_or(0, str::len)
-                + self.user_agent.map_or(0, str::len),
-        );
+        let mut s = String::with_capacity(self.capacity());
+        self.push_before_size(&mut s);
+        push_size(&mut s, self.bytes);
+        self.push_after_size(&mut s);
+        s
+    }
+
+    /// The line of a response whose size is known once its body has been
+    /// sent (a stream without `Content-Length`): `bytes` is not used.
+    pub fn pending(&self, sink: &LineSink) -> PendingLine {
+        let mut before = String::with_capacity(self.capacity());
+        self.push_before_size(&mut before);
+        let mut after = String::new();
+        self.push_after_size(&mut after);
+        PendingLine {
+            before,
+            after,
+            sink: sink.clone(),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        96 + self.client.len()
+            + self.target.len()
+            + self.referer.map_or(0, str::len)
+            + self.user_agent.map_or(0, str::len)
+    }
+
+    /// Everything up to the status and the space after it.
+    fn push_before_size(&self, s: &mut String) {
         s.push_str(self.client);
         s.push_str(" - ");
         match self.user {
             // Names are checked when added (`portshare user add`); escaped
             // all the same, and a space too, which would split the field.
-            Some(user) if !user.is_empty() => push_escaped_field(&mut s, user),
+            Some(user) if !user.is_empty() => push_escaped_field(s, user),
             _ => s.push('-'),
         }
         s.push_str(" [");
-        push_clf_time(&mut s);
+        push_clf_time(s);
         s.push_str("] \"");
         s.push_str(self.method);
         s.push(' ');
-        push_escaped(&mut s, self.target);
+        push_escaped(s, self.target);
         s.push(' ');
         s.push_str(self.version);
         s.push_str("\" ");
-        let mut number = itoa::Buffer::new();
-        s.push_str(number.format(self.status));
+        s.push_str(itoa::Buffer::new().format(self.status));
         s.push(' ');
-        match self.bytes {
-            Some(b) => s.push_str(number.format(b)),
-            None => s.push('-'),
-        }
+    }
+
+    /// Referer, user agent and the line's end.
+    fn push_after_size(&self, s: &mut String) {
         for field in [self.referer, self.user_agent] {
             s.push_str(" \"");
-            push_escaped(&mut s, field.unwrap_or("-"));
+            push_escaped(s, field.unwrap_or("-"));
             s.push('"');
         }
         s.push('\n');
-        s
+    }
+}
+
+/// `%b`: the body's size, `-` when it is not known.
+fn push_size(s: &mut String, bytes: Option<u64>) {
+    match bytes {
+        Some(b) => s.push_str(itoa::Buffer::new().format(b)),
+        None => s.push('-'),
+    }
+}
+
+/// An access-log line waiting for its response's size (see
+/// [`AccessRecord::pending`]). The time in it is the request's.
+pub struct PendingLine {
+    before: String,
+    after: String,
+    sink: LineSink,
+}
+
+impl PendingLine {
+    /// Logs the line with the `bytes` the body had (`-` for none, as
+    /// Apache's `%b`).
+    pub fn finish(self, bytes: u64) {
+        let PendingLine {
+            mut before,
+            after,
+            sink,
+        } = self;
+        push_size(&mut before, (bytes > 0).then_some(bytes));
+        before.push_str(&after);
+        sink.send(before);
     }
 }
 
@@ -722,6 +775,26 @@ mod tests {
             without_time(&r.line()),
             "192.0.2.7 - - [T] \"GET / HTTP/1.1\" 404 - \"-\" \"-\"\n"
         );
+    }
+
+    /// A pending line is the line, with the size it is finished with.
+    #[test]
+    fn pending_line_is_the_line_with_the_size_sent() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let sink = LineSink {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let mut r = record("/cgi/x.sh?a=1", Some("curl/8.0"));
+        r.bytes = None;
+        r.pending(&sink).finish(5_242_880);
+        r.pending(&sink).finish(0);
+        r.bytes = Some(5_242_880);
+        let sent = rx.try_recv().expect("a line");
+        assert_eq!(without_time(&sent), without_time(&r.line()));
+        r.bytes = None;
+        let empty = rx.try_recv().expect("a line");
+        assert_eq!(without_time(&empty), without_time(&r.line()), "no body: -");
     }
 
     #[test]

@@ -167,6 +167,9 @@ async fn post_body_is_streamed_to_the_script_and_back() {
     let got = res.bytes().await.expect("body");
     assert_eq!(got.len(), body.len());
     assert!(got[..] == body[..], "echoed body differs");
+    // Through hyper (a request with a body): the size sent is logged too.
+    let line = logged_line(&s, "\"POST /echo.sh HTTP/1.1\"");
+    assert!(line.contains("\" 200 200000 \""), "{line}");
 }
 
 #[tokio::test]
@@ -239,6 +242,9 @@ async fn large_output_arrives_complete() {
         .collect();
     assert_eq!(got.len(), expected.len());
     assert!(got[..] == expected[..], "output differs");
+    // No Content-Length: the access log has the size that was sent.
+    let line = access_line(&s, "/big.sh");
+    assert!(line.contains("\" 200 5242880 \""), "{line}");
 }
 
 #[test]
@@ -414,12 +420,16 @@ fn stop_and_read_log(s: &mut TestServer) -> String {
 
 /// Waits for the access-log line of a request for `path`.
 fn access_line(s: &TestServer, path: &str) -> String {
+    logged_line(s, &format!("\"GET {path} HTTP/"))
+}
+
+/// Waits for the access-log line that contains `needle`.
+fn logged_line(s: &TestServer, needle: &str) -> String {
     let log = s.logs().join("access.log");
-    let needle = format!("\"GET {path} HTTP/");
     wait_for(Duration::from_secs(5), "the access log line", || {
         std::fs::read_to_string(&log)
             .ok()
-            .and_then(|t| t.lines().find(|l| l.contains(&needle)).map(str::to_owned))
+            .and_then(|t| t.lines().find(|l| l.contains(needle)).map(str::to_owned))
     })
 }
 

@@ -223,7 +223,7 @@ where
         res.headers_mut()
             .insert(http::header::ALT_SVC, value.clone());
     }
-    dispatch::log_access(shared, conn, &logged, &res);
+    dispatch::log_access(shared, conn, &logged, &mut res);
     dispatch::count(Some(&route), 0, &res, started);
     let closing = closing || req.close;
     match write_response(io, res, req.method == Method::HEAD, closing, out).await {
