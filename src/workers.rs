@@ -1,7 +1,8 @@
 //! Connection workers: one single-threaded tokio runtime per core.
 //!
-//! Accepted connections are handed out round-robin, and each one lives on
-//! its worker for good. A connection's wake-ups then stay on one thread: no
+//! Each worker accepts connections itself (on Windows they are handed out
+//! round-robin; `server::accept`), and each one lives on its worker for
+//! good. A connection's wake-ups then stay on one thread: no
 //! work-stealing, no cross-core task migration, and no futex call to wake a
 //! sibling worker for every request, which is where a multi-threaded
 //! runtime spent its time under many small requests. Blocking work
@@ -119,6 +120,14 @@ impl Workers {
     /// One worker per available core.
     pub fn per_core() -> std::io::Result<Workers> {
         Workers::start(worker_count())
+    }
+
+    /// Runs one task made by `make` on every worker.
+    pub fn spawn_each<F>(&self, make: impl Fn() -> F) -> Vec<tokio::task::JoinHandle<()>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handles.iter().map(|h| h.spawn(make())).collect()
     }
 
     /// Runs `task` on the next worker.

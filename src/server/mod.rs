@@ -4,7 +4,8 @@
 //!
 //! Listeners follow registrations: a port is listened on (IPv4 and IPv6)
 //! while at least one registered prefix uses it, and closed when the last
-//! one goes. Each connection passes HTTP.sys's request checks
+//! one goes. Every worker accepts on every listening socket ([`accept`]).
+//! Each connection passes HTTP.sys's request checks
 //! ([`guard`]) and is then served by hyper-util's auto builder (HTTP/1.1 and
 //! HTTP/2); bodiless HTTP/1.1 requests to a proxied application are
 //! answered without hyper ([`direct`]) until a request comes that needs it.
@@ -12,6 +13,7 @@
 //! in-flight requests, and after the grace period whatever is left is
 //! dropped.
 
+mod accept;
 mod activity;
 mod addresses;
 mod connection;
@@ -29,7 +31,6 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -195,13 +196,15 @@ struct Listeners {
 /// One listening socket's accept loop and the switch that stops it.
 struct Accepting {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Accepting {
     async fn close(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -288,14 +291,8 @@ impl Listeners {
                     drain: self.drain.clone(),
                     alt_svc,
                 });
-                let task = tokio::spawn(accept_loop(
-                    l,
-                    ctx,
-                    self.workers.clone(),
-                    self.stop.clone(),
-                    stop_rx,
-                ));
-                open.insert(ip, Accepting { stop, task });
+                let tasks = accept::start(l, ctx, &self.workers, self.stop.clone(), stop_rx);
+                open.insert(ip, Accepting { stop, tasks });
             }
         }
         Ok(())
@@ -396,55 +393,4 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
         // shut hold at most 16 MiB until MinSendRate ends the connection.
         .max_send_buf_size(64 * 1024);
     builder
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<connection::ListenerContext>,
-    workers: Arc<Workers>,
-    mut stop_all: watch::Receiver<bool>,
-    mut stop_this: watch::Receiver<bool>,
-) {
-    let shared = ctx.shared.clone();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop_all.changed() => break,
-            _ = stop_this.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: keep serving the connections we have.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(local) = stream.local_addr() else {
-            continue;
-        };
-        // MaxConnections: over the limit, the connection is closed at once.
-        let slot = match &shared.connection_slots {
-            None => None,
-            Some(slots) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::debug!(%peer, "MaxConnections reached; connection refused");
-                    continue;
-                }
-            },
-        };
-        // The connection moves to a worker's reactor.
-        let Ok(stream) = stream.into_std() else {
-            continue;
-        };
-        let ctx = ctx.clone();
-        workers.spawn(async move {
-            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                return;
-            };
-            connection::serve(stream, peer, local, ctx, slot).await;
-        });
-    }
 }
