@@ -21,6 +21,10 @@ use crate::proxy::ProxyError;
 use crate::registry::{route, Handler, Registry, Route};
 use crate::site::{Site, SiteRequest};
 
+/// Every `MaxConnections` place is taken.
+#[derive(Debug)]
+pub struct Full;
+
 /// State shared by every connection.
 pub struct Shared {
     pub settings: Arc<Settings>,
@@ -28,7 +32,7 @@ pub struct Shared {
     pub access_log: LineSink,
     pub httperr_log: LineSink,
     /// `MaxConnections`: `None` when unlimited (0).
-    pub connection_slots: Option<Arc<tokio::sync::Semaphore>>,
+    connection_slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Client connections open now, on every listener.
     pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
     /// The password-protected prefixes (`[auth:NAME]`).
@@ -53,6 +57,20 @@ impl Shared {
             httperr_log: logs.httperr.clone(),
             auth: Arc::default(),
             stopping: Default::default(),
+        }
+    }
+
+    /// A new connection's place among `MaxConnections` (TCP and QUIC
+    /// alike), held until it closes: `Ok(None)` when there is no limit,
+    /// `Err(Full)` when every place is taken.
+    pub fn connection_slot(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Full> {
+        match &self.connection_slots {
+            None => Ok(None),
+            Some(slots) => slots
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| Full),
         }
     }
 

@@ -119,15 +119,9 @@ fn admit(
 ) -> Option<(SocketAddr, Option<OwnedSemaphorePermit>)> {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok()?;
-    let slot = match &ctx.shared.connection_slots {
-        None => None,
-        Some(slots) => match slots.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                tracing::debug!(%peer, "MaxConnections reached; connection refused");
-                return None;
-            }
-        },
+    let Ok(slot) = ctx.shared.connection_slot() else {
+        tracing::debug!(%peer, "MaxConnections reached; connection refused");
+        return None;
     };
     Some((local, slot))
 }

@@ -195,16 +195,10 @@ async fn accept_loop(
             continue;
         }
         // MaxConnections: the same slots as TCP connections.
-        let slot = match &ctx.shared.connection_slots {
-            None => None,
-            Some(slots) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::debug!(%peer, "MaxConnections reached; QUIC connection refused");
-                    incoming.refuse();
-                    continue;
-                }
-            },
+        let Ok(slot) = ctx.shared.connection_slot() else {
+            tracing::debug!(%peer, "MaxConnections reached; QUIC connection refused");
+            incoming.refuse();
+            continue;
         };
         // A wildcard socket learns the address the client wrote to from
         // the packet; the certificate choice needs it (IP:port bindings).
