@@ -127,14 +127,19 @@ fn configured_registrations(
             app: app.name.clone(),
             source,
         })?;
-        if let crate::proxy::BackendTarget::Tcp { host, port } = backend.target() {
-            if own_ports.contains(&port) && is_local(host, &settings.listen) {
-                return Err(StartError::Loop {
-                    app: app.name.clone(),
-                    backend: app.backend.clone(),
-                    port,
-                });
+        match backend.target() {
+            crate::proxy::BackendTarget::Tcp { host, port } => {
+                if own_ports.contains(&port) && is_local(host, &settings.listen) {
+                    return Err(StartError::Loop {
+                        app: app.name.clone(),
+                        backend: app.backend.clone(),
+                        port,
+                    });
+                }
             }
+            // A socket file is never one of the server's ports.
+            #[cfg(unix)]
+            crate::proxy::BackendTarget::Unix(_) => {}
         }
         if let Some(timeout) = app.timeout {
             backend.set_timeout(timeout);
