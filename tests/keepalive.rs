@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +16,18 @@ use common::{RawResponse, TestServer};
 use rustls::{ClientConnection, StreamOwned};
 
 fn server(extra: &str) -> TestServer {
-    TestServer::prepare(extra, |p| {
-        std::fs::write(p.join("a.txt"), "aaa").unwrap();
-        std::fs::write(p.join("b.txt"), "bbbb").unwrap();
-    })
-    // Parking is invisible to a client by design: the server says when it
-    // parks and resumes a connection, and the tests count that.
-    .launch(&[("RUST_LOG", "warn,portshare::park=debug")])
+    TestServer::prepare(extra, public_files).launch(&[PARK_LOG])
 }
+
+/// The two files every test here asks for.
+fn public_files(public: &Path) {
+    std::fs::write(public.join("a.txt"), "aaa").unwrap();
+    std::fs::write(public.join("b.txt"), "bbbb").unwrap();
+}
+
+/// Parking is invisible to a client by design: the server says when it
+/// parks and resumes a connection, and the tests count that.
+const PARK_LOG: (&str, &str) = ("RUST_LOG", "warn,portshare::park=debug");
 
 /// Stops the server; how many times it parked and resumed a connection.
 fn parked_and_resumed(mut s: TestServer) -> (usize, usize) {
@@ -238,11 +243,7 @@ fn connect_tls(
 
 #[test]
 fn an_idle_https_connection_is_parked_and_resumed() {
-    let s = TestServer::prepare_tls("", |p| {
-        std::fs::write(p.join("a.txt"), "aaa").unwrap();
-        std::fs::write(p.join("b.txt"), "bbbb").unwrap();
-    })
-    .launch(&[("RUST_LOG", "warn,portshare::park=debug")]);
+    let s = TestServer::prepare_tls("", public_files).launch(&[PARK_LOG]);
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let mut c = connect_tls(&s, version);
         let mut buf = Vec::new();
