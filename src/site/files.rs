@@ -170,10 +170,11 @@ impl FileResolver {
             }
         }
         let root = self.root.clone();
-        let segments: Vec<String> = path.segments().map(str::to_owned).collect();
+        let mut named = self.root.clone();
+        named.extend(path.segments());
         let trailing = path.trailing_slash;
         let resolved =
-            tokio::task::spawn_blocking(move || resolve_blocking(&root, &segments, trailing))
+            tokio::task::spawn_blocking(move || resolve_blocking(&root, named, trailing))
                 .await
                 .map_err(|e| SiteError::Io(io::Error::other(e)))??;
         let resolved = Arc::new(resolved);
@@ -291,8 +292,8 @@ impl FileResolver {
         candidates: Vec<usize>,
     ) -> Result<Option<FoundScript>, SiteError> {
         let root = self.root.clone();
-        let segments: Vec<String> = path.segments().map(str::to_owned).collect();
-        tokio::task::spawn_blocking(move || find_script_blocking(&root, &segments, &candidates))
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || find_script_blocking(&root, &path, &candidates))
             .await
             .map_err(|e| SiteError::Io(io::Error::other(e)))?
     }
@@ -300,15 +301,12 @@ impl FileResolver {
 
 fn find_script_blocking(
     root: &Path,
-    segments: &[String],
+    request: &SitePath,
     candidates: &[usize],
 ) -> Result<Option<FoundScript>, SiteError> {
     for &i in candidates {
-        let Some(named) = segments.get(..=i) else {
-            break;
-        };
         let mut path = root.to_path_buf();
-        path.extend(named);
+        path.extend(request.segments().take(i + 1));
         // Canonicalizing follows symlinks; the result must stay under the root.
         let real = match path.canonicalize() {
             Ok(r) => r,
@@ -360,13 +358,8 @@ fn not_found_or(e: io::Error) -> SiteError {
     }
 }
 
-fn resolve_blocking(
-    root: &Path,
-    segments: &[String],
-    trailing: bool,
-) -> Result<Resolved, SiteError> {
-    let mut path = root.to_path_buf();
-    path.extend(segments);
+/// `path`: the root joined with the request's segments.
+fn resolve_blocking(root: &Path, path: PathBuf, trailing: bool) -> Result<Resolved, SiteError> {
     // Canonicalizing follows symlinks; the result must stay under the root.
     let real = path.canonicalize().map_err(not_found_or)?;
     if !real.starts_with(root) {
