@@ -1,12 +1,12 @@
 //! One client connection, from accept to close: the TLS handshake, HTTP.sys's
 //! checks ([`Guarded`]), hyper (or `direct`), and parking between requests.
 //!
-//! An HTTP/1 keep-alive connection, plain or TLS, is served in rounds. A round starts
-//! in `direct`, which answers proxied requests without hyper, and goes on
-//! as one hyper connection on the socket from the first request `direct`
-//! does not serve; it ends when the guard parks the
-//! connection (idle for a while, nothing in flight; see `guard`). Between rounds the task
-//! holds only the socket (over TLS, with rustls's session state) and waits
+//! An HTTP/1 keep-alive connection, plain or TLS, is served in rounds. A
+//! round starts in `direct`, which answers sites' and proxied applications'
+//! bodiless requests without hyper, and goes on as one hyper connection on
+//! the socket from the first request `direct` does not serve; it ends when
+//! the guard parks the connection (idle for a while, nothing in flight; see
+//! `guard`). Between rounds the task holds only the socket (over TLS, with rustls's session state) and waits
 //! for it to become readable, so ten thousand idle keep-alive clients cost
 //! little more than their sockets. An HTTP/2 connection is one hyper round.
 

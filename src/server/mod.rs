@@ -7,7 +7,7 @@
 //! one goes. Every worker accepts on every listening socket ([`accept`]).
 //! Each connection passes HTTP.sys's request checks
 //! ([`guard`]) and is then served by hyper-util's auto builder (HTTP/1.1 and
-//! HTTP/2); bodiless HTTP/1.1 requests to a proxied application are
+//! HTTP/2); bodiless HTTP/1.1 requests to a site or a proxied application are
 //! answered without hyper ([`direct`]) until a request comes that needs it.
 //! Shutdown is a watch channel: accept loops stop, hyper finishes
 //! in-flight requests, and after the grace period whatever is left is
